@@ -1,0 +1,7 @@
+"""ssmblocks: composable state-space (Mamba) building blocks for image and video restoration."""
+
+from ssmblocks import ops
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "__version__"]

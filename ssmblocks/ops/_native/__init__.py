@@ -1,0 +1,119 @@
+"""ctypes bindings of the native CPU selective scan (see ``selective_scan.cpp`` for the algorithm).
+
+``native_library()`` builds/loads the library once per process. If that fails (no compiler, a broken toolchain)
+it warns once and returns ``None``; the ops then run on the pure-PyTorch path.
+Set ``SSMBLOCKS_DISABLE_NATIVE=1`` to skip the native kernel entirely.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import warnings
+
+import torch
+
+from ssmblocks.ops._native.build import BuildError, build
+
+_ABI_VERSION = 1
+CHECKPOINT_INTERVAL = 64  # kChunk in selective_scan.cpp; checked when the library loads
+
+
+class _ScanProblem(ctypes.Structure):
+    _fields_ = [
+        ("batch", ctypes.c_int64),
+        ("dim", ctypes.c_int64),
+        ("len", ctypes.c_int64),
+        ("dstate", ctypes.c_int64),
+        ("groups", ctypes.c_int64),
+        *[(name, ctypes.c_void_p) for name in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")],
+        ("softplus", ctypes.c_int32),
+        ("num_threads", ctypes.c_int32),
+    ]
+
+
+@functools.cache
+def native_library() -> ctypes.CDLL | None:
+    """The loaded kernel library, or None (with one warning) when it cannot be built here."""
+    if os.environ.get("SSMBLOCKS_DISABLE_NATIVE", "") not in ("", "0"):
+        return None
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (BuildError, OSError) as err:
+        warnings.warn(
+            f"ssmblocks: the native CPU selective-scan kernel is unavailable ({err}). Falling back to the slower "
+            "pure-PyTorch scan. Install a C++ compiler (e.g. `apt install g++`) to get the fast CPU path.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    lib.ssm_checkpoint_interval.restype = ctypes.c_int64
+    if lib.ssm_abi_version() != _ABI_VERSION or lib.ssm_checkpoint_interval() != CHECKPOINT_INTERVAL:
+        warnings.warn("ssmblocks: the native kernel does not match this version; using the PyTorch scan",
+                      RuntimeWarning, stacklevel=2)
+        return None
+    problem = ctypes.POINTER(_ScanProblem)
+    for suffix in ("f32", "f64"):
+        getattr(lib, f"ssm_forward_{suffix}").argtypes = [problem] + [ctypes.c_void_p] * 3
+        getattr(lib, f"ssm_backward_{suffix}").argtypes = [problem] + [ctypes.c_void_p] * 10
+    return lib
+
+
+def checkpoint_count(length: int) -> int:
+    """Number of stored states per (batch, channel) that the backward needs for a sequence of ``length``."""
+    return (length + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL
+
+
+def _ptr(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _problem(u, delta, A, B, C, D, z, delta_bias, softplus) -> _ScanProblem:
+    batch, dim, length = u.shape
+    return _ScanProblem(
+        batch, dim, length, A.shape[1], B.shape[1],
+        *[_ptr(t) for t in (u, delta, A, B, C, D, z, delta_bias)],
+        int(softplus), torch.get_num_threads(),
+    )
+
+
+def _suffix(dtype: torch.dtype) -> str:
+    if dtype == torch.float32:
+        return "f32"
+    if dtype == torch.float64:
+        return "f64"
+    raise TypeError(f"the native kernel computes in float32 or float64, got {dtype}")
+
+
+def forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, save_for_backward: bool):
+    """Runs the scan. All tensors: contiguous, one dtype (float32/float64), CPU; B and C grouped (b, G, N, L).
+
+    Returns (out (b, D, L), last_state (b, D, N), checkpoints (b, D, n_chunks, N) or an empty tensor).
+    """
+    batch, dim, length = u.shape
+    out = torch.empty_like(u)
+    last_state = u.new_empty(batch, dim, A.shape[1])
+    shape = (batch, dim, checkpoint_count(length), A.shape[1]) if save_for_backward else (0,)
+    checkpoints = u.new_empty(shape)
+    problem = _problem(u, delta, A, B, C, D, z, delta_bias, softplus)
+    getattr(native_library(), f"ssm_forward_{_suffix(u.dtype)}")(
+        ctypes.byref(problem), _ptr(out), _ptr(last_state), _ptr(checkpoints) if save_for_backward else None
+    )
+    return out, last_state, checkpoints
+
+
+def backward(dout, u, delta, A, B, C, D, z, delta_bias, softplus: bool, checkpoints):
+    """Gradients (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); entries for absent optional inputs are None."""
+    du, ddelta = torch.empty_like(u), torch.empty_like(delta)
+    dA, dB, dC = torch.empty_like(A), torch.empty_like(B), torch.empty_like(C)
+    dD = torch.empty(A.shape[0], dtype=u.dtype)
+    ddelta_bias = torch.empty(A.shape[0], dtype=u.dtype)
+    dz = torch.empty_like(z) if z is not None else None
+    problem = _problem(u, delta, A, B, C, D, z, delta_bias, softplus)
+    getattr(native_library(), f"ssm_backward_{_suffix(u.dtype)}")(
+        ctypes.byref(problem), _ptr(checkpoints), _ptr(dout),
+        *[_ptr(t) for t in (du, ddelta, dA, dB, dC, dD, dz, ddelta_bias)],
+    )
+    return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz,
+            ddelta_bias if delta_bias is not None else None)

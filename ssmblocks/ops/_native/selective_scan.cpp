@@ -1,0 +1,716 @@
+// Native CPU selective scan (Mamba-1): forward and backward, float32 and float64.
+//
+// Built on first use by ssmblocks/ops/_native/build.py (plain g++, no torch headers) and called through ctypes.
+// Layouts (all contiguous, row-major):
+//   u, delta, z, out, du, ddelta, dz, dout : (batch, dim, len)
+//   A, dA                                  : (dim, dstate)
+//   B, C, dB, dC                           : (batch, groups, dstate, len); channel d uses group d / (dim / groups)
+//   D, delta_bias, dD, ddelta_bias         : (dim)                     -- D, z, delta_bias may be null
+//   last_state                             : (batch, dim, dstate)
+//   checkpoints                            : (batch, dim, n_chunks, dstate), the state *before* each chunk of
+//                                            kChunk steps; written by the forward, read by the backward.
+//
+// Recurrence (per batch b, channel d, state n):
+//   dt_t = softplus(delta_t + delta_bias)  (or delta_t + delta_bias)
+//   h_t  = exp(dt_t * A[n]) * h_{t-1} + dt_t * u_t * B_t[n]
+//   y_t  = sum_n C_t[n] * h_t[n] + D * u_t ;   out_t = y_t * silu(z_t)  (when z is given)
+//
+// float32 design (see docs/benchmarks.md and shared/reference/scan-performance.md):
+//   * 16 channels of one group sit in the 16 lanes of a vector; each thread owns a (16 channels x 16 states)
+//     tile of h in registers. B_t and C_t are shared by the group, so they are scalar broadcasts.
+//   * exp is exp2 with log2(e) folded into A once, evaluated by a branch-free polynomial that vectorises.
+//   * L is processed in blocks whose per-thread buffers stay in L2; rows are prepared with vectorised
+//     element-wise passes (softplus, dt*u) and transposed into the time-major lane layout.
+//   * States beyond 16 are processed in blocks of 16 (the recurrence is independent per state), and the state
+//     count is padded to a multiple of 4 with inert states (A = B = C = 0).
+//   * Backward: the forward stores h every kChunk steps; the backward recomputes each chunk into an
+//     L2-resident history and walks it in reverse. Sums over channels (dB, dC) are lane reductions; per-thread
+//     private accumulators avoid races and are summed at the end.
+// float64 is a plain scalar implementation of the same algorithm (used for exact tests and double precision).
+//
+// Work is spread over std::threads (count given by the caller, which passes torch.get_num_threads()), so no
+// second OpenMP runtime is loaded next to torch's.
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kChunk = 64;        // checkpoint interval of the state, in steps
+constexpr int64_t kBlock = 512;       // forward block length (multiple of kChunk)
+constexpr int W = 16;                 // vector lanes = channels per tile
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct ScanProblem {
+  int64_t batch, dim, len, dstate, groups;
+  const void *u, *delta, *A, *B, *C, *D, *z, *delta_bias;
+  int32_t softplus;
+  int32_t num_threads;
+};
+
+template <class F>
+void parallel_items(int64_t n_items, int n_threads, F&& body) {
+  int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
+  std::atomic<int64_t> next{0};
+  auto worker = [&](int tid) {
+    for (int64_t i = next.fetch_add(1); i < n_items; i = next.fetch_add(1)) body(i, tid);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
+  worker(0);
+  for (auto& t : pool) t.join();
+}
+
+int64_t num_threads_for(const ScanProblem& p, int64_t items) {
+  return std::max<int64_t>(1, std::min<int64_t>(p.num_threads, items));
+}
+
+// Sums per-thread private copies [thread][n] into out[n] (out is overwritten).
+template <class T>
+void reduce_private(const std::vector<T>& priv, int64_t threads, int64_t n, T* out, int n_threads) {
+  if (!out) return;
+  const int64_t block = 1 << 14;
+  parallel_items((n + block - 1) / block, n_threads, [&](int64_t blk, int) {
+    int64_t lo = blk * block, hi = std::min(n, lo + block);
+    for (int64_t i = lo; i < hi; ++i) {
+      T s = 0;
+      for (int64_t t = 0; t < threads; ++t) s += priv[t * n + i];
+      out[i] = s;
+    }
+  });
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// float32 vector helpers (GCC/Clang vector extensions: AVX-512 on x86 with -march=native, NEON on ARM, ...)
+// ------------------------------------------------------------------------------------------------------------
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
+
+inline vf splat(float x) { return vf{} + x; }
+inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
+inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+inline vf vmax(vf a, vf b) { return a > b ? a : b; }
+inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+
+// 2^x, branch-free: round x to the nearest integer k with the 1.5*2^23 trick, 2^(x-k) by a degree-7 Taylor
+// polynomial on [-0.5, 0.5] (relative error < 1e-8 before rounding), then add k to the exponent bits.
+inline vf exp2v(vf x) {
+  x = vmin(vmax(x, splat(-126.f)), splat(126.f));
+  const vf magic = splat(12582912.f);
+  vf t = x + magic;
+  vf f = x - (t - magic);
+  vf p = splat(1.5252733804059840e-05f);
+  p = p * f + 1.5403530393381606e-04f;
+  p = p * f + 1.3333558146428443e-03f;
+  p = p * f + 9.6181291076284770e-03f;
+  p = p * f + 5.5504108664821580e-02f;
+  p = p * f + 2.4022650695910071e-01f;
+  p = p * f + 6.9314718055994531e-01f;
+  p = p * f + 1.0f;
+  vi k = (vi)t - 0x4B400000;
+  return (vf)((vi)p + (k << 23));
+}
+
+inline vf expv(vf x) { return exp2v(x * kLog2e); }
+
+// Natural log for u in [1, 2]: reduce to m in [sqrt(1/2), sqrt(2)], then the atanh series in s = (m-1)/(m+1).
+inline vf log_1_to_2(vf u) {
+  auto big = u > splat(1.41421356f);
+  vf m = big ? u * 0.5f : u;
+  vf e = big ? splat(0.69314718055994531f) : splat(0.f);
+  vf s = (m - 1.f) / (m + 1.f);
+  vf s2 = s * s;
+  vf p = splat(1.f / 9.f);
+  p = p * s2 + 1.f / 7.f;
+  p = p * s2 + 1.f / 5.f;
+  p = p * s2 + 1.f / 3.f;
+  p = p * s2 + 1.f;
+  return e + 2.f * s * p;
+}
+
+// softplus with torch's threshold (x > 20 -> x); log1p(w) = log(1+w) * w / ((1+w) - 1) keeps small w exact.
+inline vf softplusv(vf x) {
+  vf w = expv(-vmax(x, -x));
+  vf u = 1.f + w;
+  vf l1p = (u == splat(1.f)) ? w : log_1_to_2(u) * w / (u - 1.f);
+  vf r = vmax(x, splat(0.f)) + l1p;
+  return x > splat(20.f) ? x : r;
+}
+
+inline vf sigmoidv(vf x) { return 1.f / (1.f + expv(-x)); }
+
+// [a0+a1, a2+a3, ..., a14+a15, b0+b1, ..., b14+b15]
+inline vf pair_sums(vf a, vf b) {
+  const vi even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+  const vi odd = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+  return __builtin_shuffle(a, b, even) + __builtin_shuffle(a, b, odd);
+}
+
+// out[n] = sum over lanes of v[n], for 16 vectors: a tree of 15 two-source shuffles + adds.
+inline vf lane_sums16(const vf* v) {
+  vf l1[8], l2[4], l3[2];
+  for (int i = 0; i < 8; ++i) l1[i] = pair_sums(v[2 * i], v[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) l2[i] = pair_sums(l1[2 * i], l1[2 * i + 1]);
+  for (int i = 0; i < 2; ++i) l3[i] = pair_sums(l2[2 * i], l2[2 * i + 1]);
+  return pair_sums(l3[0], l3[1]);
+}
+
+// Applies f element-wise over n floats in vectors of 16; the tail goes through a zero-padded copy.
+template <int NIn, class F>
+inline void map_row(int64_t n, const float* const (&in)[NIn], float* out, F&& f) {
+  int64_t t = 0;
+  for (; t + W <= n; t += W) {
+    vf args[NIn];
+    for (int i = 0; i < NIn; ++i) args[i] = vload(in[i] + t);
+    vstore(out + t, f(args));
+  }
+  if (t < n) {
+    float tmp[NIn][W] = {};
+    for (int i = 0; i < NIn; ++i) std::memcpy(tmp[i], in[i] + t, (n - t) * sizeof(float));
+    vf args[NIn];
+    for (int i = 0; i < NIn; ++i) args[i] = vload(tmp[i]);
+    float res[W];
+    vstore(res, f(args));
+    std::memcpy(out + t, res, (n - t) * sizeof(float));
+  }
+}
+
+// sum_t a[t] * b[t] (or sum_t a[t] when b is null), vectorised.
+inline float dot_row(int64_t n, const float* a, const float* b) {
+  vf acc = splat(0.f);
+  int64_t t = 0;
+  for (; t + W <= n; t += W) acc += b ? vload(a + t) * vload(b + t) : vload(a + t);
+  float s = 0.f;
+  for (int i = 0; i < W; ++i) s += acc[i];
+  for (; t < n; ++t) s += b ? a[t] * b[t] : a[t];
+  return s;
+}
+
+// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n.
+inline void rows_to_lanes(const float* rows, int64_t stride, int64_t n, float* lanes) {
+  for (int64_t t0 = 0; t0 < n; t0 += W) {
+    int64_t tn = std::min<int64_t>(W, n - t0);
+    for (int64_t t = 0; t < tn; ++t)
+      for (int c = 0; c < W; ++c) lanes[(t0 + t) * W + c] = rows[c * stride + t0 + t];
+  }
+}
+
+inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t stride) {
+  for (int64_t t0 = 0; t0 < n; t0 += W) {
+    int64_t tn = std::min<int64_t>(W, n - t0);
+    for (int c = 0; c < W; ++c)
+      for (int64_t t = 0; t < tn; ++t) rows[c * stride + t0 + t] = lanes[(t0 + t) * W + c];
+  }
+}
+
+// Geometry of one work item: batch b, group g, a tile of up to 16 consecutive channels of that group.
+struct Tile {
+  int64_t b, g, d0, count;
+};
+
+struct Geometry32 {
+  const ScanProblem& p;
+  int64_t per_group, tiles_per_group, np;  // np: state count padded to a multiple of 4
+  explicit Geometry32(const ScanProblem& p_)
+      : p(p_), per_group(p_.dim / p_.groups), tiles_per_group((per_group + W - 1) / W),
+        np((p_.dstate + 3) / 4 * 4) {}
+  int64_t items() const { return p.batch * p.groups * tiles_per_group; }
+  Tile tile(int64_t item) const {
+    int64_t j = item % tiles_per_group, bg = item / tiles_per_group;
+    int64_t g = bg % p.groups, b = bg / p.groups;
+    int64_t d0 = g * per_group + j * W;
+    return {b, g, d0, std::min<int64_t>(W, per_group - j * W)};
+  }
+  int64_t row(const Tile& tl, int64_t c) const { return (tl.b * p.dim + tl.d0 + c) * p.len; }
+  int64_t bc_row(const Tile& tl, int64_t n) const { return ((tl.b * p.groups + tl.g) * p.dstate + n) * p.len; }
+  int64_t n_chunks() const { return (p.len + kChunk - 1) / kChunk; }
+  int64_t ckpt(const Tile& tl, int64_t c, int64_t k) const {
+    return ((tl.b * p.dim + tl.d0 + c) * n_chunks() + k) * p.dstate;
+  }
+  // Per-tile constants: a2 = A * log2(e) and a = A, laid out [n][lane]; padded lanes/states are 0.
+  void load_A(const Tile& tl, float* a2, float* a) const {
+    const float* A = static_cast<const float*>(p.A);
+    std::fill(a2, a2 + np * W, 0.f);
+    if (a) std::fill(a, a + np * W, 0.f);
+    for (int64_t c = 0; c < tl.count; ++c)
+      for (int64_t n = 0; n < p.dstate; ++n) {
+        float v = A[(tl.d0 + c) * p.dstate + n];
+        a2[n * W + c] = v * kLog2e;
+        if (a) a[n * W + c] = v;
+      }
+  }
+  // Prepares rows of dt (softplus(delta + bias)) and dt*u for t in [t0, t0 + n), 16 rows of stride `stride`;
+  // rows of channels beyond the tile are zero.
+  void prepare_rows(const Tile& tl, int64_t t0, int64_t n, int64_t stride, float* dt_rows, float* dtu_rows) const {
+    const float* u = static_cast<const float*>(p.u);
+    const float* delta = static_cast<const float*>(p.delta);
+    const float* bias = static_cast<const float*>(p.delta_bias);
+    for (int64_t c = 0; c < W; ++c) {
+      float* dr = dt_rows + c * stride;
+      float* xr = dtu_rows + c * stride;
+      if (c >= tl.count) {
+        std::fill(dr, dr + n, 0.f);
+        std::fill(xr, xr + n, 0.f);
+        continue;
+      }
+      const int64_t off = row(tl, c) + t0;
+      const float bv = bias ? bias[tl.d0 + c] : 0.f;
+      const bool sp = p.softplus;
+      const float* in1[1] = {delta + off};
+      map_row<1>(n, in1, dr, [&](const vf* a) { vf x = a[0] + bv; return sp ? softplusv(x) : x; });
+      const float* in2[2] = {dr, u + off};
+      map_row<2>(n, in2, xr, [](const vf* a) { return a[0] * a[1]; });
+    }
+  }
+  // B or C of the tile's group for t in [t0, t0 + n) -> out[t * np + n]; padded states are 0.
+  void load_bc(const Tile& tl, const void* src, int64_t t0, int64_t n, float* out) const {
+    const float* s = static_cast<const float*>(src);
+    for (int64_t k = 0; k < np; ++k) {
+      if (k >= p.dstate) {
+        for (int64_t t = 0; t < n; ++t) out[t * np + k] = 0.f;
+        continue;
+      }
+      const float* r = s + bc_row(tl, k) + t0;
+      for (int64_t t = 0; t < n; ++t) out[t * np + k] = r[t];
+    }
+  }
+};
+
+// Runs steps [t0, t1) of the recurrence for NB states: h (NB vectors) in registers; y[t] += sum_n C h.
+template <int NB>
+void forward_steps(const float* dt, const float* dtu, const float* bt, const float* ct, int64_t np,
+                   const float* a2, float* h_io, float* y, int64_t t0, int64_t t1, bool accumulate) {
+  vf h[NB], a[NB];
+  for (int n = 0; n < NB; ++n) {
+    h[n] = vload(h_io + n * W);
+    a[n] = vload(a2 + n * W);
+  }
+  for (int64_t t = t0; t < t1; ++t) {
+    const vf d = vload(dt + t * W), x = vload(dtu + t * W);
+    const float* bv = bt + t * np;
+    const float* cv = ct + t * np;
+    vf acc = accumulate ? vload(y + t * W) : splat(0.f);
+    for (int n = 0; n < NB; ++n) {
+      h[n] = exp2v(d * a[n]) * h[n] + x * bv[n];
+      acc += h[n] * cv[n];
+    }
+    vstore(y + t * W, acc);
+  }
+  for (int n = 0; n < NB; ++n) vstore(h_io + n * W, h[n]);
+}
+
+using ForwardSteps = void (*)(const float*, const float*, const float*, const float*, int64_t, const float*, float*,
+                              float*, int64_t, int64_t, bool);
+
+ForwardSteps forward_steps_for(int64_t nb) {
+  switch (nb) {
+    case 4: return forward_steps<4>;
+    case 8: return forward_steps<8>;
+    case 12: return forward_steps<12>;
+    default: return forward_steps<16>;
+  }
+}
+
+void forward_f32(const ScanProblem& p, float* out, float* last_state, float* checkpoints) {
+  const Geometry32 geo(p);
+  const int64_t np = geo.np, blk = std::min<int64_t>(kBlock, (p.len + kChunk - 1) / kChunk * kChunk);
+  const int64_t threads = num_threads_for(p, geo.items());
+  struct Work {
+    std::vector<float> dt_rows, dtu_rows, dt, dtu, y, bt, ct, h, a2;
+  };
+  std::vector<Work> work(threads);
+  for (auto& w : work) {
+    w.dt_rows.resize(W * blk); w.dtu_rows.resize(W * blk);
+    w.dt.resize(blk * W); w.dtu.resize(blk * W); w.y.resize(blk * W);
+    w.bt.resize(blk * np); w.ct.resize(blk * np); w.h.resize(np * W); w.a2.resize(np * W);
+  }
+  const float* u = static_cast<const float*>(p.u);
+  const float* Dv = static_cast<const float*>(p.D);
+  const float* z = static_cast<const float*>(p.z);
+
+  parallel_items(geo.items(), static_cast<int>(threads), [&](int64_t item, int tid) {
+    Work& w = work[tid];
+    const Tile tl = geo.tile(item);
+    geo.load_A(tl, w.a2.data(), nullptr);
+    std::fill(w.h.begin(), w.h.end(), 0.f);
+    for (int64_t t0 = 0; t0 < p.len; t0 += blk) {
+      const int64_t n = std::min(blk, p.len - t0);
+      geo.prepare_rows(tl, t0, n, blk, w.dt_rows.data(), w.dtu_rows.data());
+      rows_to_lanes(w.dt_rows.data(), blk, n, w.dt.data());
+      rows_to_lanes(w.dtu_rows.data(), blk, n, w.dtu.data());
+      geo.load_bc(tl, p.B, t0, n, w.bt.data());
+      geo.load_bc(tl, p.C, t0, n, w.ct.data());
+      for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+        const int64_t c1 = std::min(n, c0 + kChunk);
+        if (checkpoints) {
+          const int64_t k = (t0 + c0) / kChunk;
+          for (int64_t c = 0; c < tl.count; ++c)
+            for (int64_t s = 0; s < p.dstate; ++s) checkpoints[geo.ckpt(tl, c, k) + s] = w.h[s * W + c];
+        }
+        for (int64_t s0 = 0; s0 < np; s0 += W) {
+          forward_steps_for(std::min<int64_t>(W, np - s0))(
+              w.dt.data(), w.dtu.data(), w.bt.data() + s0, w.ct.data() + s0, np, w.a2.data() + s0 * W,
+              w.h.data() + s0 * W, w.y.data(), c0, c1, s0 > 0);
+        }
+      }
+      // y lanes -> rows (reusing dt_rows), then out = (y + D u) * silu(z)
+      lanes_to_rows(w.y.data(), n, w.dt_rows.data(), blk);
+      for (int64_t c = 0; c < tl.count; ++c) {
+        const int64_t off = geo.row(tl, c) + t0;
+        const float dv = Dv ? Dv[tl.d0 + c] : 0.f;
+        const float* yr = w.dt_rows.data() + c * blk;
+        if (z) {
+          const float* in[3] = {yr, u + off, z + off};
+          map_row<3>(n, in, out + off, [&](const vf* a) { return (a[0] + dv * a[1]) * a[2] * sigmoidv(a[2]); });
+        } else {
+          const float* in[2] = {yr, u + off};
+          map_row<2>(n, in, out + off, [&](const vf* a) { return a[0] + dv * a[1]; });
+        }
+      }
+    }
+    if (last_state)
+      for (int64_t c = 0; c < tl.count; ++c)
+        for (int64_t s = 0; s < p.dstate; ++s) last_state[(tl.b * p.dim + tl.d0 + c) * p.dstate + s] = w.h[s * W + c];
+  });
+}
+
+// Recomputes steps [0, n) of one chunk for NB states from h0, storing h_t and exp(dt_t A) per step.
+template <int NB>
+void recompute_chunk(const float* dt, const float* dtu, const float* bt, const float* ct, int64_t np, const float* a2,
+                     const float* h0, float* hist, float* ahist, float* y, int64_t n, bool accumulate) {
+  vf h[NB], a[NB];
+  for (int k = 0; k < NB; ++k) {
+    h[k] = vload(h0 + k * W);
+    a[k] = vload(a2 + k * W);
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    const vf d = vload(dt + t * W), x = vload(dtu + t * W);
+    vf acc = accumulate ? vload(y + t * W) : splat(0.f);
+    for (int k = 0; k < NB; ++k) {
+      vf e = exp2v(d * a[k]);
+      h[k] = e * h[k] + x * bt[t * np + k];
+      acc += h[k] * ct[t * np + k];
+      vstore(ahist + (t * NB + k) * W, e);
+      vstore(hist + (t * NB + k) * W, h[k]);
+    }
+    vstore(y + t * W, acc);
+  }
+}
+
+// Reverse pass over one chunk for NB states. g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
+// Accumulates: gdt[t] (dL/d dt), gx[t] (sum_n g B, later scaled), dA lanes, and the lane sums for dB / dC.
+template <int NB>
+void reverse_chunk(const float* dt, const float* uu, const float* dy, const float* bt, const float* ct, int64_t np,
+                   const float* a_nat, const float* h0, const float* hist, const float* ahist, float* g_carry,
+                   float* dA_lanes, float* gdt, float* gbu, float* dB_out, float* dC_out, int64_t n) {
+  vf gc[NB];
+  for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W);
+  for (int64_t t = n - 1; t >= 0; --t) {
+    const vf d = vload(dt + t * W), uv = vload(uu + t * W), dyv = vload(dy + t * W);
+    const vf du = d * uv;
+    vf gd = splat(0.f), gb = splat(0.f);
+    vf pb[W], pc[W];
+    for (int k = 0; k < NB; ++k) {
+      const vf hprev = t > 0 ? vload(hist + ((t - 1) * NB + k) * W) : vload(h0 + k * W);
+      const vf e = vload(ahist + (t * NB + k) * W);
+      const vf g = dyv * ct[t * np + k] + gc[k];
+      const vf q = g * e * hprev;
+      gd += vload(a_nat + k * W) * q;
+      vstore(dA_lanes + k * W, vload(dA_lanes + k * W) + d * q);
+      gb += g * bt[t * np + k];
+      pb[k] = g * du;
+      pc[k] = dyv * vload(hist + (t * NB + k) * W);
+      gc[k] = g * e;
+    }
+    for (int k = NB; k < W; ++k) pb[k] = pc[k] = splat(0.f);
+    vstore(dB_out + t * W, lane_sums16(pb));
+    vstore(dC_out + t * W, lane_sums16(pc));
+    vstore(gdt + t * W, vload(gdt + t * W) + gd + uv * gb);
+    vstore(gbu + t * W, vload(gbu + t * W) + gb);
+  }
+  for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]);
+}
+
+struct BackwardOut {
+  const float* dout;
+  float *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *ddelta_bias;
+};
+
+void backward_f32(const ScanProblem& p, const float* checkpoints, const BackwardOut& o) {
+  const Geometry32 geo(p);
+  const int64_t np = geo.np, L = p.len;
+  const int64_t threads = num_threads_for(p, geo.items());
+  const int64_t bc_size = p.batch * p.groups * p.dstate * L;
+  // per-thread private accumulators for sums over channels / batch
+  std::vector<float> dB_priv(threads * bc_size, 0.f), dC_priv(threads * bc_size, 0.f);
+  std::vector<float> dA_priv(threads * p.dim * p.dstate, 0.f), dD_priv(threads * p.dim, 0.f),
+      dbias_priv(threads * p.dim, 0.f);
+  struct Work {
+    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, dt, dtu, uu, dy, y, gdt, gbu, bt, ct, hist, ahist, h0, carry,
+        a2, a_nat, dA_lanes, dB_lane, dC_lane;
+  };
+  std::vector<Work> work(threads);
+  const int64_t C = kChunk;
+  for (auto& w : work) {
+    for (auto* v : {&w.r_dt, &w.r_dtu, &w.r_u, &w.r_dy, &w.r_y}) v->resize(W * C);
+    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.y, &w.gdt, &w.gbu, &w.dB_lane, &w.dC_lane}) v->resize(C * W);
+    w.bt.resize(C * np); w.ct.resize(C * np);
+    w.hist.resize(C * W * W); w.ahist.resize(C * W * W);
+    for (auto* v : {&w.h0, &w.carry, &w.a2, &w.a_nat, &w.dA_lanes}) v->resize(np * W);
+  }
+  const float* u = static_cast<const float*>(p.u);
+  const float* delta = static_cast<const float*>(p.delta);
+  const float* bias = static_cast<const float*>(p.delta_bias);
+  const float* Dv = static_cast<const float*>(p.D);
+  const float* z = static_cast<const float*>(p.z);
+
+  parallel_items(geo.items(), static_cast<int>(threads), [&](int64_t item, int tid) {
+    Work& w = work[tid];
+    const Tile tl = geo.tile(item);
+    geo.load_A(tl, w.a2.data(), w.a_nat.data());
+    std::fill(w.carry.begin(), w.carry.end(), 0.f);
+    std::fill(w.dA_lanes.begin(), w.dA_lanes.end(), 0.f);
+    float* dBp = dB_priv.data() + tid * bc_size;
+    float* dCp = dC_priv.data() + tid * bc_size;
+    for (int64_t k = geo.n_chunks() - 1; k >= 0; --k) {
+      const int64_t t0 = k * C, n = std::min(C, L - t0);
+      // rows: dt, dt*u, u, dy = dout * silu(z); then the time-major lane layout of each
+      geo.prepare_rows(tl, t0, n, C, w.r_dt.data(), w.r_dtu.data());
+      for (int64_t c = 0; c < W; ++c) {
+        float* ur = w.r_u.data() + c * C;
+        float* yr = w.r_dy.data() + c * C;
+        if (c >= tl.count) {
+          std::fill(ur, ur + n, 0.f);
+          std::fill(yr, yr + n, 0.f);
+          continue;
+        }
+        const int64_t off = geo.row(tl, c) + t0;
+        std::memcpy(ur, u + off, n * sizeof(float));
+        if (z) {
+          const float* in[2] = {o.dout + off, z + off};
+          map_row<2>(n, in, yr, [](const vf* a) { return a[0] * a[1] * sigmoidv(a[1]); });
+        } else {
+          std::memcpy(yr, o.dout + off, n * sizeof(float));
+        }
+      }
+      rows_to_lanes(w.r_dt.data(), C, n, w.dt.data());
+      rows_to_lanes(w.r_dtu.data(), C, n, w.dtu.data());
+      rows_to_lanes(w.r_u.data(), C, n, w.uu.data());
+      rows_to_lanes(w.r_dy.data(), C, n, w.dy.data());
+      geo.load_bc(tl, p.B, t0, n, w.bt.data());
+      geo.load_bc(tl, p.C, t0, n, w.ct.data());
+      std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
+      std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
+      std::fill(w.h0.begin(), w.h0.end(), 0.f);
+      for (int64_t c = 0; c < tl.count; ++c)
+        for (int64_t s = 0; s < p.dstate; ++s) w.h0[s * W + c] = checkpoints[geo.ckpt(tl, c, k) + s];
+
+      for (int64_t s0 = 0; s0 < np; s0 += W) {
+        const int64_t nb = std::min<int64_t>(W, np - s0);
+        const float* bt = w.bt.data() + s0;
+        const float* ct = w.ct.data() + s0;
+        const float* h0 = w.h0.data() + s0 * W;
+#define SSM_CHUNK_PASSES(NB)                                                                                  \
+  recompute_chunk<NB>(w.dt.data(), w.dtu.data(), bt, ct, np, w.a2.data() + s0 * W, h0, w.hist.data(),         \
+                      w.ahist.data(), w.y.data(), n, s0 > 0);                                                  \
+  reverse_chunk<NB>(w.dt.data(), w.uu.data(), w.dy.data(), bt, ct, np, w.a_nat.data() + s0 * W, h0,            \
+                    w.hist.data(), w.ahist.data(), w.carry.data() + s0 * W, w.dA_lanes.data() + s0 * W,        \
+                    w.gdt.data(), w.gbu.data(), w.dB_lane.data(), w.dC_lane.data(), n);
+        switch (nb) {
+          case 4: SSM_CHUNK_PASSES(4) break;
+          case 8: SSM_CHUNK_PASSES(8) break;
+          case 12: SSM_CHUNK_PASSES(12) break;
+          default: SSM_CHUNK_PASSES(16) break;
+        }
+#undef SSM_CHUNK_PASSES
+        for (int64_t s = s0; s < std::min<int64_t>(s0 + nb, p.dstate); ++s) {
+          float* rb = dBp + geo.bc_row(tl, s) + t0;
+          float* rc = dCp + geo.bc_row(tl, s) + t0;
+          for (int64_t t = 0; t < n; ++t) {
+            rb[t] += w.dB_lane[t * W + (s - s0)];
+            rc[t] += w.dC_lane[t * W + (s - s0)];
+          }
+        }
+      }
+      // per-channel outputs of this chunk (rows: r_dtu <- dL/d dt, r_u <- sum_n g B, r_y <- sum_n C h)
+      lanes_to_rows(w.gdt.data(), n, w.r_dtu.data(), C);
+      lanes_to_rows(w.gbu.data(), n, w.r_u.data(), C);
+      lanes_to_rows(w.y.data(), n, w.r_y.data(), C);
+      for (int64_t c = 0; c < tl.count; ++c) {
+        const int64_t d = tl.d0 + c, off = geo.row(tl, c) + t0;
+        const float dv = Dv ? Dv[d] : 0.f, bv = bias ? bias[d] : 0.f;
+        const float *dt_r = w.r_dt.data() + c * C, *dy_r = w.r_dy.data() + c * C;
+        const float* in_du[3] = {dt_r, w.r_u.data() + c * C, dy_r};
+        map_row<3>(n, in_du, o.du + off, [&](const vf* a) { return a[0] * a[1] + dv * a[2]; });
+        const float* in_dd[2] = {w.r_dtu.data() + c * C, delta + off};
+        const bool sp = p.softplus;
+        map_row<2>(n, in_dd, o.ddelta + off, [&](const vf* a) {
+          vf x = a[1] + bv;
+          return sp ? (x > splat(20.f) ? a[0] : a[0] * sigmoidv(x)) : a[0];
+        });
+        if (z) {
+          const float* in_dz[4] = {o.dout + off, w.r_y.data() + c * C, u + off, z + off};
+          map_row<4>(n, in_dz, o.dz + off, [&](const vf* a) {
+            vf sg = sigmoidv(a[3]);
+            return a[0] * (a[1] + dv * a[2]) * sg * (1.f + a[3] * (1.f - sg));
+          });
+        }
+        dD_priv[tid * p.dim + d] += dot_row(n, dy_r, u + off);
+        dbias_priv[tid * p.dim + d] += dot_row(n, o.ddelta + off, nullptr);
+      }
+    }
+    float* dAp = dA_priv.data() + tid * p.dim * p.dstate;
+    for (int64_t c = 0; c < tl.count; ++c)
+      for (int64_t s = 0; s < p.dstate; ++s) dAp[(tl.d0 + c) * p.dstate + s] += w.dA_lanes[s * W + c];
+  });
+  const int nt = p.num_threads;
+  reduce_private(dB_priv, threads, bc_size, o.dB, nt);
+  reduce_private(dC_priv, threads, bc_size, o.dC, nt);
+  reduce_private(dA_priv, threads, p.dim * p.dstate, o.dA, nt);
+  reduce_private(dD_priv, threads, p.dim, o.dD, nt);
+  reduce_private(dbias_priv, threads, p.dim, o.ddelta_bias, nt);
+}
+
+// ------------------------------------------------------------------------------------------------------------
+// float64: scalar version of the same algorithm, one (batch, channel) row per work item
+// ------------------------------------------------------------------------------------------------------------
+struct Row64 {
+  const ScanProblem& p;
+  int64_t b, d, g;
+  Row64(const ScanProblem& p_, int64_t item) : p(p_), b(item / p_.dim), d(item % p_.dim), g(d / (p_.dim / p_.groups)) {}
+  int64_t row() const { return (b * p.dim + d) * p.len; }
+  int64_t bc(int64_t n) const { return ((b * p.groups + g) * p.dstate + n) * p.len; }
+  double raw(int64_t t) const {
+    const double* bias = static_cast<const double*>(p.delta_bias);
+    return static_cast<const double*>(p.delta)[row() + t] + (bias ? bias[d] : 0.0);
+  }
+  double dt(int64_t t) const {
+    double x = raw(t);
+    return (p.softplus && x <= 20.0) ? std::log1p(std::exp(x)) : x;
+  }
+  double u(int64_t t) const { return static_cast<const double*>(p.u)[row() + t]; }
+  double A(int64_t n) const { return static_cast<const double*>(p.A)[d * p.dstate + n]; }
+  double Bm(int64_t n, int64_t t) const { return static_cast<const double*>(p.B)[bc(n) + t]; }
+  double Cm(int64_t n, int64_t t) const { return static_cast<const double*>(p.C)[bc(n) + t]; }
+  double Dv() const { return p.D ? static_cast<const double*>(p.D)[d] : 0.0; }
+  const double* z() const { return p.z ? static_cast<const double*>(p.z) + row() : nullptr; }
+};
+
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+void forward_f64(const ScanProblem& p, double* out, double* last_state, double* checkpoints) {
+  const int64_t n_chunks = (p.len + kChunk - 1) / kChunk, N = p.dstate;
+  parallel_items(p.batch * p.dim, p.num_threads, [&](int64_t item, int) {
+    const Row64 r(p, item);
+    std::vector<double> h(N, 0.0);
+    for (int64_t t = 0; t < p.len; ++t) {
+      if (checkpoints && t % kChunk == 0)
+        std::copy(h.begin(), h.end(), checkpoints + (item * n_chunks + t / kChunk) * N);
+      const double dt = r.dt(t), x = dt * r.u(t);
+      double y = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        h[n] = std::exp(dt * r.A(n)) * h[n] + x * r.Bm(n, t);
+        y += r.Cm(n, t) * h[n];
+      }
+      y += r.Dv() * r.u(t);
+      if (r.z()) y *= r.z()[t] * sigmoid(r.z()[t]);
+      out[r.row() + t] = y;
+    }
+    if (last_state) std::copy(h.begin(), h.end(), last_state + item * N);
+  });
+}
+
+void backward_f64(const ScanProblem& p, const double* checkpoints, const double* dout, double* du, double* ddelta,
+                  double* dA, double* dB, double* dC, double* dD, double* dz, double* ddelta_bias) {
+  const int64_t n_chunks = (p.len + kChunk - 1) / kChunk, N = p.dstate, L = p.len;
+  const int64_t threads = num_threads_for(p, p.batch * p.dim);
+  const int64_t bc_size = p.batch * p.groups * N * L;
+  std::vector<double> dB_priv(threads * bc_size, 0.0), dC_priv(threads * bc_size, 0.0),
+      dA_priv(threads * p.dim * N, 0.0), dD_priv(threads * p.dim, 0.0), dbias_priv(threads * p.dim, 0.0);
+  parallel_items(p.batch * p.dim, static_cast<int>(threads), [&](int64_t item, int tid) {
+    const Row64 r(p, item);
+    std::vector<double> hist((kChunk + 1) * N), carry(N, 0.0);
+    for (int64_t k = n_chunks - 1; k >= 0; --k) {
+      const int64_t t0 = k * kChunk, n = std::min(kChunk, L - t0);
+      std::copy(checkpoints + (item * n_chunks + k) * N, checkpoints + (item * n_chunks + k + 1) * N, hist.begin());
+      for (int64_t t = 0; t < n; ++t) {
+        const double dt = r.dt(t0 + t), x = dt * r.u(t0 + t);
+        for (int64_t s = 0; s < N; ++s)
+          hist[(t + 1) * N + s] = std::exp(dt * r.A(s)) * hist[t * N + s] + x * r.Bm(s, t0 + t);
+      }
+      for (int64_t t = n - 1; t >= 0; --t) {
+        const int64_t tt = t0 + t;
+        const double dt = r.dt(tt), uv = r.u(tt);
+        double dyv = dout[r.row() + tt];
+        if (r.z()) {
+          const double zv = r.z()[tt], sg = sigmoid(zv);
+          double y = r.Dv() * uv;
+          for (int64_t s = 0; s < N; ++s) y += r.Cm(s, tt) * hist[(t + 1) * N + s];
+          dz[r.row() + tt] = dyv * y * sg * (1.0 + zv * (1.0 - sg));
+          dyv *= zv * sg;
+        }
+        double gdt = 0.0, gb = 0.0;
+        for (int64_t s = 0; s < N; ++s) {
+          const double e = std::exp(dt * r.A(s));
+          const double g = dyv * r.Cm(s, tt) + carry[s];
+          const double q = g * e * hist[t * N + s];
+          gdt += r.A(s) * q;
+          dA_priv[tid * p.dim * N + r.d * N + s] += dt * q;
+          gb += g * r.Bm(s, tt);
+          dB_priv[tid * bc_size + r.bc(s) + tt] += g * dt * uv;
+          dC_priv[tid * bc_size + r.bc(s) + tt] += dyv * hist[(t + 1) * N + s];
+          carry[s] = g * e;
+        }
+        gdt += uv * gb;
+        const double raw = r.raw(tt);
+        if (p.softplus && raw <= 20.0) gdt *= sigmoid(raw);
+        ddelta[r.row() + tt] = gdt;
+        du[r.row() + tt] = dt * gb + r.Dv() * dyv;
+        dD_priv[tid * p.dim + r.d] += dyv * uv;
+        dbias_priv[tid * p.dim + r.d] += gdt;
+      }
+    }
+  });
+  reduce_private(dB_priv, threads, bc_size, dB, p.num_threads);
+  reduce_private(dC_priv, threads, bc_size, dC, p.num_threads);
+  reduce_private(dA_priv, threads, p.dim * N, dA, p.num_threads);
+  reduce_private(dD_priv, threads, p.dim, dD, p.num_threads);
+  reduce_private(dbias_priv, threads, p.dim, ddelta_bias, p.num_threads);
+}
+
+}  // namespace
+
+extern "C" {
+
+// ABI of this file; bump when ScanProblem or a signature changes (the loader checks it).
+int ssm_abi_version() { return 1; }
+int64_t ssm_checkpoint_interval() { return kChunk; }
+
+int ssm_forward_f32(const ScanProblem* p, float* out, float* last_state, float* checkpoints) {
+  forward_f32(*p, out, last_state, checkpoints);
+  return 0;
+}
+
+int ssm_backward_f32(const ScanProblem* p, const float* checkpoints, const float* dout, float* du, float* ddelta,
+                     float* dA, float* dB, float* dC, float* dD, float* dz, float* ddelta_bias) {
+  backward_f32(*p, checkpoints, BackwardOut{dout, du, ddelta, dA, dB, dC, dD, dz, ddelta_bias});
+  return 0;
+}
+
+int ssm_forward_f64(const ScanProblem* p, double* out, double* last_state, double* checkpoints) {
+  forward_f64(*p, out, last_state, checkpoints);
+  return 0;
+}
+
+int ssm_backward_f64(const ScanProblem* p, const double* checkpoints, const double* dout, double* du, double* ddelta,
+                     double* dA, double* dB, double* dC, double* dD, double* dz, double* ddelta_bias) {
+  backward_f64(*p, checkpoints, dout, du, ddelta, dA, dB, dC, dD, dz, ddelta_bias);
+  return 0;
+}
+
+}  // extern "C"
