@@ -4,4 +4,4 @@ from ssmblocks import ops
 
 __version__ = "0.1.0"
 
-__all__ = ["ops", "__version__"]
+__all__ = ["__version__", "ops"]

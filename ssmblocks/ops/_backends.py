@@ -35,6 +35,8 @@ _settings: dict[str, str | None] = {op: None for op in _BACKENDS}
 _overrides: dict[str, list[str]] = {op: [] for op in _BACKENDS}
 
 
+# Availability is fixed for the life of a process: torch.compile evaluates these once at trace time.
+@torch.compiler.assume_constant_result
 @functools.cache
 def mamba_ssm_available() -> bool:
     """Whether ``mamba_ssm`` (with its compiled CUDA extension) imports; checked once per process."""
@@ -46,6 +48,7 @@ def mamba_ssm_available() -> bool:
     return True
 
 
+@torch.compiler.assume_constant_result
 def _native_available() -> bool:
     from ssmblocks.ops._native import native_library
 

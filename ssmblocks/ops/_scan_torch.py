@@ -83,13 +83,13 @@ def scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dtype, chu
     C_c = C.unflatten(-1, (n_chunks, chunk))[:, :, None]
     A5 = A4[..., None, :]                                            # (1, G, Dg, 1, N)
 
-    h = None
+    h = total = None
     ys = []
     for step in range(chunk):
         decay = torch.exp(dt_c[..., step, None] * A5)                # (b, G, Dg, nc, N)
         drive = x_c[..., step, None] * B_c[..., step].transpose(-1, -2)
         h = drive if h is None else decay * h + drive
-        total = decay if step == 0 else total * decay
+        total = decay if total is None else total * decay
         ys.append((h * C_c[..., step].transpose(-1, -2)).sum(-1))   # (b, G, Dg, nc)
 
     starts = [torch.zeros_like(h[..., 0, :])]                        # state entering each chunk: (b, G, Dg, N)

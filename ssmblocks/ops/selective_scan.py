@@ -21,8 +21,6 @@ autograd function.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
@@ -68,8 +66,8 @@ def _native_args(u, delta, A, B, C, D, z, delta_bias):
 # implementation, and autograd uses the kernel's own backward (a second op).
 @torch.library.custom_op("ssmblocks::selective_scan", mutates_args=())
 def _native_scan_op(
-    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor], z: Optional[Tensor],
-    delta_bias: Optional[Tensor], delta_softplus: bool, save_for_backward: bool,
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
+    delta_bias: Tensor | None, delta_softplus: bool, save_for_backward: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Returns (out, last_state, checkpoints); checkpoints (b, dim, n_chunks, N) are empty unless saved."""
     args = _native_args(u, delta, A, B, C, D, z, delta_bias)
@@ -87,14 +85,14 @@ def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_for_backward):
 
 @torch.library.custom_op("ssmblocks::selective_scan_backward", mutates_args=())
 def _native_scan_backward_op(
-    dout: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
-    z: Optional[Tensor], delta_bias: Optional[Tensor], checkpoints: Tensor, delta_softplus: bool,
+    dout: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+    z: Tensor | None, delta_bias: Tensor | None, checkpoints: Tensor, delta_softplus: bool,
 ) -> list[Tensor]:
     """Gradients for (u, delta, A, B, C, D, z, delta_bias); an empty tensor stands for an absent input."""
     inputs = (u, delta, A, B, C, D, z, delta_bias)
     args = _native_args(*inputs)
     grads = _native.backward(dout.to(args[0].dtype).contiguous(), *args, delta_softplus, checkpoints)
-    return [u.new_empty(0) if t is None else g.reshape(t.shape).to(t.dtype) for g, t in zip(grads, inputs)]
+    return [u.new_empty(0) if t is None else g.reshape(t.shape).to(t.dtype) for g, t in zip(grads, inputs, strict=True)]
 
 
 @_native_scan_backward_op.register_fake
@@ -112,7 +110,7 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, dout, _dlast, _dcheckpoints):
     *inputs, checkpoints = ctx.saved_tensors
     grads = _native_scan_backward_op(dout, *inputs, checkpoints, ctx.delta_softplus)
-    return (*[g if present else None for g, present in zip(grads, ctx.present)], None, None)
+    return (*[g if present else None for g, present in zip(grads, ctx.present, strict=True)], None, None)
 
 
 torch.library.register_autograd("ssmblocks::selective_scan", _backward, setup_context=_setup_context)

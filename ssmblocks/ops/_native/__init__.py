@@ -14,7 +14,7 @@ import warnings
 
 import torch
 
-from ssmblocks.ops._native.build import BuildError, build
+from ssmblocks.ops._native import build as _build
 
 _ABI_VERSION = 1
 CHECKPOINT_INTERVAL = 64  # kChunk in selective_scan.cpp; checked when the library loads
@@ -39,8 +39,8 @@ def native_library() -> ctypes.CDLL | None:
     if os.environ.get("SSMBLOCKS_DISABLE_NATIVE", "") not in ("", "0"):
         return None
     try:
-        lib = ctypes.CDLL(str(build()))
-    except (BuildError, OSError) as err:
+        lib = ctypes.CDLL(str(_build.build()))
+    except (_build.BuildError, OSError) as err:
         warnings.warn(
             f"ssmblocks: the native CPU selective-scan kernel is unavailable ({err}). Falling back to the slower "
             "pure-PyTorch scan. Install a C++ compiler (e.g. `apt install g++`) to get the fast CPU path.",

@@ -191,21 +191,54 @@ inline float dot_row(int64_t n, const float* a, const float* b) {
   return s;
 }
 
-// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n.
-inline void rows_to_lanes(const float* rows, int64_t stride, int64_t n, float* lanes) {
-  for (int64_t t0 = 0; t0 < n; t0 += W) {
-    int64_t tn = std::min<int64_t>(W, n - t0);
-    for (int64_t t = 0; t < tn; ++t)
-      for (int c = 0; c < W; ++c) lanes[(t0 + t) * W + c] = rows[c * stride + t0 + t];
+// In-register transpose of a 16x16 block (r[i][j] -> r[j][i]): for s = 1, 2, 4, 8 swap the off-diagonal s x s
+// sub-blocks of every 2s x 2s block; each stage is 16 two-source shuffles.
+template <int S>
+inline void transpose_stage(vf* r) {
+  vi lo, hi;
+  for (int j = 0; j < W; ++j) {
+    lo[j] = (j & S) ? W + j - S : j;
+    hi[j] = (j & S) ? W + j : j + S;
+  }
+  for (int i = 0; i < W; ++i) {
+    if (i & S) continue;
+    vf a = r[i], b = r[i + S];
+    r[i] = __builtin_shuffle(a, b, lo);
+    r[i + S] = __builtin_shuffle(a, b, hi);
   }
 }
 
-inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t stride) {
-  for (int64_t t0 = 0; t0 < n; t0 += W) {
-    int64_t tn = std::min<int64_t>(W, n - t0);
-    for (int c = 0; c < W; ++c)
-      for (int64_t t = 0; t < tn; ++t) rows[c * stride + t0 + t] = lanes[(t0 + t) * W + c];
+inline void transpose16(vf* r) {
+  transpose_stage<1>(r);
+  transpose_stage<2>(r);
+  transpose_stage<4>(r);
+  transpose_stage<8>(r);
+}
+
+// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n (rows readable up to the next multiple of 16).
+inline void rows_to_lanes(const float* rows, int64_t stride, int64_t n, float* lanes) {
+  int64_t t0 = 0;
+  for (; t0 + W <= n; t0 += W) {
+    vf r[W];
+    for (int c = 0; c < W; ++c) r[c] = vload(rows + c * stride + t0);
+    transpose16(r);
+    for (int t = 0; t < W; ++t) vstore(lanes + (t0 + t) * W, r[t]);
   }
+  for (; t0 < n; ++t0)
+    for (int c = 0; c < W; ++c) lanes[t0 * W + c] = rows[c * stride + t0];
+}
+
+// lanes[t * 16 + c] -> rows[c * stride + t], for t < n.
+inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t stride) {
+  int64_t t0 = 0;
+  for (; t0 + W <= n; t0 += W) {
+    vf r[W];
+    for (int t = 0; t < W; ++t) r[t] = vload(lanes + (t0 + t) * W);
+    transpose16(r);
+    for (int c = 0; c < W; ++c) vstore(rows + c * stride + t0, r[c]);
+  }
+  for (; t0 < n; ++t0)
+    for (int c = 0; c < W; ++c) rows[c * stride + t0] = lanes[t0 * W + c];
 }
 
 // Geometry of one work item: batch b, group g, a tile of up to 16 consecutive channels of that group.
@@ -267,17 +300,23 @@ struct Geometry32 {
       map_row<2>(n, in2, xr, [](const vf* a) { return a[0] * a[1]; });
     }
   }
-  // B or C of the tile's group for t in [t0, t0 + n) -> out[t * np + n]; padded states are 0.
-  void load_bc(const Tile& tl, const void* src, int64_t t0, int64_t n, float* out) const {
+  // B or C -> time-major (batch, groups, len, np), padded states 0: shared by every tile of a group.
+  std::vector<float> time_major(const void* src) const {
     const float* s = static_cast<const float*>(src);
-    for (int64_t k = 0; k < np; ++k) {
-      if (k >= p.dstate) {
-        for (int64_t t = 0; t < n; ++t) out[t * np + k] = 0.f;
-        continue;
+    std::vector<float> out(p.batch * p.groups * p.len * np);
+    const int64_t block = 1024, n_blocks = (p.len + block - 1) / block;
+    parallel_items(p.batch * p.groups * n_blocks, p.num_threads, [&](int64_t item, int) {
+      const int64_t bg = item / n_blocks, t0 = (item % n_blocks) * block, t1 = std::min(p.len, t0 + block);
+      float* dst = out.data() + bg * p.len * np;
+      for (int64_t k = 0; k < np; ++k) {
+        const float* r = s + (bg * p.dstate + k) * p.len;
+        for (int64_t t = t0; t < t1; ++t) dst[t * np + k] = k < p.dstate ? r[t] : 0.f;
       }
-      const float* r = s + bc_row(tl, k) + t0;
-      for (int64_t t = 0; t < n; ++t) out[t * np + k] = r[t];
-    }
+    });
+    return out;
+  }
+  const float* group_rows(const std::vector<float>& tm, const Tile& tl, int64_t t0) const {
+    return tm.data() + ((tl.b * p.groups + tl.g) * p.len + t0) * np;
   }
 };
 
@@ -321,14 +360,15 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
   const int64_t np = geo.np, blk = std::min<int64_t>(kBlock, (p.len + kChunk - 1) / kChunk * kChunk);
   const int64_t threads = num_threads_for(p, geo.items());
   struct Work {
-    std::vector<float> dt_rows, dtu_rows, dt, dtu, y, bt, ct, h, a2;
+    std::vector<float> dt_rows, dtu_rows, dt, dtu, y, h, a2;
   };
   std::vector<Work> work(threads);
   for (auto& w : work) {
     w.dt_rows.resize(W * blk); w.dtu_rows.resize(W * blk);
     w.dt.resize(blk * W); w.dtu.resize(blk * W); w.y.resize(blk * W);
-    w.bt.resize(blk * np); w.ct.resize(blk * np); w.h.resize(np * W); w.a2.resize(np * W);
+    w.h.resize(np * W); w.a2.resize(np * W);
   }
+  const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
@@ -343,8 +383,7 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
       geo.prepare_rows(tl, t0, n, blk, w.dt_rows.data(), w.dtu_rows.data());
       rows_to_lanes(w.dt_rows.data(), blk, n, w.dt.data());
       rows_to_lanes(w.dtu_rows.data(), blk, n, w.dtu.data());
-      geo.load_bc(tl, p.B, t0, n, w.bt.data());
-      geo.load_bc(tl, p.C, t0, n, w.ct.data());
+      const float *bt = geo.group_rows(Bt, tl, t0), *ct = geo.group_rows(Ct, tl, t0);
       for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
         const int64_t c1 = std::min(n, c0 + kChunk);
         if (checkpoints) {
@@ -354,7 +393,7 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
         }
         for (int64_t s0 = 0; s0 < np; s0 += W) {
           forward_steps_for(std::min<int64_t>(W, np - s0))(
-              w.dt.data(), w.dtu.data(), w.bt.data() + s0, w.ct.data() + s0, np, w.a2.data() + s0 * W,
+              w.dt.data(), w.dtu.data(), bt + s0, ct + s0, np, w.a2.data() + s0 * W,
               w.h.data() + s0 * W, w.y.data(), c0, c1, s0 > 0);
         }
       }
@@ -451,7 +490,7 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   std::vector<float> dA_priv(threads * p.dim * p.dstate, 0.f), dD_priv(threads * p.dim, 0.f),
       dbias_priv(threads * p.dim, 0.f);
   struct Work {
-    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, dt, dtu, uu, dy, y, gdt, gbu, bt, ct, hist, ahist, h0, carry,
+    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, dt, dtu, uu, dy, y, gdt, gbu, hist, ahist, h0, carry,
         a2, a_nat, dA_lanes, dB_lane, dC_lane;
   };
   std::vector<Work> work(threads);
@@ -459,10 +498,10 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   for (auto& w : work) {
     for (auto* v : {&w.r_dt, &w.r_dtu, &w.r_u, &w.r_dy, &w.r_y}) v->resize(W * C);
     for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.y, &w.gdt, &w.gbu, &w.dB_lane, &w.dC_lane}) v->resize(C * W);
-    w.bt.resize(C * np); w.ct.resize(C * np);
     w.hist.resize(C * W * W); w.ahist.resize(C * W * W);
     for (auto* v : {&w.h0, &w.carry, &w.a2, &w.a_nat, &w.dA_lanes}) v->resize(np * W);
   }
+  const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* delta = static_cast<const float*>(p.delta);
   const float* bias = static_cast<const float*>(p.delta_bias);
@@ -502,8 +541,7 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
       rows_to_lanes(w.r_dtu.data(), C, n, w.dtu.data());
       rows_to_lanes(w.r_u.data(), C, n, w.uu.data());
       rows_to_lanes(w.r_dy.data(), C, n, w.dy.data());
-      geo.load_bc(tl, p.B, t0, n, w.bt.data());
-      geo.load_bc(tl, p.C, t0, n, w.ct.data());
+      const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
       std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
       std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
       std::fill(w.h0.begin(), w.h0.end(), 0.f);
@@ -512,8 +550,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
 
       for (int64_t s0 = 0; s0 < np; s0 += W) {
         const int64_t nb = std::min<int64_t>(W, np - s0);
-        const float* bt = w.bt.data() + s0;
-        const float* ct = w.ct.data() + s0;
+        const float* bt = bt_chunk + s0;
+        const float* ct = ct_chunk + s0;
         const float* h0 = w.h0.data() + s0 * W;
 #define SSM_CHUNK_PASSES(NB)                                                                                  \
   recompute_chunk<NB>(w.dt.data(), w.dtu.data(), bt, ct, np, w.a2.data() + s0 * W, h0, w.hist.data(),         \
