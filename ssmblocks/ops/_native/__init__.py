@@ -16,7 +16,7 @@ import torch
 
 from ssmblocks.ops._native import build as _build
 
-_ABI_VERSION = 1
+_ABI_VERSION = 2
 CHECKPOINT_INTERVAL = 64  # kChunk in selective_scan.cpp; checked when the library loads
 
 
@@ -57,6 +57,9 @@ def native_library() -> ctypes.CDLL | None:
     for suffix in ("f32", "f64"):
         getattr(lib, f"ssm_forward_{suffix}").argtypes = [problem] + [ctypes.c_void_p] * 3
         getattr(lib, f"ssm_backward_{suffix}").argtypes = [problem] + [ctypes.c_void_p] * 10
+    i64, ptr = ctypes.c_int64, ctypes.c_void_p
+    lib.ssm_gather_paths.argtypes = [ctypes.c_int, ptr, i64, i64, i64, i64, ctypes.c_int, ptr, i64, ctypes.c_int,
+                                     ptr, ctypes.c_int]
     return lib
 
 
@@ -117,3 +120,25 @@ def backward(dout, u, delta, A, B, C, D, z, delta_bias, softplus: bool, checkpoi
     )
     return (du, ddelta, dA, dB, dC, dD if D is not None else None, dz,
             ddelta_bias if delta_bias is not None else None)
+
+
+_GATHER_DTYPES = {torch.float32: 0, torch.float64: 1}
+
+
+def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, sum_paths: bool) -> torch.Tensor | None:
+    """Native path gather for scan orders (see ``ssmblocks.scan_orders.base.gather``); None if not applicable.
+
+    src: (B, C, N) when ``shared_source`` else (B, K, C, N), contiguous CPU float32/float64; index (K, M) int64.
+    Returns (B, K, C, M), or (B, C, M) with ``sum_paths``; entries whose index is >= N are 0.
+    """
+    lib = native_library()
+    if lib is None or src.device.type != "cpu" or src.dtype not in _GATHER_DTYPES:
+        return None
+    src, index = src.contiguous(), index.contiguous()
+    paths, out_len = index.shape
+    batch, channels, src_len = src.shape[0], src.shape[-2], src.shape[-1]
+    out = src.new_empty((batch, channels, out_len) if sum_paths else (batch, paths, channels, out_len))
+    lib.ssm_gather_paths(_GATHER_DTYPES[src.dtype], src.data_ptr(), batch, paths, channels, src_len,
+                         int(shared_source), index.data_ptr(), out_len, int(sum_paths), out.data_ptr(),
+                         torch.get_num_threads())
+    return out

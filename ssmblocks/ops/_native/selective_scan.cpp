@@ -721,12 +721,71 @@ void backward_f64(const ScanProblem& p, const double* checkpoints, const double*
   reduce_private(dbias_priv, threads, p.dim, ddelta_bias, p.num_threads);
 }
 
+// ------------------------------------------------------------------------------------------------------------
+// Path gather for scan orders: out[b, k, c, m] = src[b, k?, c, index[k, m]] (0 where index >= src_len),
+// optionally summed over k. One work item is a (b, c) row, so a source row is read from cache K times.
+// ------------------------------------------------------------------------------------------------------------
+template <class T>
+void gather_paths(const T* src, int64_t batch, int64_t paths, int64_t channels, int64_t src_len, bool shared_source,
+                  const int64_t* index, int64_t out_len, bool sum_paths, T* out, int n_threads) {
+  const int64_t src_path = shared_source ? 0 : channels * src_len;
+  const int64_t src_batch = shared_source ? channels * src_len : paths * channels * src_len;
+  const int64_t out_path = sum_paths ? 0 : channels * out_len;
+  const int64_t out_batch = sum_paths ? channels * out_len : paths * channels * out_len;
+  // Paths that read only row[0..src_len] (src_len = the zero token) gather from a zero-padded copy of the row,
+  // a branch-free loop the compiler turns into vector gathers; others (rare) test every index.
+  std::vector<char> bounded(paths);
+  for (int64_t k = 0; k < paths; ++k)
+    bounded[k] = *std::max_element(index + k * out_len, index + (k + 1) * out_len) <= src_len;
+  const int64_t threads = std::max<int64_t>(1, std::min<int64_t>(n_threads, batch * channels));
+  std::vector<std::vector<T>> rows(threads, std::vector<T>(src_len + 1, T(0)));
+  parallel_items(batch * channels, static_cast<int>(threads), [&](int64_t item, int tid) {
+    const int64_t b = item / channels, c = item % channels;
+    T* dst_row = out + b * out_batch + c * out_len;
+    T* padded = rows[tid].data();
+    for (int64_t k = 0; k < paths; ++k) {
+      const T* row = src + b * src_batch + k * src_path + c * src_len;
+      const int64_t* idx = index + k * out_len;
+      T* dst = dst_row + k * out_path;
+      const bool add = sum_paths && k > 0;
+      if (bounded[k]) {
+        if (k == 0 || !shared_source) std::copy(row, row + src_len, padded);
+        if (add) {
+          for (int64_t m = 0; m < out_len; ++m) dst[m] += padded[idx[m]];
+        } else {
+          for (int64_t m = 0; m < out_len; ++m) dst[m] = padded[idx[m]];
+        }
+      } else {
+        for (int64_t m = 0; m < out_len; ++m) {
+          const T v = idx[m] < src_len ? row[idx[m]] : T(0);
+          dst[m] = add ? dst[m] + v : v;
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 extern "C" {
 
 // ABI of this file; bump when ScanProblem or a signature changes (the loader checks it).
-int ssm_abi_version() { return 1; }
+int ssm_abi_version() { return 2; }
+
+// dtype: 0 = float32, 1 = float64. Returns 0, or -1 for an unknown dtype.
+int ssm_gather_paths(int dtype, const void* src, int64_t batch, int64_t paths, int64_t channels, int64_t src_len,
+                     int shared_source, const int64_t* index, int64_t out_len, int sum_paths, void* out,
+                     int n_threads) {
+  if (dtype == 0)
+    gather_paths(static_cast<const float*>(src), batch, paths, channels, src_len, shared_source, index, out_len,
+                 sum_paths, static_cast<float*>(out), n_threads);
+  else if (dtype == 1)
+    gather_paths(static_cast<const double*>(src), batch, paths, channels, src_len, shared_source, index, out_len,
+                 sum_paths, static_cast<double*>(out), n_threads);
+  else
+    return -1;
+  return 0;
+}
 int64_t ssm_checkpoint_interval() { return kChunk; }
 
 int ssm_forward_f32(const ScanProblem* p, float* out, float* last_state, float* checkpoints) {

@@ -1,0 +1,35 @@
+"""Regenerates the pictures in docs/images/ used by docs/scan_orders.md: python docs/render_scan_orders.py"""
+
+from pathlib import Path
+
+from ssmblocks.scan_orders import (
+    CrossScale,
+    Windowed,
+    bidirectional,
+    cross_scan,
+    medvsr_windows,
+    render,
+    s2t_scan,
+    save_png,
+    t2s_scan,
+)
+
+PICTURES = {
+    "cross_scan": (cross_scan(4), (8, 8), {}),
+    "windowed_w4_pair": (bidirectional(Windowed(4)), (8, 12), {}),
+    "windowed_c_w4_pair": (bidirectional(Windowed(4, column_major=True)), (8, 12), {}),
+    "windowed_w4_padding": (Windowed(4), (6, 10), {}),
+    "cross_scale_row": (CrossScale(8), (16, 16), {"trace_steps": 40}),
+    "cross_scale_col": (CrossScale(8, column_major=True), (16, 16), {"trace_steps": 40}),
+    "cross_scale_row_flip": (CrossScale(8, flip=True), (16, 16), {"trace_steps": 40}),
+    "s2t": (s2t_scan(), (3, 4, 4), {"trace_steps": 20}),
+    "t2s": (t2s_scan(), (3, 4, 4), {"trace_steps": 8}),
+    "medvsr_windows": (medvsr_windows(), (20, 36), {"cell": 6, "trace_steps": 40}),
+}
+
+if __name__ == "__main__":
+    out = Path(__file__).with_name("images")
+    out.mkdir(exist_ok=True)
+    for name, (order, shape, options) in PICTURES.items():
+        save_png(render(order, shape, **options), out / f"{name}.png")
+        print(f"docs/images/{name}.png  {order!r} on {shape}")

@@ -1,0 +1,46 @@
+"""Scan orders: how a feature map (B, C, *spatial) becomes K one-dimensional paths (B, K, C, L) and back.
+
+Pure index logic with cached permutation indices per (shape, device); no parameters. Any SSM mixer takes one.
+
+    order = cross_scan(4)                 # MambaIR / VMamba: [row, col, row reversed, col reversed]
+    paths = order.scan(x)                 # (B, 4, C, H*W)
+    y = order.merge_sum(paths, x.shape[2:])
+    image = render(order, (8, 8))         # a picture of the four paths
+
+See docs/scan_orders.md for pictures of every order.
+"""
+
+from ssmblocks.scan_orders.base import Concat, Reversed, ScanOrder, concat
+from ssmblocks.scan_orders.cross_scale import CrossScale, cross_scale_scan
+from ssmblocks.scan_orders.planar import ColMajor, RowMajor, Windowed, bidirectional, cross_scan, mambacsr_order
+from ssmblocks.scan_orders.render import render, save_png
+from ssmblocks.scan_orders.schedules import Schedule, dual_interleaved, hv_interleaved, local_global_interleaved
+from ssmblocks.scan_orders.temporal import FrameMajor, TimeMajor, s2t_scan, t2s_scan
+from ssmblocks.scan_orders.windows import WindowPartition, medvsr_windows
+
+__all__ = [
+    "ColMajor",
+    "Concat",
+    "CrossScale",
+    "FrameMajor",
+    "Reversed",
+    "RowMajor",
+    "ScanOrder",
+    "Schedule",
+    "TimeMajor",
+    "WindowPartition",
+    "Windowed",
+    "bidirectional",
+    "concat",
+    "cross_scale_scan",
+    "cross_scan",
+    "dual_interleaved",
+    "hv_interleaved",
+    "local_global_interleaved",
+    "mambacsr_order",
+    "medvsr_windows",
+    "render",
+    "s2t_scan",
+    "save_png",
+    "t2s_scan",
+]

@@ -1,0 +1,89 @@
+"""Position-aligned cross-scale order (MambaCSR): a fine map and its x0.5 coarse map in one sequence.
+
+Facts (shared/reference/mambacsr.md): fine tokens by a nested scan — outer windows of ``window`` x ``window`` (16
+in MambaCSR), inside each window its 2x2 sub-blocks, inside each sub-block its 4 pixels, all in the same order
+(row- or column-major); coarse tokens by the matching ``window/2`` local scan of the half-size map; the streams are
+interleaved so every coarse token comes right before the four fine tokens it covers: [d0, f0, f1, f2, f3, d1, ...]
+(length 5HW/4). ``_flip`` reverses the fine and the coarse streams separately, then interleaves them. The split
+back keeps only the fine tokens. H and W must be multiples of ``window``; no padding.
+
+This is the correct general order for any H x W. The official code un-scans its column-major paths with the grid
+transposed when H != W; that quirk belongs to the MambaCSR zoo model, not here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ssmblocks.scan_orders.base import ScanOrder, concat
+
+__all__ = ["CrossScale", "cross_scale_scan"]
+
+
+class CrossScale(ScanOrder):
+    """One path through a fine (H, W) map and its coarse (H/2, W/2) map. ``scan(fine, coarse)`` -> (B, 1, C, 5HW/4).
+
+    Indices address the fine map flattened (H*W tokens) followed by the coarse map flattened (H*W/4 tokens).
+    """
+
+    def __init__(self, window: int = 16, column_major: bool = False, flip: bool = False) -> None:
+        super().__init__()
+        if window < 2 or window % 2:
+            raise ValueError(f"the fine window must be an even size >= 2, got {window}")
+        self.window, self.column_major, self.flip = window, column_major, flip
+
+    @property
+    def padding(self) -> str:
+        return f"none: H and W must be multiples of {self.window}; the coarse map must be exactly half the size"
+
+    def check_shape(self, shape):
+        h, w = shape
+        if h < self.window or w < self.window or h % self.window or w % self.window:
+            raise ValueError(f"CrossScale(window={self.window}) needs a fine map whose sides are positive multiples "
+                             f"of {self.window}, got {h}x{w}")
+
+    def source_size(self, shape):
+        return shape[0] * shape[1] * 5 // 4
+
+    def _nested(self, grid: Tensor, levels: tuple[int, ...]) -> Tensor:
+        """Flattens ``grid`` (h, w) visiting blocks of size levels[0], inside them blocks of levels[1], ...,
+        each level row-major (or column-major)."""
+        if not levels:
+            return grid.reshape(-1) if not self.column_major else grid.t().reshape(-1)
+        k = levels[0]
+        h, w = grid.shape
+        blocks = grid.view(h // k, k, w // k, k).permute(0, 2, 1, 3)      # (Hg, Wg, k, k)
+        if self.column_major:
+            blocks = blocks.transpose(0, 1)
+        return torch.cat([self._nested(block, levels[1:]) for block in blocks.reshape(-1, k, k)])
+
+    def build_paths(self, shape):
+        h, w = shape
+        fine = self._nested(torch.arange(h * w).view(h, w), (self.window, 2))                   # (HW,)
+        coarse = h * w + self._nested(torch.arange(h * w // 4).view(h // 2, w // 2), (self.window // 2,))
+        if self.flip:
+            fine, coarse = fine.flip(0), coarse.flip(0)
+        return torch.cat([coarse[:, None], fine.view(-1, 4)], dim=1).reshape(1, -1)            # [d, f, f, f, f]
+
+    def flatten_inputs(self, *maps: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+        """``scan(fine, coarse)``: fine (B, C, H, W), coarse (B, C, H/2, W/2) -> source (B, C, 5HW/4)."""
+        if len(maps) != 2:
+            raise ValueError(f"{self!r} scans two maps (fine, coarse), got {len(maps)}")
+        fine, coarse = maps
+        shape = self._check_map(fine, "fine")
+        self._check_map(coarse, "coarse")
+        half = (*fine.shape[:2], shape[0] // 2, shape[1] // 2)
+        if tuple(coarse.shape) != half or shape[0] % 2 or shape[1] % 2:
+            raise ValueError(f"the coarse map must be half the fine map: fine {tuple(fine.shape)} needs coarse "
+                             f"{half}, got {tuple(coarse.shape)}")
+        return torch.cat([fine.flatten(2), coarse.flatten(2)], dim=-1), shape
+
+    def __repr__(self) -> str:
+        order = "col" if self.column_major else "row"
+        return f"CrossScale(window={self.window}, {order}{', flip' if self.flip else ''})"
+
+
+def cross_scale_scan(window: int = 16) -> ScanOrder:
+    """MambaCSR's four cross-scale paths, in the official order [w16, w16_flip, c_w16, c_w16_flip]."""
+    return concat(*(CrossScale(window, column_major=c, flip=f) for c in (False, True) for f in (False, True)))
