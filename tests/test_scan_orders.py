@@ -272,3 +272,35 @@ def test_render_colours_by_visit_order_and_writes_png(tmp_path):
 def test_render_clip_and_cross_scale():
     assert render(s2t_scan(), (2, 3, 3), cell=4).shape[1] == 2 * 12 + 2
     assert render(cross_scale_scan(4), (8, 8), cell=2).shape[0] == 4 * 16 + 3 * 2
+
+
+# ---- gradients and the non-native gather ----------------------------------------------------------------------
+GRAD_CASES = {
+    "cross4": (cross_scan(4), [(5, 7)]),
+    "w3_padding_pair": (bidirectional(Windowed(3, column_major=True)), [(5, 7)]),
+    "cross_scale": (cross_scale_scan(4), [(8, 4), (4, 2)]),
+}
+
+
+@pytest.mark.parametrize("name", GRAD_CASES)
+def test_scan_and_merge_are_differentiable(name):
+    order, shapes = GRAD_CASES[name]
+    maps = [torch.randn(2, 3, *s, dtype=torch.float64, requires_grad=True) for s in shapes]
+    assert torch.autograd.gradcheck(lambda *m: order.scan(*m), maps)
+    paths = torch.randn(2, order.num_paths, 3, order.seq_len(shapes[0]), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p: order.merge(p, shapes[0]), (paths,))
+    assert torch.autograd.gradcheck(lambda p: order.merge_sum(p, shapes[0]), (paths,))
+
+
+@pytest.mark.parametrize("name", GRAD_CASES)
+def test_torch_gather_fallback_matches_native(name, monkeypatch):
+    from ssmblocks.ops import _native
+
+    order, shapes = GRAD_CASES[name]
+    maps = [torch.randn(2, 3, *s) for s in shapes]
+    native = order.scan(*maps), order.merge_sum(order.scan(*maps), shapes[0])
+    monkeypatch.setattr(_native, "gather_paths", lambda *args: None)
+    fallback = order.scan(*maps), order.merge_sum(order.scan(*maps), shapes[0])
+    assert torch.equal(native[0], fallback[0]) and torch.allclose(native[1], fallback[1])
+    half = order.scan(*[m.half() for m in maps])     # float16 always takes the torch path
+    assert torch.equal(half, native[0].half())
