@@ -1,7 +1,39 @@
-"""ssmblocks: composable state-space (Mamba) building blocks for image and video restoration."""
+"""ssmblocks: composable state-space (Mamba) building blocks for image and video restoration.
 
-from ssmblocks import ops, scan_orders
+    model = ssmblocks.create_model("mambair_sr_x4", checkpoint_path="MambaIR_SR_x4.pth")
+    model = ssmblocks.load_checkpoint("any_official_checkpoint.pth")   # family and variant detected
+"""
+
+from ssmblocks import blocks, necks, ops, scan_orders, zoo
+from ssmblocks._builder import create_model, load_checkpoint
+from ssmblocks._checkpoint import CheckpointError
+from ssmblocks._hub import PretrainedUnavailableError, push_to_hub, save_for_hub
+from ssmblocks._registry import (
+    PretrainedCfg,
+    get_pretrained_cfg,
+    is_model,
+    list_models,
+    list_pretrained,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "ops", "scan_orders"]
+__all__ = [
+    "CheckpointError",
+    "PretrainedCfg",
+    "PretrainedUnavailableError",
+    "__version__",
+    "blocks",
+    "create_model",
+    "get_pretrained_cfg",
+    "is_model",
+    "list_models",
+    "list_pretrained",
+    "load_checkpoint",
+    "necks",
+    "ops",
+    "push_to_hub",
+    "save_for_hub",
+    "scan_orders",
+    "zoo",
+]

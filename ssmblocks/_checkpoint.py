@@ -1,0 +1,87 @@
+"""Reading checkpoint files and loading them strictly into models.
+
+Formats: safetensors (preferred) and PyTorch pickles read with ``torch.load(weights_only=True)``. Wrappers used by
+BasicSR and others are unwrapped (``params_ema`` > ``params`` > ``state_dict`` > ``model`` > ``net``) and a shared
+``module.`` prefix (DataParallel) is stripped. Loading is strict: a missing, unexpected or mis-shaped key is an
+error that lists them — nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+__all__ = ["CheckpointError", "load_state_dict_strict", "read_state_dict", "unwrap_state_dict"]
+
+_WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
+_MAX_LISTED = 12
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, or that does not match the model it is loaded into."""
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Reads a checkpoint file and returns its (unwrapped) state dict of tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        if path.suffix == ".safetensors":
+            raw = load_file(str(path))
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: the file is corrupt or not a safetensors/PyTorch "
+                              f"checkpoint ({type(err).__name__}: {err})") from err
+    except Exception as err:  # unpickling of non-tensor objects refused by weights_only, and the like
+        raise CheckpointError(f"cannot read checkpoint {path} safely with weights_only=True: {err}") from err
+    return unwrap_state_dict(raw, str(path))
+
+
+def unwrap_state_dict(obj: object, origin: str = "checkpoint") -> dict[str, Tensor]:
+    """Unwraps BasicSR-style containers and strips a shared ``module.`` prefix."""
+    while isinstance(obj, Mapping) and not _is_state_dict(obj):
+        key = next((k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if key is None:
+            raise CheckpointError(f"{origin} holds no state dict: top-level keys {sorted(map(str, obj))[:10]}")
+        obj = obj[key]
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{origin} holds no tensors")
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _is_state_dict(obj: Mapping) -> bool:
+    return bool(obj) and all(isinstance(v, Tensor) for v in obj.values())
+
+
+def _listing(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_MAX_LISTED])
+    return shown + (f", ... ({len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str = "checkpoint") -> None:
+    """Loads ``state_dict`` into ``model`` only if every key and shape matches; else raises CheckpointError."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+                  if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if missing or unexpected or mismatched:
+        parts = [f"{origin} does not match {type(model).__name__}:"]
+        if missing:
+            parts.append(f"missing {len(missing)} keys: {_listing(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys: {_listing(unexpected)}")
+        if mismatched:
+            parts.append(f"{len(mismatched)} shape mismatches: {_listing(mismatched)}")
+        raise CheckpointError("\n  ".join(parts))
+    model.load_state_dict(state_dict, strict=True)

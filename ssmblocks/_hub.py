@@ -1,0 +1,185 @@
+"""Weight resolution and export: Hugging Face Hub, direct URLs with sha256, local files, and hub-ready folders.
+
+Offline use: with ``HF_HUB_OFFLINE=1`` the Hub path reads only the local Hugging Face cache (through
+``huggingface_hub`` itself), and URL downloads only their cache (``~/.cache/ssmblocks/checkpoints`` or
+``cache_dir``). A file that is not cached raises ``PretrainedUnavailableError`` saying what to do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import huggingface_hub
+from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+from safetensors.torch import save_file
+from torch import nn
+
+from ssmblocks._registry import PretrainedCfg
+
+__all__ = ["PretrainedUnavailableError", "push_to_hub", "resolve_hub_file", "resolve_weights", "save_for_hub"]
+
+CONFIG_NAME = "config.json"
+WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+
+
+class PretrainedUnavailableError(RuntimeError):
+    """Pretrained weights that cannot be obtained here; the message says how to get them."""
+
+
+def _offline() -> bool:
+    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+
+
+def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None) -> Path:
+    """A file of a Hub repo, downloaded or (offline) read from the local Hugging Face cache."""
+    try:
+        return Path(huggingface_hub.hf_hub_download(repo_id, filename, cache_dir=cache_dir))
+    except LocalEntryNotFoundError as err:
+        raise PretrainedUnavailableError(
+            f"{repo_id}/{filename} is not in the local Hugging Face cache"
+            + (" and HF_HUB_OFFLINE is set" if _offline() else " and the Hub could not be reached")
+            + f". Run once with network access (HF_HUB_OFFLINE unset), or download the file and pass "
+            f"checkpoint_path=... ({err})"
+        ) from err
+    except (EntryNotFoundError, HfHubHTTPError) as err:
+        raise PretrainedUnavailableError(f"cannot download {repo_id}/{filename} from the Hub: {err}") from err
+
+
+def _checkpoint_cache(cache_dir: str | Path | None) -> Path:
+    if cache_dir:
+        return Path(cache_dir)
+    root = os.environ.get("SSMBLOCKS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(root) / ("checkpoints" if os.environ.get("SSMBLOCKS_CACHE_DIR") else "ssmblocks/checkpoints")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
+    target = _checkpoint_cache(cache_dir) / Path(urllib.request.urlparse(cfg.url).path).name
+    if target.is_file() and (not cfg.sha256 or _sha256(target) == cfg.sha256):
+        return target
+    if _offline():
+        raise PretrainedUnavailableError(f"{cfg.name}: {target.name} is not cached in {target.parent} and "
+                                         f"HF_HUB_OFFLINE is set. Download {cfg.url} there, or pass checkpoint_path=.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    os.close(fd)
+    try:
+        with urllib.request.urlopen(cfg.url, timeout=60) as response, open(tmp, "wb") as out:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+        if cfg.sha256 and _sha256(Path(tmp)) != cfg.sha256:
+            raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from {cfg.url} does not have the "
+                                             f"expected sha256 {cfg.sha256}; it was discarded")
+        os.replace(tmp, target)
+    except OSError as err:
+        raise PretrainedUnavailableError(f"{cfg.name}: cannot download {cfg.url}: {err}") from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> Path:
+    """The local path of ``cfg``'s weights (file > Hub > URL); explains manual downloads."""
+    source = cfg.source
+    if source == "file":
+        return Path(cfg.file)
+    if source == "hf-hub":
+        return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir)
+    if source == "url":
+        return _download_url(cfg, cache_dir)
+    if source == "manual":
+        filename = cfg.manual_filename or "the checkpoint"
+        raise PretrainedUnavailableError(
+            f"the weights of {cfg.name} are published at {cfg.manual_url} and cannot be downloaded automatically. "
+            f"Download {filename} from there, then load it with "
+            f"ssmblocks.create_model({cfg.name!r}, checkpoint_path='path/to/{cfg.manual_filename or 'file.pth'}')"
+        )
+    raise PretrainedUnavailableError(f"{cfg.name} has no published weights; build it with pretrained=False")
+
+
+def _model_card(architecture: str, cfg: PretrainedCfg) -> str:
+    lines = [f"---\nlibrary_name: ssmblocks\nlicense: {cfg.license.lower() or 'other'}\ntags:\n- image-restoration\n"
+             f"- mamba\n---\n", f"# {cfg.name or architecture}\n",
+             f"Task: {cfg.task or 'image restoration'}, scale x{cfg.scale}, {cfg.in_chans} -> {cfg.out_chans} "
+             "channels.\n", "```python\nimport ssmblocks\nmodel = ssmblocks.create_model('hf-hub:<this repo>')\n```\n"]
+    if cfg.paper:
+        lines.append(f"Paper: {cfg.paper}. Official code: {cfg.origin_url}\n")
+    if cfg.metrics:
+        rows = "".join(f"| {k} | {v} |\n" for k, v in cfg.metrics.items())
+        lines.append("| benchmark | published |\n|---|---|\n" + rows)
+    if cfg.test_protocol:
+        lines.append(f"\nTest protocol: {cfg.test_protocol}\n")
+    return "\n".join(lines)
+
+
+def save_for_hub(model: nn.Module, folder: str | Path) -> Path:
+    """Writes a hub-ready folder: model.safetensors, config.json (architecture, model_args, pretrained_cfg), and
+    a model card README.md. ``create_model('local-dir:<folder>')`` or, once pushed, ``'hf-hub:<repo>'`` reads it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg: PretrainedCfg = getattr(model, "pretrained_cfg", None) or PretrainedCfg()
+    architecture = cfg.architecture or getattr(model, "architecture", "")
+    if not architecture:
+        raise ValueError("save_for_hub needs a model built by ssmblocks.create_model (it records the architecture)")
+    config: dict[str, Any] = {
+        "architecture": architecture,
+        "model_args": getattr(model, "model_args", {}),
+        "pretrained_cfg": {k: v for k, v in cfg.to_dict().items() if k not in ("file", "hf_hub_id", "url", "sha256")},
+    }
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHT_NAMES[0]))
+    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+    (folder / "README.md").write_text(_model_card(architecture, cfg))
+    return folder
+
+
+def push_to_hub(model: nn.Module, repo_id: str, *, private: bool = False, token: str | None = None,
+                commit_message: str = "Add ssmblocks model", api: huggingface_hub.HfApi | None = None) -> str:
+    """Exports ``model`` with ``save_for_hub`` and uploads the folder to ``repo_id``; returns the commit URL."""
+    api = api or huggingface_hub.HfApi(token=token)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_for_hub(model, tmp)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
+
+
+def read_repo_config(location: str, cache_dir: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """(config.json contents, weight file) of a Hub repo ('org/name') or a local folder ('local-dir:...')."""
+    if location.startswith("local-dir:"):
+        folder = Path(location[len("local-dir:"):])
+        config_path = folder / CONFIG_NAME
+        if not config_path.is_file():
+            raise FileNotFoundError(f"{folder} has no {CONFIG_NAME}; write one with ssmblocks.save_for_hub")
+        weights = next((folder / n for n in WEIGHT_NAMES if (folder / n).is_file()), None)
+        if weights is None:
+            raise FileNotFoundError(f"{folder} has none of {WEIGHT_NAMES}")
+    else:
+        config_path = resolve_hub_file(location, CONFIG_NAME, cache_dir)
+        weights = None
+        for name in WEIGHT_NAMES:
+            try:
+                weights = resolve_hub_file(location, name, cache_dir)
+                break
+            except PretrainedUnavailableError as err:
+                last = err
+        if weights is None:
+            raise last
+    config = json.loads(config_path.read_text())
+    if "architecture" not in config:
+        raise ValueError(f"{config_path} has no 'architecture' entry")
+    return config, weights

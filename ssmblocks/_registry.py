@@ -1,0 +1,162 @@
+"""Model registry: architectures, their pretrained configurations, and name look-up (timm-style).
+
+Names are ``architecture.tag``; a bare architecture resolves to its default (first registered) tag. Each model
+family module registers its entry points with ``@register_model`` and its configurations with ``register_cfgs``
+when it is imported (``ssmblocks.zoo`` imports every family).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "PretrainedCfg",
+    "get_pretrained_cfg",
+    "is_model",
+    "list_models",
+    "list_pretrained",
+    "model_entrypoint",
+    "register_cfgs",
+    "register_model",
+    "split_model_name",
+]
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """Where a model's weights come from and what they are: source, licence, protocol, published numbers.
+
+    Weight sources, in priority order: ``file`` (a local path), ``hf_hub_id`` (+ ``hf_hub_filename``), ``url``
+    (+ ``sha256``), ``manual_url`` (a page to download from by hand, e.g. Google Drive; the loader explains what to
+    do). A cfg with none of them describes an architecture without released weights.
+    """
+
+    architecture: str = ""
+    tag: str = ""
+    file: str | None = None
+    hf_hub_id: str | None = None
+    hf_hub_filename: str = "model.safetensors"
+    url: str | None = None
+    sha256: str | None = None
+    manual_url: str | None = None
+    manual_filename: str | None = None
+    license: str = ""
+    paper: str = ""
+    origin_url: str = ""
+    task: str = ""
+    test_protocol: str = ""
+    scale: int = 1
+    in_chans: int = 3
+    out_chans: int = 3
+    min_size: int = 1
+    multiple_of: int = 1
+    supports_fp16: bool = False
+    supports_bf16: bool = True
+    metrics: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.architecture}.{self.tag}" if self.tag else self.architecture
+
+    @property
+    def source(self) -> str | None:
+        """'file', 'hf-hub', 'url', 'manual', or None when no weights are published."""
+        for attr, source in (("file", "file"), ("hf_hub_id", "hf-hub"), ("url", "url"), ("manual_url", "manual")):
+            if getattr(self, attr):
+                return source
+        return None
+
+    @property
+    def has_weights(self) -> bool:
+        return self.source is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PretrainedCfg:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_entrypoints: dict[str, Callable[..., Any]] = {}
+_cfgs: dict[str, dict[str, PretrainedCfg]] = {}
+
+
+def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: registers ``fn`` (which builds the model from keyword arguments) under its own name."""
+    if fn.__name__ in _entrypoints:
+        raise ValueError(f"model {fn.__name__!r} is registered twice")
+    _entrypoints[fn.__name__] = fn
+    return fn
+
+
+def register_cfgs(cfgs: dict[str, PretrainedCfg]) -> None:
+    """Registers pretrained cfgs keyed 'architecture.tag' (the first tag of an architecture is its default)."""
+    for name, cfg in cfgs.items():
+        arch, tag = split_model_name(name)
+        _cfgs.setdefault(arch, {})[tag] = dataclasses.replace(cfg, architecture=arch, tag=tag)
+
+
+def split_model_name(name: str) -> tuple[str, str]:
+    arch, _, tag = name.partition(".")
+    return arch, tag
+
+
+def _unknown(name: str) -> ValueError:
+    close = difflib.get_close_matches(name, list(_entrypoints) + list_pretrained(), n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else " See ssmblocks.list_models()."
+    return ValueError(f"unknown model {name!r}.{hint}")
+
+
+def model_entrypoint(arch: str) -> Callable[..., Any]:
+    if arch not in _entrypoints:
+        raise _unknown(arch)
+    return _entrypoints[arch]
+
+
+def is_model(name: str) -> bool:
+    """True if ``name`` (an architecture, or architecture.tag with a registered tag) can be built."""
+    arch, tag = split_model_name(name)
+    return arch in _entrypoints and (not tag or tag in _cfgs.get(arch, {}))
+
+
+def get_pretrained_cfg(name: str) -> PretrainedCfg:
+    """The cfg of 'architecture.tag' (the default tag for a bare architecture). Raises ValueError if unknown."""
+    arch, tag = split_model_name(name)
+    model_entrypoint(arch)
+    tags = _cfgs.get(arch, {})
+    if not tags:
+        return PretrainedCfg(architecture=arch)
+    if not tag:
+        return next(iter(tags.values()))
+    if tag not in tags:
+        raise ValueError(f"{arch!r} has no pretrained tag {tag!r}; its tags: {', '.join(tags)}")
+    return tags[tag]
+
+
+def list_models(filter: str | Iterable[str] = "", pretrained: bool = False,
+                exclude_filters: str | Iterable[str] = ()) -> list[str]:
+    """Sorted architecture names (or, with ``pretrained=True``, 'architecture.tag' names that have weights),
+    matching any of the fnmatch patterns in ``filter`` and none in ``exclude_filters``."""
+    if pretrained:
+        names = [cfg.name for tags in _cfgs.values() for cfg in tags.values() if cfg.has_weights]
+    else:
+        names = list(_entrypoints)
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    if any(patterns):
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns if p)]
+    excludes = [exclude_filters] if isinstance(exclude_filters, str) else list(exclude_filters)
+    names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in excludes)]
+    return sorted(names)
+
+
+def list_pretrained(filter: str = "") -> list[str]:
+    """'architecture.tag' names that have published weights."""
+    return list_models(filter, pretrained=True)
