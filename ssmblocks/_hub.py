@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import huggingface_hub
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 from safetensors.torch import save_file
 from torch import nn
@@ -33,7 +34,7 @@ class PretrainedUnavailableError(RuntimeError):
 
 
 def _offline() -> bool:
-    return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
+    return bool(hf_constants.HF_HUB_OFFLINE)
 
 
 def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None) -> Path:

@@ -1,0 +1,187 @@
+"""Registry look-ups and weight resolution: Hub cache (offline), direct URLs on a loopback server, local folders,
+manual sources, export and push. No test touches the network beyond 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import constants as hf_constants
+
+import ssmblocks
+from ssmblocks import PretrainedUnavailableError
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ---- registry ---------------------------------------------------------------------------------------------------
+def test_list_models_filters():
+    light = ssmblocks.list_models("mambair_light_x*")
+    assert light == ["mambair_light_x2", "mambair_light_x3", "mambair_light_x4"]
+    assert "test_mambair_sr" not in ssmblocks.list_models(exclude_filters="test_*")
+    assert ssmblocks.list_models(["mambair_car", "mambairunet*"]) == ["mambair_car", "mambairunet_realdn"]
+    assert ssmblocks.list_pretrained("mambair_car*") == ["mambair_car.q10", "mambair_car.q30", "mambair_car.q40"]
+    assert not any(name.startswith("test_") for name in ssmblocks.list_pretrained())
+
+
+def test_names_tags_and_errors():
+    assert ssmblocks.is_model("mambair_car") and ssmblocks.is_model("mambair_car.q30")
+    assert not ssmblocks.is_model("mambair_car.q99") and not ssmblocks.is_model("resnet50")
+    assert ssmblocks.get_pretrained_cfg("mambair_dn_color").tag == "sigma15"   # the default tag
+    assert ssmblocks.create_model("mambair_car.q40").pretrained_cfg.tag == "q40"
+    with pytest.raises(ValueError, match="has no pretrained tag 'q99'; its tags: q10, q30, q40"):
+        ssmblocks.get_pretrained_cfg("mambair_car.q99")
+    with pytest.raises(ValueError, match=r"unknown model 'mambair_sr_x5'\. Did you mean: .*mambair_sr_x"):
+        ssmblocks.create_model("mambair_sr_x5")
+    with pytest.raises(ValueError, match="looks like a path"):
+        ssmblocks.create_model("weights/mambair.pth")
+
+
+def test_manual_source_explains_what_to_do():
+    with pytest.raises(PretrainedUnavailableError) as err:
+        ssmblocks.create_model("mambair_sr_x4", pretrained=True)
+    message = str(err.value)
+    assert "https://drive.google.com/file/d/1YXggWIsi-auCjmPQDvW9FjB1f9fZK0hN/view" in message
+    assert "ssmblocks.create_model('mambair_sr_x4.official', checkpoint_path=" in message
+    with pytest.raises(PretrainedUnavailableError, match="has no published weights"):
+        ssmblocks.create_model("test_mambair_sr", pretrained=True)
+
+
+# ---- direct URL with sha256, on a loopback server -----------------------------------------------------------------
+@pytest.fixture
+def served(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_source_downloads_verifies_and_caches(served, tmp_path, monkeypatch):
+    root, base = served
+    source = ssmblocks.create_model("test_mambair_sr")
+    ssmblocks.save_for_hub(source, root)
+    sha = hashlib.sha256((root / "model.safetensors").read_bytes()).hexdigest()
+    overlay = {"url": f"{base}/model.safetensors", "sha256": sha}
+    cache = tmp_path / "cache"
+    model = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=cache)
+    assert _same_weights(model, source) and (cache / "model.safetensors").is_file()
+    (root / "model.safetensors").unlink()                         # served no more: the cache answers
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    again = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=cache)
+    assert _same_weights(again, source)
+    with pytest.raises(PretrainedUnavailableError, match=r"not cached .* HF_HUB_OFFLINE is set"):
+        ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay,
+                               cache_dir=tmp_path / "empty")
+
+
+def test_url_source_rejects_a_wrong_checksum(served, tmp_path):
+    root, base = served
+    ssmblocks.save_for_hub(ssmblocks.create_model("test_mambair_sr"), root)
+    overlay = {"url": f"{base}/model.safetensors", "sha256": "0" * 64}
+    with pytest.raises(PretrainedUnavailableError, match="does not have the expected sha256"):
+        ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path)
+    assert not (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.part"))
+
+
+# ---- the Hugging Face cache, offline ------------------------------------------------------------------------------
+def _hand_built_cache(cache: Path, repo_id: str, folder: Path, files: list[str]) -> None:
+    """The layout huggingface_hub itself writes: blobs, refs/main -> commit, snapshots/<commit>/file -> blob."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name in files:
+        data = (folder / name).read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        (snapshot / name).symlink_to(Path("../../blobs") / blob.name)
+
+
+def test_hf_hub_repo_offline_from_a_hand_built_cache(tmp_path, monkeypatch):
+    source = ssmblocks.create_model("test_mambair_dn", pretrained_cfg_overlay={"notes": "exported"})
+    folder = ssmblocks.save_for_hub(source, tmp_path / "export")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architecture"] == "test_mambair_dn" and config["pretrained_cfg"]["notes"] == "exported"
+    assert "Task:" in (folder / "README.md").read_text()
+    cache = tmp_path / "hf"
+    _hand_built_cache(cache, "someone/mambair-dn", folder, ["config.json", "model.safetensors"])
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    model = ssmblocks.create_model("hf-hub:someone/mambair-dn", cache_dir=cache)
+    assert _same_weights(model, source)
+    assert model.pretrained_cfg.hf_hub_id == "someone/mambair-dn" and model.architecture == "test_mambair_dn"
+    # a registered cfg pointing at the same repo resolves through the same path
+    overlay = {"hf_hub_id": "someone/mambair-dn"}
+    via_cfg = ssmblocks.create_model("test_mambair_dn", pretrained=True, pretrained_cfg_overlay=overlay,
+                                     cache_dir=cache)
+    assert _same_weights(via_cfg, source)
+
+
+def test_hf_hub_file_missing_from_the_cache(tmp_path, monkeypatch):
+    folder = ssmblocks.save_for_hub(ssmblocks.create_model("test_mambair_dn"), tmp_path / "export")
+    cache = tmp_path / "hf"
+    _hand_built_cache(cache, "someone/partial", folder, ["config.json"])        # weights never downloaded
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PretrainedUnavailableError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE"):
+        ssmblocks.create_model("hf-hub:someone/partial", cache_dir=cache)
+
+
+def test_local_dir_round_trip_keeps_model_args(tmp_path):
+    source = ssmblocks.create_model("test_mambair_sr", embed_dim=30, depths=(1,))
+    folder = ssmblocks.save_for_hub(source, tmp_path / "export")
+    model = ssmblocks.create_model(f"local-dir:{folder}")
+    assert model.model_args == {"embed_dim": 30, "depths": [1]} and _same_weights(model, source)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="has none of"):
+        ssmblocks.create_model(f"local-dir:{folder}")
+
+
+def test_push_to_hub_uploads_the_exported_folder():
+    class RecordingApi:
+        def __init__(self):
+            self.calls = []
+
+        def create_repo(self, repo_id, private, exist_ok):
+            self.calls.append(("create_repo", repo_id, private, exist_ok))
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            files = sorted(p.name for p in Path(folder_path).iterdir())
+            self.calls.append(("upload_folder", repo_id, files, commit_message))
+            return type("Info", (), {"commit_url": f"https://hub.example/{repo_id}/commit/1"})()
+
+    api = RecordingApi()
+    url = ssmblocks.push_to_hub(ssmblocks.create_model("test_mambair_sr"), "me/test-model", private=True, api=api)
+    assert url.endswith("me/test-model/commit/1")
+    assert api.calls[0] == ("create_repo", "me/test-model", True, True)
+    assert api.calls[1][:3] == ("upload_folder", "me/test-model", ["README.md", "config.json", "model.safetensors"])
+
+
+def test_checkpoint_path_and_file_overlay(tmp_path):
+    source = ssmblocks.create_model("test_mambair_light")
+    path = tmp_path / "w.pth"
+    torch.save({"params": source.state_dict()}, path)
+    by_file = ssmblocks.create_model("test_mambair_light", pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    assert _same_weights(by_file, source)

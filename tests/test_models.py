@@ -1,0 +1,152 @@
+"""Generic tests over every registered model (timm-style), and bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import ssmblocks
+
+ALL_MODELS = ssmblocks.list_models()
+TEST_MODELS = ssmblocks.list_models("test_*")
+
+
+def _input(model_name: str, size: int = 8) -> torch.Tensor:
+    cfg = ssmblocks.get_pretrained_cfg(model_name)
+    side = max(size, cfg.min_size)
+    return torch.rand(1, cfg.in_chans, side, side + 3)
+
+
+def test_registry_has_every_released_model():
+    expected = {f"mambair_sr_x{s}" for s in (2, 3, 4)} | {f"mambair_light_x{s}" for s in (2, 3, 4)} | {
+        "mambair_realsr_x4", "mambair_dn_color", "mambair_car", "mambairunet_realdn"}
+    assert expected <= set(ALL_MODELS)
+    assert {"mambair_dn_color.sigma15", "mambair_dn_color.sigma25", "mambair_dn_color.sigma50",
+            "mambair_car.q10", "mambair_car.q30", "mambair_car.q40"} <= set(ssmblocks.list_pretrained())
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_forward_shape_and_finite(name):
+    model = ssmblocks.create_model(name).eval()
+    cfg = model.pretrained_cfg
+    x = _input(name)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (1, cfg.out_chans, x.shape[2] * cfg.scale, x.shape[3] * cfg.scale)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_backward_reaches_every_parameter(name):
+    model = ssmblocks.create_model(name)
+    model(_input(name, 16)).mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert missing == []
+    # the SSM parameters flow through the scan's own backward: their gradients must be non-zero
+    ssm = [n for n, p in model.named_parameters() if n.split(".")[-1] in ("A_logs", "Ds", "x_proj_weight",
+                                                                          "dt_projs_weight", "dt_projs_bias")]
+    assert ssm and all(model.get_parameter(n).grad.abs().sum() > 0 for n in ssm)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_pretrained_cfg_is_complete(name):
+    cfg = ssmblocks.get_pretrained_cfg(name)
+    assert cfg.architecture == name and cfg.tag
+    assert cfg.task and cfg.license and cfg.paper and cfg.origin_url
+    assert cfg.scale >= 1 and cfg.in_chans in (1, 3) and cfg.out_chans in (1, 3)
+    assert cfg.supports_bf16 in (True, False) and cfg.supports_fp16 in (True, False)
+    if cfg.has_weights:
+        assert cfg.test_protocol and cfg.metrics is not None
+    model = ssmblocks.create_model(name)
+    assert model.pretrained_cfg == cfg
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_state_dict_round_trip_through_safetensors(name, tmp_path):
+    model = ssmblocks.create_model(name)
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    reloaded = ssmblocks.create_model(name, checkpoint_path=path).eval()
+    x = _input(name, 16)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), reloaded(x))
+    assert set(load_file(str(path))) == set(model.state_dict())
+
+
+# ---- bad input ----------------------------------------------------------------------------------------------------
+def test_wrong_channel_count():
+    model = ssmblocks.create_model("test_mambair_sr")
+    with pytest.raises(ValueError, match="expects 3 input channels, got 1"):
+        model(torch.rand(1, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"expects images \(B, C, H, W\)"):
+        model(torch.rand(3, 8, 8))
+
+
+def test_image_smaller_than_supported():
+    model = ssmblocks.create_model("test_mambairunet")
+    with pytest.raises(ValueError, match="at least 8x8"):
+        model(torch.rand(1, 3, 4, 12))
+
+
+def test_unet_pads_sizes_that_are_not_multiples_of_8():
+    model = ssmblocks.create_model("test_mambairunet").eval()
+    x = torch.rand(1, 3, 13, 19)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_corrupt_checkpoint_file(tmp_path):
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ssmblocks.CheckpointError, match="corrupt or not a safetensors/PyTorch"):
+        ssmblocks.load_checkpoint(bad)
+    truncated = tmp_path / "cut.safetensors"
+    save_file({"w": torch.ones(10)}, str(truncated))
+    truncated.write_bytes(truncated.read_bytes()[:-8])
+    with pytest.raises(ssmblocks.CheckpointError, match="corrupt"):
+        ssmblocks.create_model("test_mambair_sr", checkpoint_path=truncated)
+    with pytest.raises(FileNotFoundError, match="checkpoint file not found"):
+        ssmblocks.load_checkpoint(tmp_path / "absent.pth")
+
+
+def test_checkpoint_of_another_family(tmp_path):
+    unet = ssmblocks.create_model("test_mambairunet")
+    path = tmp_path / "unet.pth"
+    torch.save({"params": unet.state_dict()}, path)
+    with pytest.raises(ssmblocks.CheckpointError, match=r"is a MambaIRUNet checkpoint .* but the model is MambaIR"):
+        ssmblocks.create_model("test_mambair_sr", checkpoint_path=path)
+
+
+def test_mismatched_checkpoint_lists_the_keys(tmp_path):
+    state = ssmblocks.create_model("test_mambair_sr").state_dict()
+    del state["conv_first.bias"]
+    state["extra.weight"] = torch.zeros(1)
+    state["conv_last.weight"] = torch.zeros(3, 64, 5, 5)
+    path = tmp_path / "partial.pth"
+    torch.save(state, path)
+    with pytest.raises(ssmblocks.CheckpointError) as err:
+        ssmblocks.create_model("test_mambair_sr", checkpoint_path=path)
+    message = str(err.value)
+    assert "missing 1 keys: conv_first.bias" in message
+    assert "unexpected 1 keys: extra.weight" in message
+    assert "conv_last.weight (3, 64, 5, 5) vs model (3, 64, 3, 3)" in message
+
+
+def test_unknown_checkpoint_family(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"encoder.weight": torch.zeros(2)}, path)
+    with pytest.raises(ssmblocks.CheckpointError, match="not a checkpoint of any supported family"):
+        ssmblocks.load_checkpoint(path)
+
+
+def test_checkpoint_wrappers_and_module_prefix(tmp_path):
+    model = ssmblocks.create_model("test_mambair_dn")
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    path = tmp_path / "wrapped.pth"
+    torch.save({"params_ema": state, "params": {k: torch.zeros_like(v) for k, v in state.items()}}, path)
+    loaded = ssmblocks.load_checkpoint(path)
+    assert loaded.architecture == "mambair_dn_color" and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(),
+                                                  strict=True))
