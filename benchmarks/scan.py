@@ -20,11 +20,11 @@ import os
 import platform
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import torch
+from _memory import peak_extra_mb
 
+from ssmblocks._timing import median_ms
 from ssmblocks.ops import selective_scan_fn, selective_scan_ref, use_backend
 
 SIZES = [(4, 360, 16, 4096), (4, 120, 16, 16384), (4, 120, 16, 65536)]
@@ -36,13 +36,6 @@ SKIP = {
 MAX_TORCH_BACKWARD_ELEMENTS = 1 << 27  # batch*dim*L*N above which the PyTorch path's saved tensors exceed ~16 GB
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} missing from /proc/self/status")
-
-
 def _memory_probe(backend: str, size: tuple[int, ...]) -> None:
     """Subprocess side: one forward, print the peak resident set above the one before the call, in MB."""
     kwargs = _inputs(*size)
@@ -50,24 +43,12 @@ def _memory_probe(backend: str, size: tuple[int, ...]) -> None:
         from ssmblocks.ops._native import native_library
 
         native_library()  # load the library before measuring
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident set
-    before = _status_kb("VmRSS")
-    _forward(backend, kwargs)
-    print((_status_kb("VmHWM") - before) / 1024)
+    print(peak_extra_mb(lambda: _forward(backend, kwargs)))
 
 
 def _peak_extra_mb(backend: str, size: tuple[int, ...]) -> float:
     cmd = [sys.executable, __file__, "--memory-probe", backend, *map(str, size)]
     return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
-
-
-def _median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def _inputs(batch, dim, dstate, length):
@@ -131,14 +112,12 @@ def main() -> None:
         results = {}
         for backend in backends:
             repeats = max(1, args.repeats // 3) if backend == "sequential" else args.repeats
-            _forward(backend, kwargs)  # warm-up (and the one-time kernel build)
-            fwd = _median_ms(lambda b=backend, kw=kwargs: _forward(b, kw), repeats)
+            fwd = median_ms(lambda b=backend, kw=kwargs: _forward(b, kw), repeats)
             mem = _peak_extra_mb(backend, size)
             reason = _skip_reason(backend, "fwd+bwd", size)
             if reason is None:
-                _forward_backward(backend, kwargs, grad)
-                fwdbwd = _median_ms(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g),
-                                    max(1, repeats // 2))
+                fwdbwd = median_ms(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g),
+                                   max(1, repeats // 2))
             else:
                 fwdbwd = None
             results[backend] = (fwd, fwdbwd, mem, reason)

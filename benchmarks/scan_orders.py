@@ -12,21 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
 
+from ssmblocks._timing import median_ms
 from ssmblocks.scan_orders import Windowed, bidirectional, cross_scan
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def main() -> None:
@@ -39,15 +29,15 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, map "
           f"{tuple(args.size)} = {x.numel() * 4 / 2**20:.0f} MB, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
-    copy_ms = _median_ms(lambda: x.clone(), args.repeats)
+    copy_ms = median_ms(lambda: x.clone(), args.repeats)
     print("| order | scan ms | merge ms | merge_sum ms | scan+merge_sum ms | / map copy | / paths copy |")
     print("|---|---|---|---|---|---|---|")
     for name, order in (("cross_scan(4)", cross_scan(4)), ("w8 + w8_flip", bidirectional(Windowed(8)))):
         paths = order.scan(x)
-        paths_copy_ms = _median_ms(lambda p=paths: p.clone(), args.repeats)
-        scan_ms = _median_ms(lambda o=order: o.scan(x), args.repeats)
-        merge_ms = _median_ms(lambda o=order, p=paths: o.merge(p, shape), args.repeats)
-        sum_ms = _median_ms(lambda o=order, p=paths: o.merge_sum(p, shape), args.repeats)
+        paths_copy_ms = median_ms(lambda p=paths: p.clone(), args.repeats)
+        scan_ms = median_ms(lambda o=order: o.scan(x), args.repeats)
+        merge_ms = median_ms(lambda o=order, p=paths: o.merge(p, shape), args.repeats)
+        sum_ms = median_ms(lambda o=order, p=paths: o.merge_sum(p, shape), args.repeats)
         both = scan_ms + sum_ms
         print(f"| {name} | {scan_ms:.1f} | {merge_ms:.1f} | {sum_ms:.1f} | {both:.1f} | {both / copy_ms:.1f}x | "
               f"{both / paths_copy_ms:.1f}x |")

@@ -8,21 +8,11 @@ and how far apart their outputs are.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
+from ssmblocks._timing import median_ms
 from ssmblocks.ops import get_backend, selective_scan_fn, selective_scan_ref
-
-
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     with torch.inference_mode():
         out = selective_scan_fn(*inputs, delta_softplus=True)
         ref = selective_scan_ref(*inputs, delta_softplus=True)
-        fast_ms = _median_ms(lambda: selective_scan_fn(*inputs, delta_softplus=True), args.repeats)
-        ref_ms = _median_ms(lambda: selective_scan_ref(*inputs, delta_softplus=True), max(1, args.repeats // 2))
+        fast_ms = median_ms(lambda: selective_scan_fn(*inputs, delta_softplus=True), args.repeats)
+        ref_ms = median_ms(lambda: selective_scan_ref(*inputs, delta_softplus=True), max(1, args.repeats // 2))
 
     print(f"ssmblocks selective scan, batch 1, dim {dim} ({paths} paths x {args.channels}), N {dstate}, L {length}")
     print(f"backend: {get_backend('selective_scan', u.device)}   threads: {torch.get_num_threads()}")

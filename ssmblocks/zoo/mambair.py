@@ -421,24 +421,11 @@ def mambairunet_realdn(**kwargs: Any) -> MambaIRUNet:
 
 
 _TINY = {"embed_dim": 32, "depths": (2, 2), "d_state": 4}
-
-
-@register_model
-def test_mambair_sr(**kwargs: Any) -> MambaIR:
-    """CI-size MambaIR classic SR x2 (embed 32, 2 x 2 blocks)."""
-    return _mambair({**_TINY, "mlp_ratio": 2.0, "upscale": 2, "upsampler": "pixelshuffle"}, kwargs)
-
-
-@register_model
-def test_mambair_light(**kwargs: Any) -> MambaIR:
-    """CI-size MambaIR light SR x4 (Oct-2024 CAB)."""
-    return _mambair({**_TINY, "mlp_ratio": 1.2, "upscale": 4, "upsampler": "pixelshuffledirect"}, kwargs)
-
-
-@register_model
-def test_mambair_dn(**kwargs: Any) -> MambaIR:
-    """CI-size MambaIR denoiser."""
-    return _mambair({**_TINY, "mlp_ratio": 1.2, "upscale": 1, "upsampler": ""}, kwargs)
+_register("test_mambair_sr", {**_TINY, "mlp_ratio": 2.0, "upscale": 2, "upsampler": "pixelshuffle"},
+          "CI-size MambaIR classic SR x2 (embed 32, 2 x 2 blocks).")
+_register("test_mambair_light", {**_TINY, "mlp_ratio": 1.2, "upscale": 4, "upsampler": "pixelshuffledirect"},
+          "CI-size MambaIR light SR x4 (Oct-2024 CAB).")
+_register("test_mambair_dn", {**_TINY, "mlp_ratio": 1.2, "upscale": 1, "upsampler": ""}, "CI-size MambaIR denoiser.")
 
 
 @register_model
