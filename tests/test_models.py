@@ -150,3 +150,15 @@ def test_checkpoint_wrappers_and_module_prefix(tmp_path):
     assert loaded.architecture == "mambair_dn_color" and not loaded.training
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(),
                                                   strict=True))
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_bfloat16_matches_float32_when_declared(name):
+    model = ssmblocks.create_model(name).eval()
+    assert model.pretrained_cfg.supports_bf16
+    x = _input(name, 16)
+    with torch.no_grad():
+        reference = model(x)
+        out = model.to(torch.bfloat16)(x.bfloat16())
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - reference).abs().max().item() < 0.05

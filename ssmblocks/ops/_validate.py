@@ -29,14 +29,11 @@ def require_shape(name: str, t: torch.Tensor, expected: tuple[int, ...], layout:
         raise ValueError(f"{name} must have shape {layout} = {want}, got {_shape(t)}")
 
 
-def require_same_device(**tensors: torch.Tensor | None) -> torch.device:
-    present = {k: v for k, v in tensors.items() if v is not None}
-    devices = {k: v.device for k, v in present.items()}
-    first = next(iter(devices.values()))
-    if any(d != first for d in devices.values()):
+def require_same_device(**tensors: torch.Tensor | None) -> None:
+    devices = {k: v.device for k, v in tensors.items() if v is not None}
+    if len(set(devices.values())) > 1:
         listing = ", ".join(f"{k} on {d}" for k, d in devices.items())
         raise ValueError(f"all tensors must be on one device, got {listing}")
-    return first
 
 
 def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
@@ -46,8 +43,8 @@ def compute_dtype(*tensors: torch.Tensor | None) -> torch.dtype:
     return torch.float32
 
 
-def check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias) -> int:
-    """Validates selective-scan arguments; returns the number of B/C groups."""
+def check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias) -> None:
+    """Validates selective-scan arguments (ValueError naming the argument and its expected shape)."""
     require_tensor("u", u, 3, "(batch, dim, seqlen)")
     batch, dim, length = u.shape
     require_tensor("delta", delta, 3, "(batch, dim, seqlen)")
@@ -80,4 +77,3 @@ def check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias) -> int:
     if length == 0 or batch == 0 or dim == 0 or dstate == 0:
         raise ValueError(f"empty scan: u has shape {_shape(u)} and A {_shape(A)}; every size must be >= 1")
     require_same_device(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
-    return groups

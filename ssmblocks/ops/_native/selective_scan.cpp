@@ -215,7 +215,7 @@ inline void transpose16(vf* r) {
   transpose_stage<8>(r);
 }
 
-// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n (rows readable up to the next multiple of 16).
+// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n.
 inline void rows_to_lanes(const float* rows, int64_t stride, int64_t n, float* lanes) {
   int64_t t0 = 0;
   for (; t0 + W <= n; t0 += W) {
