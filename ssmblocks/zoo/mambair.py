@@ -312,9 +312,9 @@ def _drive(file_id: str) -> str:
 
 
 def _cfg(task: str, scale: int, drive_id: str | None = None, *, in_chans: int = 3, metrics: dict | None = None,
-         protocol: str = _SR_PROTOCOL, filename: str | None = None, **extra: Any) -> PretrainedCfg:
+         protocol: str = _SR_PROTOCOL, **extra: Any) -> PretrainedCfg:
     return PretrainedCfg(
-        manual_url=_drive(drive_id) if drive_id else None, manual_filename=filename, license="Apache-2.0",
+        manual_url=_drive(drive_id) if drive_id else None, license="Apache-2.0",
         paper=_PAPER, origin_url=_ORIGIN, task=task, test_protocol=protocol if drive_id else "", scale=scale,
         in_chans=in_chans, out_chans=in_chans, supports_fp16=False, supports_bf16=True, metrics=metrics or {}, **extra,
     )
