@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ssmblocks._registry import PretrainedCfg
+from ssmblocks.ops._native.build import cache_dir as ssmblocks_cache_dir
 
 __all__ = ["PretrainedUnavailableError", "push_to_hub", "resolve_hub_file", "resolve_weights", "save_for_hub"]
 
@@ -53,10 +54,7 @@ def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None =
 
 
 def _checkpoint_cache(cache_dir: str | Path | None) -> Path:
-    if cache_dir:
-        return Path(cache_dir)
-    root = os.environ.get("SSMBLOCKS_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(root) / ("checkpoints" if os.environ.get("SSMBLOCKS_CACHE_DIR") else "ssmblocks/checkpoints")
+    return Path(cache_dir) if cache_dir else ssmblocks_cache_dir() / "checkpoints"
 
 
 def _sha256(path: Path) -> str:

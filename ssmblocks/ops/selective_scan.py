@@ -161,7 +161,5 @@ def selective_scan_ref(
     oracle and benchmark baseline, not for real workloads.
     """
     check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
-    dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
-    out, last = scan_reference(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus, dtype)
-    out = out.to(u.dtype)
+    out, last = _torch_scan("reference", u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (out, last) if return_last_state else out

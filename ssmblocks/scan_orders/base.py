@@ -114,7 +114,7 @@ class ScanOrder:
         shape = tuple(shape)
         if len(shape) != self.ndim:
             raise ValueError(f"{type(self).__name__} merges onto a {self.ndim}-D map, got shape {shape}")
-        length = self.seq_len(shape)
+        length = self.paths(shape, y.device).shape[1]
         if y.dim() != 4 or y.shape[1] != self.num_paths or y.shape[3] != length:
             raise ValueError(f"{type(self).__name__} merges paths of layout (B, K={self.num_paths}, C, L={length}) "
                              f"for a map of shape {shape}, got {tuple(y.shape)}")

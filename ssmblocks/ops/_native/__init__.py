@@ -126,7 +126,7 @@ _GATHER_DTYPES = {torch.float32: 0, torch.float64: 1}
 
 
 def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, sum_paths: bool) -> torch.Tensor | None:
-    """Native path gather for scan orders (see ``ssmblocks.scan_orders.base.gather``); None if not applicable.
+    """Native path gather for scan orders (see ``ssmblocks.scan_orders.base._gather``); None if not applicable.
 
     src: (B, C, N) when ``shared_source`` else (B, K, C, N), contiguous CPU float32/float64; index (K, M) int64.
     Returns (B, K, C, M), or (B, C, M) with ``sum_paths``; entries whose index is >= N are 0.
