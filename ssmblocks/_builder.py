@@ -2,24 +2,29 @@
 
 Official checkpoints load as they are: each family's ``checkpoint_filter_fn`` maps official keys to the library's
 (returning early for the library's own format), and ``load_checkpoint`` recognises the family and variant of an
-official checkpoint from its keys and shapes (detectors registered by the family modules).
+official checkpoint from its keys and shapes. Detection is declarative: each family registers which keys make a
+checkpoint its own (``claims``) separately from how its hyperparameters are read from shapes (``infer``); all
+families are asked, exactly one must claim a checkpoint, and nothing but ``CheckpointError`` escapes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
-from ssmblocks._checkpoint import CheckpointError, load_state_dict_strict, read_state_dict
+from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_state_dict_strict, read_state_dict
 from ssmblocks._hub import read_repo_config, resolve_weights
 from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, model_entrypoint, split_model_name
 
-__all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "register_detector"]
+__all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "register_detector",
+           "supported_families"]
 
 
 @dataclass(frozen=True)
@@ -33,43 +38,113 @@ class Detection:
     variant: str = ""
 
 
-_detectors: list[Callable[[Mapping[str, Tensor]], Detection | None]] = []
+InferFn = Callable[[Mapping[str, Tensor]], Detection]
 
 
-def register_detector(fn: Callable[[Mapping[str, Tensor]], Detection | None]) -> Callable:
-    """Registers a family's detector: state dict -> Detection, or None if the keys are not that family's."""
-    _detectors.append(fn)
-    return fn
+@dataclass(frozen=True)
+class _Detector:
+    family: str
+    claims: Callable[[Mapping[str, Tensor]], bool]
+    infer: InferFn
 
 
-def detect_checkpoint(state_dict: Mapping[str, Tensor]) -> Detection | None:
-    for detector in _detectors:
-        found = detector(state_dict)
-        if found is not None:
-            return found
-    return None
+_detectors: dict[str, _Detector] = {}
 
 
-def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str) -> None:
+def register_detector(family: str, *, claims: Callable[[Mapping[str, Tensor]], bool]) -> Callable[[InferFn], InferFn]:
+    """Registers how a family recognises its checkpoints. Decorates ``infer``.
+
+    ``claims(state)`` says whether the keys are this family's (by keys unique to it; it must not look at shapes).
+    ``infer(state)`` reads the hyperparameters from the shapes of a claimed checkpoint and returns a Detection
+    whose ``model_args`` are complete constructor arguments. Any exception inside either becomes a
+    CheckpointError naming the family.
+    """
+    def decorator(infer: InferFn) -> InferFn:
+        if family in _detectors:
+            raise ValueError(f"a detector for {family!r} is registered twice")
+        _detectors[family] = _Detector(family, claims, infer)
+        return infer
+
+    return decorator
+
+
+def supported_families() -> list[str]:
+    return sorted(_detectors)
+
+
+def detect_checkpoint(state_dict: Mapping[str, Tensor], origin: str = "checkpoint") -> Detection:
+    """The family, architecture and hyperparameters of a checkpoint. Every family's detector runs; exactly one
+    must claim the keys. Raises CheckpointError when none or several do, or when a detector fails."""
+    claimed = []
+    for detector in _detectors.values():
+        try:
+            if detector.claims(state_dict):
+                claimed.append(detector)
+        except Exception as err:
+            raise CheckpointError(f"{origin}: the {detector.family} detector failed on its keys "
+                                  f"({type(err).__name__}: {err})") from err
+    if not claimed:
+        sample = ", ".join(list(state_dict)[:6])
+        raise CheckpointError(f"{origin}: not a checkpoint of any supported family ({', '.join(supported_families())})"
+                              f"; its keys start with: {sample}")
+    if len(claimed) > 1:
+        raise CheckpointError(f"{origin}: the keys are claimed by several families "
+                              f"({', '.join(d.family for d in claimed)}); load it with "
+                              f"ssmblocks.create_model(name, checkpoint_path=...) naming the architecture")
+    detector = claimed[0]
+    try:
+        return detector.infer(state_dict)
+    except Exception as err:
+        raise CheckpointError(f"{origin} looks like a {detector.family} checkpoint, but its hyperparameters cannot "
+                              f"be read from its shapes ({type(err).__name__}: {err}); it may be truncated or of an "
+                              f"unsupported variant") from err
+
+
+def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str, assign: bool = False) -> None:
     filter_fn = getattr(type(model), "checkpoint_filter_fn", None)
     state = filter_fn(dict(state_dict), model) if filter_fn else dict(state_dict)
     try:
-        load_state_dict_strict(model, state, origin)
+        load_state_dict_strict(model, state, origin, assign=assign)
     except CheckpointError as err:
-        found = detect_checkpoint(state_dict)
-        if found is not None and found.family != getattr(model, "family", type(model).__name__):
+        try:
+            found = detect_checkpoint(state_dict, origin)
+        except CheckpointError:
+            raise err from None
+        if found.family != getattr(model, "family", type(model).__name__):
             raise CheckpointError(f"{origin} is a {found.family} checkpoint ({found.variant}), but the model is "
                                   f"{type(model).__name__}: use ssmblocks.load_checkpoint(path) to build the right "
                                   f"model") from err
         raise
 
 
-def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any]) -> nn.Module:
-    model = model_entrypoint(architecture)(**model_args)
+def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], meta: bool = False) -> nn.Module:
+    """Calls the entry point; on the meta device (no memory, no init) when ``meta``."""
+    if meta:
+        with torch.device("meta"):
+            model = model_entrypoint(architecture)(**model_args)
+    else:
+        model = model_entrypoint(architecture)(**model_args)
     model.pretrained_cfg = cfg
     model.architecture = architecture
-    model.model_args = dict(model_args)
+    if not hasattr(model, "model_args"):           # a class without @records_hparams: keep what we know
+        model.model_args = dict(model_args)
     return model
+
+
+def _check_name(model_name: object) -> str:
+    if not isinstance(model_name, str) or not model_name:
+        raise TypeError(f"create_model takes a model name (str) such as 'mambair_sr_x4', got {model_name!r}; "
+                        f"see ssmblocks.list_models()")
+    if model_name.startswith(("hf-hub:", "local-dir:")):
+        return model_name
+    if "/" in model_name or "\\" in model_name or Path(model_name).suffix in CHECKPOINT_SUFFIXES:
+        raise ValueError(f"{model_name!r} looks like a checkpoint file: use ssmblocks.load_checkpoint(path) (family "
+                         f"detected), create_model(name, checkpoint_path=path), or the 'local-dir:' / 'hf-hub:' "
+                         f"prefixes for hub folders")
+    arch, dot, tag = model_name.partition(".")
+    if not arch or (dot and not tag):
+        raise ValueError(f"{model_name!r} is not a model name: use 'architecture' or 'architecture.tag'")
+    return model_name
 
 
 def create_model(
@@ -82,13 +157,17 @@ def create_model(
 ) -> nn.Module:
     """Builds a model by name ('architecture', 'architecture.tag', 'hf-hub:org/repo' or 'local-dir:/folder').
 
+    The model is returned in train mode, as torch modules are built (call ``.eval()`` for inference);
+    ``load_checkpoint`` returns eval mode.
+
     Args:
-        pretrained: load the tag's published weights (Hub, URL, or an explanation for manual downloads).
+        pretrained: load the tag's published weights (Hub, URL, Google Drive, or an explanation of what to do).
         checkpoint_path: load this file instead (official or library format; strict).
         pretrained_cfg_overlay: fields replacing those of the pretrained cfg (e.g. ``{"file": "w.pth"}``).
         cache_dir: where downloads are cached.
         **kwargs: model constructor arguments.
     """
+    model_name = _check_name(model_name)
     if model_name.startswith(("hf-hub:", "local-dir:")):
         location = model_name[len("hf-hub:"):] if model_name.startswith("hf-hub:") else model_name
         config, weights = read_repo_config(location, cache_dir)
@@ -98,9 +177,6 @@ def create_model(
         model = _build(config["architecture"], cfg, {**config.get("model_args", {}), **kwargs})
         _load_weights(model, read_state_dict(checkpoint_path or weights), str(checkpoint_path or weights))
         return model
-    if "/" in model_name or "\\" in model_name:
-        raise ValueError(f"{model_name!r} looks like a path: use create_model(name, checkpoint_path=...), "
-                         f"ssmblocks.load_checkpoint(path), or the 'local-dir:' / 'hf-hub:' prefixes")
     arch, _ = split_model_name(model_name)
     cfg = get_pretrained_cfg(model_name)
     if pretrained_cfg_overlay:
@@ -114,16 +190,36 @@ def create_model(
     return model
 
 
+def _comparable(args: Mapping[str, Any]) -> str:
+    return json.dumps(args, sort_keys=True, default=repr)
+
+
+def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> PretrainedCfg:
+    """The architecture's published cfg when the checkpoint has that release's hyperparameters; otherwise a cfg
+    that says it was detected, with the task facts but no weight source and no published numbers."""
+    published = get_pretrained_cfg(found.architecture)
+    release_args = _build(found.architecture, published, {}, meta=True).model_args
+    if _comparable(release_args) == _comparable(full_args):
+        return dataclasses.replace(published, notes=f"detected from {path.name}: {found.variant}")
+    keep = ("license", "paper", "origin_url", "task", "protocol", "scale", "in_chans", "out_chans", "min_size",
+            "multiple_of", "supports_fp16", "supports_bf16", "input_kind", "min_frames")
+    return PretrainedCfg(architecture=found.architecture, tag="custom",
+                         **{name: getattr(published, name) for name in keep},
+                         notes=f"detected from {path.name}, custom size: {found.variant}")
+
+
 def load_checkpoint(path: str | Path) -> nn.Module:
     """Builds the model an (official or library) checkpoint file belongs to, loads it strictly, returns it in
-    eval mode. The family, variant and hyperparameters are recognised from the keys and shapes."""
+    eval mode. The family, variant and hyperparameters are recognised from the keys and shapes (see
+    ``detect_checkpoint``); the model is built on the meta device and takes the file's tensors, so no time is
+    spent initialising weights that are then overwritten."""
+    path = Path(path)
     state = read_state_dict(path)
-    found = detect_checkpoint(state)
-    if found is None:
-        sample = ", ".join(list(state)[:6])
-        raise CheckpointError(f"{path}: not a checkpoint of any supported family (keys start with: {sample})")
-    cfg = get_pretrained_cfg(found.architecture)
-    cfg = dataclasses.replace(cfg, notes=f"detected from {Path(path).name}: {found.variant}")
-    model = _build(found.architecture, cfg, found.model_args)
-    _load_weights(model, state, str(path))
+    found = detect_checkpoint(state, str(path))
+    model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
+    model.pretrained_cfg = _detected_cfg(found, model.model_args, path)
+    _load_weights(model, state, str(path), assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
+        model = _build(found.architecture, model.pretrained_cfg, found.model_args)
+        _load_weights(model, state, str(path))
     return model.eval()

@@ -15,10 +15,11 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-__all__ = ["CheckpointError", "load_state_dict_strict", "read_state_dict", "unwrap_state_dict"]
+__all__ = ["CHECKPOINT_SUFFIXES", "CheckpointError", "load_state_dict_strict", "read_state_dict", "unwrap_state_dict"]
 
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 _MAX_LISTED = 12
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
 class CheckpointError(ValueError):
@@ -67,8 +68,10 @@ def _listing(keys: list[str]) -> str:
     return shown + (f", ... ({len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
 
 
-def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str = "checkpoint") -> None:
-    """Loads ``state_dict`` into ``model`` only if every key and shape matches; else raises CheckpointError."""
+def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str = "checkpoint",
+                          assign: bool = False) -> None:
+    """Loads ``state_dict`` into ``model`` only if every key and shape matches; else raises CheckpointError.
+    ``assign`` takes the tensors themselves (for a model built on the meta device)."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -83,4 +86,6 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], o
         if mismatched:
             parts.append(f"{len(mismatched)} shape mismatches: {_listing(mismatched)}")
         raise CheckpointError("\n  ".join(parts))
-    model.load_state_dict(state_dict, strict=True)
+    if assign:   # the file's tensors become the parameters: keep the model's dtypes
+        state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
+    model.load_state_dict(state_dict, strict=True, assign=assign)

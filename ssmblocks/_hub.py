@@ -38,19 +38,36 @@ def _offline() -> bool:
     return bool(hf_constants.HF_HUB_OFFLINE)
 
 
-def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None) -> Path:
-    """A file of a Hub repo, downloaded or (offline) read from the local Hugging Face cache."""
+_CHECKPOINT_ADVICE = "or download the file and pass checkpoint_path=..."
+_FOLDER_ADVICE = ("or download the repo's config.json and model.safetensors into a folder and use "
+                  "create_model('local-dir:/that/folder')")
+
+
+def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None,
+                     advice: str = _CHECKPOINT_ADVICE) -> Path:
+    """A file of a Hub repo, downloaded or (offline) read from the local Hugging Face cache. ``filename`` may be a
+    glob (``"*.pth"``) that must match exactly one file of the repo (for repos whose file name is not published)."""
     try:
+        if any(c in filename for c in "*?["):
+            return _resolve_hub_glob(repo_id, filename, cache_dir)
         return Path(huggingface_hub.hf_hub_download(repo_id, filename, cache_dir=cache_dir))
     except LocalEntryNotFoundError as err:
         raise PretrainedUnavailableError(
             f"{repo_id}/{filename} is not in the local Hugging Face cache"
             + (" and HF_HUB_OFFLINE is set" if _offline() else " and the Hub could not be reached")
-            + f". Run once with network access (HF_HUB_OFFLINE unset), or download the file and pass "
-            f"checkpoint_path=... ({err})"
+            + f". Run once with network access (HF_HUB_OFFLINE unset), {advice} ({err})"
         ) from err
     except (EntryNotFoundError, HfHubHTTPError) as err:
         raise PretrainedUnavailableError(f"cannot download {repo_id}/{filename} from the Hub: {err}") from err
+
+
+def _resolve_hub_glob(repo_id: str, pattern: str, cache_dir: str | Path | None) -> Path:
+    folder = Path(huggingface_hub.snapshot_download(repo_id, allow_patterns=[pattern], cache_dir=cache_dir))
+    matches = sorted(p for p in folder.glob(pattern) if p.is_file())
+    if len(matches) != 1:
+        found = ", ".join(p.name for p in matches) or "none"
+        raise PretrainedUnavailableError(f"{repo_id}: expected exactly one file matching {pattern!r}, found {found}")
+    return matches[0]
 
 
 def _checkpoint_cache(cache_dir: str | Path | None) -> Path:
@@ -97,17 +114,64 @@ def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> 
     if source == "file":
         return Path(cfg.file)
     if source == "hf-hub":
-        return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir)
+        try:
+            return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir)
+        except PretrainedUnavailableError as err:
+            if not cfg.fallback_url:
+                raise
+            raise PretrainedUnavailableError(f"{err}\nThe same file is also published at {cfg.fallback_url}: "
+                                             f"download it there and pass checkpoint_path=...") from err
     if source == "url":
         return _download_url(cfg, cache_dir)
+    if source == "gdrive":
+        return _download_gdrive(cfg, cache_dir)
     if source == "manual":
-        filename = cfg.manual_filename or "the checkpoint"
-        raise PretrainedUnavailableError(
-            f"the weights of {cfg.name} are published at {cfg.manual_url} and cannot be downloaded automatically. "
-            f"Download {filename} from there, then load it with "
-            f"ssmblocks.create_model({cfg.name!r}, checkpoint_path='path/to/{cfg.manual_filename or 'file.pth'}')"
-        )
+        raise PretrainedUnavailableError(_manual_advice(cfg, cfg.manual_url, "cannot be downloaded automatically"))
     raise PretrainedUnavailableError(f"{cfg.name} has no published weights; build it with pretrained=False")
+
+
+def _manual_advice(cfg: PretrainedCfg, where: str, why: str) -> str:
+    filename = cfg.manual_filename or "the checkpoint"
+    also = f" (also at {cfg.fallback_url})" if cfg.fallback_url else ""
+    return (f"the weights of {cfg.name} are published at {where}{also} and {why}. Download {filename} from there, "
+            f"then load it with ssmblocks.create_model({cfg.name!r}, "
+            f"checkpoint_path='path/to/{cfg.manual_filename or 'file.pth'}')")
+
+
+def gdrive_url(file_id: str) -> str:
+    """The page of a Google Drive file."""
+    return f"https://drive.google.com/file/d/{file_id}/view"
+
+
+def _download_gdrive(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
+    """A Google Drive file through the optional ``gdown`` package, cached under its ``manual_filename``."""
+    name = cfg.manual_filename or f"{cfg.gdrive_id}.pth"
+    target = _checkpoint_cache(cache_dir) / "gdrive" / name
+    if target.is_file() and (not cfg.sha256 or _sha256(target) == cfg.sha256):
+        return target
+    try:
+        import gdown
+    except ImportError:
+        raise PretrainedUnavailableError(_manual_advice(
+            cfg, gdrive_url(cfg.gdrive_id), "Google Drive downloads need the optional gdown package "
+            "(pip install gdown, or ssmblocks[gdrive])")) from None
+    if _offline():
+        raise PretrainedUnavailableError(_manual_advice(
+            cfg, gdrive_url(cfg.gdrive_id), f"it is not cached in {target.parent} and HF_HUB_OFFLINE is set"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    os.close(fd)
+    try:
+        if gdown.download(id=cfg.gdrive_id, output=tmp, quiet=False) is None:
+            raise PretrainedUnavailableError(_manual_advice(cfg, gdrive_url(cfg.gdrive_id), "gdown could not fetch it"))
+        if cfg.sha256 and _sha256(Path(tmp)) != cfg.sha256:
+            raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from Google Drive does not have the "
+                                             f"expected sha256 {cfg.sha256}; it was discarded")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
 
 
 def _model_card(architecture: str, cfg: PretrainedCfg) -> str:
@@ -131,12 +195,20 @@ def save_for_hub(model: nn.Module, folder: str | Path) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg: PretrainedCfg = getattr(model, "pretrained_cfg", None) or PretrainedCfg()
-    architecture = cfg.architecture or getattr(model, "architecture", "")
-    if not architecture:
-        raise ValueError("save_for_hub needs a model built by ssmblocks.create_model (it records the architecture)")
+    architecture = getattr(model, "architecture", "") or getattr(model, "default_architecture", "")
+    if not architecture or not hasattr(model, "model_args"):
+        raise ValueError(f"save_for_hub needs a model of the ssmblocks zoo (it records its architecture and "
+                         f"hyperparameters); {type(model).__name__} does not")
+    model_args = dict(model.model_args)
+    for name, value in model_args.items():
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise ValueError(f"save_for_hub cannot write the model argument {name}={value!r} to config.json; "
+                             f"save the state_dict instead and rebuild the model in code") from None
     config: dict[str, Any] = {
         "architecture": architecture,
-        "model_args": getattr(model, "model_args", {}),
+        "model_args": model_args,
         "pretrained_cfg": {k: v for k, v in cfg.to_dict().items() if k not in ("file", "hf_hub_id", "url", "sha256")},
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
@@ -168,11 +240,11 @@ def read_repo_config(location: str, cache_dir: str | Path | None = None) -> tupl
         if weights is None:
             raise FileNotFoundError(f"{folder} has none of {WEIGHT_NAMES}")
     else:
-        config_path = resolve_hub_file(location, CONFIG_NAME, cache_dir)
+        config_path = resolve_hub_file(location, CONFIG_NAME, cache_dir, _FOLDER_ADVICE)
         weights = None
         for name in WEIGHT_NAMES:
             try:
-                weights = resolve_hub_file(location, name, cache_dir)
+                weights = resolve_hub_file(location, name, cache_dir, _FOLDER_ADVICE)
                 break
             except PretrainedUnavailableError as err:
                 last = err

@@ -31,9 +31,16 @@ __all__ = [
 class PretrainedCfg:
     """Where a model's weights come from and what they are: source, licence, protocol, published numbers.
 
-    Weight sources, in priority order: ``file`` (a local path), ``hf_hub_id`` (+ ``hf_hub_filename``), ``url``
-    (+ ``sha256``), ``manual_url`` (a page to download from by hand, e.g. Google Drive; the loader explains what to
-    do). A cfg with none of them describes an architecture without released weights.
+    Weight sources, in priority order: ``file`` (a local path), ``hf_hub_id`` (+ ``hf_hub_filename``, which may be
+    a glob such as ``"*.pth"`` matching exactly one file of the repo), ``url`` (+ ``sha256``), ``gdrive_id`` (a
+    Google Drive file: downloaded with the optional ``gdown`` package when it is installed, else the loader
+    explains what to do), ``manual_url`` (a page to download from by hand; the loader explains what to do).
+    ``fallback_url`` is a second place a person can download the file from, named in errors. A cfg with none of
+    them describes an architecture without released weights.
+
+    ``protocol`` names the official test procedure of ``ssmblocks.restore`` ('mambair', 'mambacsr', 'dvmsr',
+    'medvsr', or '' for the whole image); ``test_protocol`` describes the whole evaluation in words.
+    ``input_kind`` is 'image' (B, C, H, W) or 'video' (B, T, C, H, W); video models need ``min_frames`` frames.
     """
 
     architecture: str = ""
@@ -43,13 +50,18 @@ class PretrainedCfg:
     hf_hub_filename: str = "model.safetensors"
     url: str | None = None
     sha256: str | None = None
+    gdrive_id: str | None = None
     manual_url: str | None = None
     manual_filename: str | None = None
+    fallback_url: str | None = None
     license: str = ""
     paper: str = ""
     origin_url: str = ""
     task: str = ""
     test_protocol: str = ""
+    protocol: str = ""
+    input_kind: str = "image"
+    min_frames: int = 1
     scale: int = 1
     in_chans: int = 3
     out_chans: int = 3
@@ -66,8 +78,9 @@ class PretrainedCfg:
 
     @property
     def source(self) -> str | None:
-        """'file', 'hf-hub', 'url', 'manual', or None when no weights are published."""
-        for attr, source in (("file", "file"), ("hf_hub_id", "hf-hub"), ("url", "url"), ("manual_url", "manual")):
+        """'file', 'hf-hub', 'url', 'gdrive', 'manual', or None when no weights are published."""
+        for attr, source in (("file", "file"), ("hf_hub_id", "hf-hub"), ("url", "url"), ("gdrive_id", "gdrive"),
+                             ("manual_url", "manual")):
             if getattr(self, attr):
                 return source
         return None

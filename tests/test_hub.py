@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
+import sys
 import threading
+import types
 from pathlib import Path
 
 import pytest
@@ -41,23 +44,33 @@ def test_names_tags_and_errors():
         ssmblocks.get_pretrained_cfg("mambair_car.q99")
     with pytest.raises(ValueError, match=r"unknown model 'mambair_sr_x5'\. Did you mean: .*mambair_sr_x"):
         ssmblocks.create_model("mambair_sr_x5")
-    with pytest.raises(ValueError, match="looks like a path"):
+    with pytest.raises(ValueError, match=r"looks like a checkpoint file: use ssmblocks\.load_checkpoint"):
         ssmblocks.create_model("weights/mambair.pth")
+    with pytest.raises(ValueError, match=r"looks like a checkpoint file: use ssmblocks\.load_checkpoint"):
+        ssmblocks.create_model("MambaIR_SR_x4.pth")
+    with pytest.raises(ValueError, match="not a model name"):
+        ssmblocks.create_model("mambair_sr_x4.")
+    with pytest.raises(TypeError, match="takes a model name"):
+        ssmblocks.create_model(None)
 
 
-def test_manual_source_explains_what_to_do():
+def test_drive_source_without_gdown_explains_what_to_do(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gdown", None)                    # import gdown -> ImportError
     with pytest.raises(PretrainedUnavailableError) as err:
-        ssmblocks.create_model("mambair_sr_x4", pretrained=True)
+        ssmblocks.create_model("mambair_sr_x2", pretrained=True)
     message = str(err.value)
-    assert "https://drive.google.com/file/d/1YXggWIsi-auCjmPQDvW9FjB1f9fZK0hN/view" in message
-    assert "ssmblocks.create_model('mambair_sr_x4.official', checkpoint_path=" in message
+    assert "https://drive.google.com/file/d/11Kiy_0hmMyDjMvW7MmbUT6tO9n5JrDeB/view" in message
+    assert "optional gdown package" in message
+    assert "ssmblocks.create_model('mambair_sr_x2.official', checkpoint_path=" in message
     with pytest.raises(PretrainedUnavailableError, match="has no published weights"):
         ssmblocks.create_model("test_mambair_sr", pretrained=True)
 
 
 # ---- direct URL with sha256, on a loopback server -----------------------------------------------------------------
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, monkeypatch):
+    """A loopback HTTP server over a temporary folder (downloads allowed: HF_HUB_OFFLINE off)."""
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     root = tmp_path / "www"
     root.mkdir()
 
@@ -118,7 +131,9 @@ def _hand_built_cache(cache: Path, repo_id: str, folder: Path, files: list[str])
         data = (folder / name).read_bytes()
         blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
         blob.write_bytes(data)
-        (snapshot / name).symlink_to(Path("../../blobs") / blob.name)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
 
 
 def test_hf_hub_repo_offline_from_a_hand_built_cache(tmp_path, monkeypatch):
@@ -145,15 +160,54 @@ def test_hf_hub_file_missing_from_the_cache(tmp_path, monkeypatch):
     cache = tmp_path / "hf"
     _hand_built_cache(cache, "someone/partial", folder, ["config.json"])        # weights never downloaded
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(PretrainedUnavailableError, match="not in the local Hugging Face cache and HF_HUB_OFFLINE"):
+    message = "not in the local Hugging Face cache and HF_HUB_OFFLINE"
+    with pytest.raises(PretrainedUnavailableError, match=message) as err:
         ssmblocks.create_model("hf-hub:someone/partial", cache_dir=cache)
+    assert "create_model('local-dir:" in str(err.value) and "checkpoint_path" not in str(err.value)
+
+
+def test_drive_source_through_gdown_up_to_the_network(tmp_path, monkeypatch):
+    """With gdown installed, the Drive id is handed to gdown.download, the file cached, then loaded strictly."""
+    source = ssmblocks.create_model("test_mambair_sr")
+    calls = []
+
+    def download(id, output, quiet):                                   # gdown's own argument names
+        calls.append(id)
+        torch.save({"params": source.state_dict()}, output)
+        return output
+
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download=download))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    overlay = {"gdrive_id": "FILE-ID", "manual_filename": "tiny.pth"}
+    model = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay,
+                                   cache_dir=tmp_path)
+    assert calls == ["FILE-ID"] and _same_weights(model, source)
+    assert (tmp_path / "gdrive" / "tiny.pth").is_file()
+    again = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay,
+                                   cache_dir=tmp_path)
+    assert calls == ["FILE-ID"] and _same_weights(again, source)        # served from the cache
+
+
+def test_mambair_hub_source_offline_from_a_hand_built_cache(tmp_path):
+    """create_model('mambair_sr_x4', pretrained=True) reads the authors' Hub file from the local cache."""
+    official = ssmblocks.create_model("mambair_sr_x4")
+    folder = tmp_path / "files"
+    (folder / "MambaIRv1_ckpt").mkdir(parents=True)
+    torch.save({"params": official.state_dict()}, folder / "MambaIRv1_ckpt" / "MambaIR_classicSRx4.pth")
+    cache = tmp_path / "hf"
+    _hand_built_cache(cache, "cguoh/MambaIR", folder, ["MambaIRv1_ckpt/MambaIR_classicSRx4.pth"])
+    model = ssmblocks.create_model("mambair_sr_x4", pretrained=True, cache_dir=cache)
+    assert _same_weights(model, official)
+    with pytest.raises(PretrainedUnavailableError, match=r"google\.com/file/d/1qSPy6B7Jvi7PDHM1fl8Q88kn7ckwtusK"):
+        ssmblocks.create_model("mambair_dn_color.sigma25", pretrained=True, cache_dir=cache)
 
 
 def test_local_dir_round_trip_keeps_model_args(tmp_path):
     source = ssmblocks.create_model("test_mambair_sr", embed_dim=30, depths=(1,))
     folder = ssmblocks.save_for_hub(source, tmp_path / "export")
     model = ssmblocks.create_model(f"local-dir:{folder}")
-    assert model.model_args == {"embed_dim": 30, "depths": [1]} and _same_weights(model, source)
+    assert model.model_args["embed_dim"] == 30 and list(model.model_args["depths"]) == [1]
+    assert model.model_args["upscale"] == 2 and _same_weights(model, source)      # full hyperparameters
     (folder / "model.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="has none of"):
         ssmblocks.create_model(f"local-dir:{folder}")

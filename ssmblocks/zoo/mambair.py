@@ -10,6 +10,7 @@ Layout of this file: models -> checkpoint_filter_fn and detection -> pretrained 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmblocks._builder import Detection, register_detector
+from ssmblocks._hparams import records_hparams
+from ssmblocks._hub import gdrive_url
+from ssmblocks._inputs import check_image
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CAB_VARIANTS, ResidualGroup, VSSBlock
 from ssmblocks.necks import PixelShuffleDirect, PixelShuffleUpsample
@@ -31,13 +35,6 @@ RGB_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "")
 
 
-def _check_image(x: Tensor, channels: int, name: str) -> None:
-    if x.dim() != 4:
-        raise ValueError(f"{name} expects images (B, C, H, W), got a {x.dim()}-D tensor of shape {tuple(x.shape)}")
-    if x.shape[1] != channels:
-        raise ValueError(f"{name} expects {channels} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-
-
 class _Norm(nn.Module):
     """Holds a LayerNorm under ``.norm`` (the official ``patch_embed.norm`` key)."""
 
@@ -46,6 +43,7 @@ class _Norm(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
 
+@records_hparams
 class MambaIR(nn.Module):
     """MambaIR for SR, denoising and JPEG CAR. Input (B, in_chans, H, W) in [0, 1]; output (B, in_chans, sH, sW).
 
@@ -61,6 +59,7 @@ class MambaIR(nn.Module):
     """
 
     family = "MambaIR"
+    default_architecture = "mambair_sr_x2"
 
     def __init__(self, *, upscale: int = 2, in_chans: int = 3, embed_dim: int = 180, depths: Sequence[int] = (6,) * 6,
                  d_state: int = 16, mlp_ratio: float = 2.0, img_range: float = 1.0, upsampler: str = "pixelshuffle",
@@ -72,6 +71,7 @@ class MambaIR(nn.Module):
         if cab_variant not in CAB_VARIANTS:
             raise ValueError(f"cab_variant must be one of {CAB_VARIANTS}, got {cab_variant!r}")
         self.in_chans, self.upscale, self.upsampler, self.img_range = in_chans, upscale, upsampler, img_range
+        self.cab_variant = cab_variant
         mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
         self.register_buffer("mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
         self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, padding=1)
@@ -101,7 +101,7 @@ class MambaIR(nn.Module):
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_image(x, self.in_chans, type(self).__name__)
+        check_image(x, self.in_chans, type(self).__name__)
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
         first = self.conv_first(x)
@@ -153,6 +153,7 @@ class _Proj(nn.Module):
         self.proj = nn.Conv2d(in_chans, dim, 3, padding=1, bias=bias)
 
 
+@records_hparams
 class MambaIRUNet(nn.Module):
     """MambaIRUNet (real-world denoising): a 4-level U-Net of VSSBlocks. (B, 3, H, W) -> (B, 3, H, W), in [0, 1].
 
@@ -163,6 +164,7 @@ class MambaIRUNet(nn.Module):
     """
 
     family = "MambaIRUNet"
+    default_architecture = "mambairunet_realdn"
 
     def __init__(self, *, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4, mlp_ratio: float = 1.5,
@@ -202,7 +204,7 @@ class MambaIRUNet(nn.Module):
         return tokens.permute(0, 3, 1, 2)
 
     def forward(self, image: Tensor) -> Tensor:
-        _check_image(image, self.inp_channels, type(self).__name__)
+        check_image(image, self.inp_channels, type(self).__name__)
         height, width = image.shape[-2:]
         if height < 8 or width < 8:
             raise ValueError(f"MambaIRUNet needs images of at least 8x8 (three 2x downsamplings), got {height}x{width}")
@@ -244,11 +246,21 @@ def _ssm_shapes(state: Mapping[str, Tensor], prefix: str, dim: int) -> tuple[int
     return a_logs.shape[1], _expand_ratio(a_logs.shape[0] // paths, dim)
 
 
-@register_detector
-def detect_mambair(state: Mapping[str, Tensor]) -> Detection | None:
-    block = "layers.0.residual_group.blocks.0."
-    if "conv_first.weight" not in state or f"{block}self_attention.A_logs" not in state:
-        return None
+_BLOCK0 = "layers.0.residual_group.blocks.0."
+
+
+def _claims_mambair(state: Mapping[str, Tensor]) -> bool:
+    """MambaIR's residual blocks hold ``conv_blk`` and ``self_attention.A_logs`` (MambaCSR's: ``conv_block``)."""
+    return f"{_BLOCK0}conv_blk.cab.0.weight" in state and f"{_BLOCK0}self_attention.A_logs" in state
+
+
+def _claims_mambairunet(state: Mapping[str, Tensor]) -> bool:
+    return "encoder_level1.0.conv_blk.cab.0.weight" in state and "encoder_level1.0.self_attention.A_logs" in state
+
+
+@register_detector("MambaIR", claims=_claims_mambair)
+def detect_mambair(state: Mapping[str, Tensor]) -> Detection:
+    block = _BLOCK0
     embed_dim, in_chans = state["conv_first.weight"].shape[:2]
     depths = [_count(state, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.ln_1\.weight")
               for i in range(_count(state, r"layers\.(\d+)\.conv\.weight"))]
@@ -285,10 +297,8 @@ def detect_mambair(state: Mapping[str, Tensor]) -> Detection | None:
     return Detection("MambaIR", arch, args, variant)
 
 
-@register_detector
-def detect_mambairunet(state: Mapping[str, Tensor]) -> Detection | None:
-    if "patch_embed.proj.weight" not in state or "encoder_level1.0.self_attention.A_logs" not in state:
-        return None
+@register_detector("MambaIRUNet", claims=_claims_mambairunet)
+def detect_mambairunet(state: Mapping[str, Tensor]) -> Detection:
     dim, inp_channels = state["patch_embed.proj.weight"].shape[:2]
     counts = [_count(state, rf"{name}\.(\d+)\.ln_1\.weight")
               for name in ("encoder_level1", "encoder_level2", "encoder_level3", "latent")]
@@ -307,22 +317,32 @@ _SR_PROTOCOL = ("MambaIRModel.test tiling: n = h//200+1 splits per axis, reflect
                 "H//n with overlap tile//10, centres pasted; PSNR/SSIM on Y (BT.601), crop_border = scale")
 
 
-def _drive(file_id: str) -> str:
-    return f"https://drive.google.com/file/d/{file_id}/view"
+_HUB_REPO = "cguoh/MambaIR"
+# Files of the authors' Hub repo whose names are confirmed (MambaIR README, v1 weights in MambaIRv1_ckpt/).
+_HUB_FILES = {"mambair_sr_x4.official": "MambaIRv1_ckpt/MambaIR_classicSRx4.pth",
+              "mambair_dn_color.sigma25": "MambaIRv1_ckpt/ColorDN_MambaIR_level25.pth"}
 
 
 def _cfg(task: str, scale: int, drive_id: str | None = None, *, in_chans: int = 3, metrics: dict | None = None,
          protocol: str = _SR_PROTOCOL, **extra: Any) -> PretrainedCfg:
+    """A released checkpoint on Google Drive (through gdown when installed; else the error explains)."""
     return PretrainedCfg(
-        manual_url=_drive(drive_id) if drive_id else None, license="Apache-2.0",
-        paper=_PAPER, origin_url=_ORIGIN, task=task, test_protocol=protocol if drive_id else "", scale=scale,
+        gdrive_id=drive_id, license="Apache-2.0", paper=_PAPER, origin_url=_ORIGIN, task=task,
+        test_protocol=protocol if drive_id else "", protocol="mambair" if drive_id else "", scale=scale,
         in_chans=in_chans, out_chans=in_chans, supports_fp16=False, supports_bf16=True, metrics=metrics or {}, **extra,
     )
 
 
+def _on_hub(cfgs: dict[str, PretrainedCfg]) -> dict[str, PretrainedCfg]:
+    """The cfgs whose file is confirmed on the authors' Hub repo take it as source, Drive named as the fallback."""
+    return {name: dataclasses.replace(cfg, hf_hub_id=_HUB_REPO, hf_hub_filename=_HUB_FILES[name],
+                                      fallback_url=gdrive_url(cfg.gdrive_id), gdrive_id=None)
+            if name in _HUB_FILES else cfg for name, cfg in cfgs.items()}
+
+
 _DN_PROTOCOL = "RGB PSNR, border 0; noise N(0, sigma/255) with np.random.seed(0) per image; MambaIR tiling as SR"
 _CAR_PROTOCOL = "grey PSNR/SSIM, border 0; MambaIR tiling as SR"
-register_cfgs({
+register_cfgs(_on_hub({
     "mambair_sr_x2.official": _cfg("classic SR", 2, "11Kiy_0hmMyDjMvW7MmbUT6tO9n5JrDeB",
                                    metrics={"Urban100 PSNR/SSIM": "34.15/0.9446"}),
     "mambair_sr_x3.official": _cfg("classic SR", 3, "1u0VcESEduHu-GBCC6vDGQt9qXSX2AKdn",
@@ -362,7 +382,7 @@ register_cfgs({
                                         protocol="SIDD validation, RGB PSNR/SSIM"),
     **{f"test_{name}.untrained": _cfg(f"CI-size {name} (random weights)", scale, notes="tiny; no weights")
        for name, scale in (("mambair_sr", 2), ("mambair_light", 4), ("mambair_dn", 1), ("mambairunet", 1))},
-})
+}))
 
 
 # ---- registered entry points -----------------------------------------------------------------------------------

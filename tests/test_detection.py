@@ -1,0 +1,157 @@
+"""Checkpoint detection over every family: declarative claims, exactly one family per checkpoint, hyperparameters
+read back from shapes, only CheckpointError escapes, and published cfgs only for the released sizes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import ssmblocks
+from ssmblocks import CheckpointError
+from ssmblocks._builder import _detectors, detect_checkpoint, supported_families
+from ssmblocks._registry import model_entrypoint
+
+KEYS = Path(__file__).resolve().parents[2] / "shared" / "golden" / "keys"
+LISTINGS = sorted(KEYS.glob("*.json"))
+# The family each official listing belongs to, by file-name prefix (longest first).
+FAMILY_OF_LISTING = {"mambairunet": "MambaIRUNet", "mambair": "MambaIR", "mambacsr": "MambaCSR", "dvmsr": "DVMSR",
+                     "medvsr": "MedVSR"}
+
+# Configurations per architecture that must survive save -> detect (on top of every test_* model's defaults).
+ROUND_TRIP_CASES = {
+    "test_mambair_sr": [{"upscale": 3, "embed_dim": 36, "depths": (1, 2, 1)}, {"upscale": 4, "d_state": 8},
+                        {"in_chans": 1, "mlp_ratio": 1.5}],
+    "test_mambair_light": [{"upscale": 2, "cab_variant": "light_mar2024", "embed_dim": 36, "d_state": 16},
+                           {"upscale": 3, "cab_variant": "light_feb2024", "mlp_ratio": 1.5}],
+    "test_mambair_dn": [{"in_chans": 1, "depths": (1,)}],
+    "test_mambairunet": [{"dim": 36, "num_blocks": (1, 2, 1, 1), "num_refinement_blocks": 2, "mlp_ratio": 2.0}],
+}
+
+
+def _meta_state(listing: Path) -> dict[str, torch.Tensor]:
+    keys = json.loads(listing.read_text())["keys"]
+    return {k: torch.empty(shape, device="meta") for k, shape in keys.items()}
+
+
+def _family_of(listing: Path) -> str:
+    return next(f for prefix, f in FAMILY_OF_LISTING.items() if listing.stem.startswith(prefix))
+
+
+def _json(args: dict) -> str:
+    return json.dumps(args, sort_keys=True, default=repr)
+
+
+@pytest.mark.skipif(not LISTINGS, reason="../shared/golden/keys is not beside this checkout")
+@pytest.mark.parametrize("listing", LISTINGS, ids=lambda p: p.stem)
+def test_official_listing_is_claimed_by_its_family_or_refused(listing):
+    family = _family_of(listing)
+    state = _meta_state(listing)
+    if family not in supported_families():
+        with pytest.raises(CheckpointError):
+            detect_checkpoint(state, listing.name)
+        return
+    found = detect_checkpoint(state, listing.name)
+    assert found.family == family
+    with torch.device("meta"):
+        built = model_entrypoint(found.architecture)(**found.model_args)
+    filtered = type(built).checkpoint_filter_fn(dict(state), built)
+    expected = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    assert expected == {k: tuple(v.shape) for k, v in filtered.items()}
+
+
+def _round_trip_cases():
+    for name in ssmblocks.list_models("test_*"):
+        yield name, {}
+        for kwargs in ROUND_TRIP_CASES.get(name, []):
+            yield name, kwargs
+
+
+@pytest.mark.parametrize(("name", "kwargs"), list(_round_trip_cases()), ids=lambda v: str(v))
+def test_detection_round_trip(name, kwargs, tmp_path):
+    model = ssmblocks.create_model(name, **kwargs)
+    path = tmp_path / "model.pth"
+    torch.save({"params": model.state_dict()}, path)
+    loaded = ssmblocks.load_checkpoint(path)
+    assert loaded.family == model.family
+    assert _json(loaded.model_args) == _json(model.model_args)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values(),
+                                                  strict=True))
+    assert not any(t.is_meta for t in loaded.state_dict().values())
+
+
+def test_every_test_model_has_round_trip_coverage_for_its_family():
+    families = {ssmblocks.create_model(name).family for name in ssmblocks.list_models("test_*")}
+    assert families <= set(supported_families())
+
+
+def test_two_claims_are_an_error_naming_both(monkeypatch):
+    state = ssmblocks.create_model("test_mambair_sr").state_dict()
+    first = next(iter(_detectors.values()))
+    monkeypatch.setitem(_detectors, "Impostor", type(first)("Impostor", lambda s: True, first.infer))
+    with pytest.raises(CheckpointError, match=r"claimed by several families \(.*Impostor.*\)|\(MambaIR.*Impostor"):
+        detect_checkpoint(state, "x.pth")
+
+
+def test_failures_inside_a_detector_become_checkpoint_errors(tmp_path):
+    state = ssmblocks.create_model("test_mambair_sr").state_dict()
+    broken = {k: v for k, v in state.items() if k.startswith("layers.0.residual_group.blocks.0.")}
+    path = tmp_path / "broken.pth"
+    torch.save(broken, path)
+    with pytest.raises(CheckpointError, match=r"broken\.pth looks like a MambaIR checkpoint, but its hyperparameters"):
+        ssmblocks.load_checkpoint(path)
+
+
+def test_unknown_family_lists_the_supported_ones(tmp_path):
+    path = tmp_path / "other.pth"
+    torch.save({"encoder.weight": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError) as err:
+        ssmblocks.load_checkpoint(path)
+    assert all(family in str(err.value) for family in supported_families())
+
+
+def test_custom_sizes_get_no_published_cfg(tmp_path):
+    path = tmp_path / "tiny.pth"
+    torch.save(ssmblocks.create_model("test_mambair_light").state_dict(), path)
+    model = ssmblocks.load_checkpoint(path)
+    cfg = model.pretrained_cfg
+    assert model.architecture == "mambair_light_x4"
+    assert cfg.tag == "custom" and cfg.metrics == {} and not cfg.has_weights
+    assert "detected from tiny.pth, custom size" in cfg.notes
+    card = (ssmblocks.save_for_hub(model, tmp_path / "hub") / "README.md").read_text()
+    assert "Urban100" not in card
+
+
+def test_released_sizes_get_the_published_cfg(tmp_path):
+    path = tmp_path / "light.pth"
+    torch.save({"params": ssmblocks.create_model("mambair_light_x2").state_dict()}, path)
+    cfg = ssmblocks.load_checkpoint(path).pretrained_cfg
+    assert cfg.name == "mambair_light_x2.official" and cfg.metrics["Urban100 PSNR/SSIM"] == "32.92/0.9356"
+    assert cfg.notes.startswith("detected from light.pth")
+
+
+def test_a_model_built_from_its_class_saves_and_reloads(tmp_path):
+    from ssmblocks.zoo.mambair import MambaIR
+
+    model = MambaIR(upscale=3, embed_dim=30, depths=(1,), d_state=4)
+    assert model.model_args["upscale"] == 3 and model.model_args["num_feat"] == 64   # defaults recorded too
+    folder = ssmblocks.save_for_hub(model, tmp_path / "hub")
+    again = ssmblocks.create_model(f"local-dir:{folder}")
+    assert type(again) is MambaIR and _json(again.model_args) == _json(model.model_args)
+
+
+def test_train_mode_from_create_model_eval_mode_from_load_checkpoint(tmp_path):
+    model = ssmblocks.create_model("test_mambair_dn")
+    assert model.training
+    path = tmp_path / "dn.pth"
+    torch.save(model.state_dict(), path)
+    assert not ssmblocks.load_checkpoint(path).training
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64])
+def test_integer_images_are_refused(dtype):
+    model = ssmblocks.create_model("test_mambair_sr")
+    with pytest.raises(TypeError, match=r"float images in \[0, 1\]"):
+        model(torch.zeros(1, 3, 8, 8, dtype=dtype))
