@@ -1,0 +1,62 @@
+"""ONNX export of every image model (run in onnxruntime) and torch.export programs saved and loaded back."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+import ssmblocks
+from ssmblocks.export import export_onnx
+
+IMAGE_TEST_MODELS = [n for n in ssmblocks.list_models("test_*")
+                     if ssmblocks.get_pretrained_cfg(n).input_kind == "image"]
+
+
+def _example(name: str, height: int = 16, width: int = 20) -> torch.Tensor:
+    cfg = ssmblocks.get_pretrained_cfg(name)
+    side = max(cfg.min_size, 1)
+    torch.manual_seed(0)
+    return torch.rand(1, cfg.in_chans, max(height, side), max(width, side))
+
+
+def _run_onnx(path, x: torch.Tensor) -> np.ndarray:
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["output"], {"input": x.numpy()})[0]
+
+
+@pytest.mark.parametrize("name", IMAGE_TEST_MODELS)
+def test_onnx_export_runs_in_onnxruntime_and_matches(name, tmp_path):
+    model = ssmblocks.create_model(name).eval()
+    x = _example(name)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    path = export_onnx(model, tmp_path / "model.onnx", x)
+    graph = onnx.load(str(path)).graph
+    assert not {node.domain for node in graph.node} - {"", "ai.onnx"}          # standard operators only
+    assert np.abs(_run_onnx(path, x) - expected).max() < 1e-4
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_failed_onnx_export_leaves_no_file(tmp_path, monkeypatch):
+    def half_written(model, args, f, **kwargs):
+        open(f, "wb").write(b"partial")
+        raise RuntimeError("exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", half_written)
+    with pytest.raises(RuntimeError, match="exporter failed"):
+        export_onnx(ssmblocks.create_model("test_mambair_sr"), tmp_path / "bad.onnx", torch.rand(1, 3, 8, 8))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", IMAGE_TEST_MODELS[:2])
+def test_torch_export_program_saved_and_loaded(name, tmp_path):
+    model = ssmblocks.create_model(name).eval()
+    x = _example(name)
+    program = torch.export.export(model, (x,))
+    torch.export.save(program, tmp_path / "model.pt2")
+    loaded = torch.export.load(tmp_path / "model.pt2")
+    with torch.no_grad():
+        assert torch.allclose(loaded.module()(x), model(x), atol=1e-6, rtol=0)
