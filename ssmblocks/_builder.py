@@ -23,8 +23,8 @@ from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_sta
 from ssmblocks._hub import read_repo_config, resolve_weights
 from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, model_entrypoint, split_model_name
 
-__all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "register_detector",
-           "supported_families"]
+__all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "model_from_state_dict",
+           "register_detector", "supported_families"]
 
 
 @dataclass(frozen=True)
@@ -208,18 +208,22 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> Pr
                          notes=f"detected from {path.name}, custom size: {found.variant}")
 
 
+def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module:
+    """Builds the model a state dict belongs to (family, variant and hyperparameters detected) and loads it
+    strictly; eval mode. The model is built on the meta device and takes the tensors, so no time is spent
+    initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes."""
+    found = detect_checkpoint(state, origin)
+    model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
+    model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
+    _load_weights(model, state, origin, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
+        model = _build(found.architecture, model.pretrained_cfg, found.model_args)
+        _load_weights(model, state, origin)
+    return model.eval()
+
+
 def load_checkpoint(path: str | Path) -> nn.Module:
     """Builds the model an (official or library) checkpoint file belongs to, loads it strictly, returns it in
     eval mode. The family, variant and hyperparameters are recognised from the keys and shapes (see
-    ``detect_checkpoint``); the model is built on the meta device and takes the file's tensors, so no time is
-    spent initialising weights that are then overwritten."""
-    path = Path(path)
-    state = read_state_dict(path)
-    found = detect_checkpoint(state, str(path))
-    model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
-    model.pretrained_cfg = _detected_cfg(found, model.model_args, path)
-    _load_weights(model, state, str(path), assign=True)
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
-        model = _build(found.architecture, model.pretrained_cfg, found.model_args)
-        _load_weights(model, state, str(path))
-    return model.eval()
+    ``detect_checkpoint``)."""
+    return model_from_state_dict(read_state_dict(path), str(path))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -42,7 +44,7 @@ def test_onnx_export_runs_in_onnxruntime_and_matches(name, tmp_path):
 
 def test_failed_onnx_export_leaves_no_file(tmp_path, monkeypatch):
     def half_written(model, args, f, **kwargs):
-        open(f, "wb").write(b"partial")
+        Path(f).write_bytes(b"partial")
         raise RuntimeError("exporter failed")
 
     monkeypatch.setattr(torch.onnx, "export", half_written)

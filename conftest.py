@@ -1,4 +1,5 @@
-"""Suite-wide guards: no test reaches the network (Hub offline; sockets only to the loopback)."""
+"""Guards for every test folder (tests/, tests_ecosystem/): no test reaches the network (Hub offline; sockets
+only to the loopback)."""
 
 from __future__ import annotations
 

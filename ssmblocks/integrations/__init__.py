@@ -1,0 +1,1 @@
+"""Bridges to tools people already use; each module imports its tool lazily and only when used."""
