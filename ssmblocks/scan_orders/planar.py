@@ -8,15 +8,32 @@ row-major (``wK``) or both column-major (``c_wK``); the padding tokens stay in t
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ssmblocks.scan_orders.base import ScanOrder, concat
 
-__all__ = ["ColMajor", "RowMajor", "Windowed", "bidirectional", "cross_scan", "mambacsr_order"]
+__all__ = ["ColMajor", "RowMajor", "Windowed", "bidirectional", "blocked", "cross_scan", "mambacsr_order"]
 
 
 def _grid(h: int, w: int) -> torch.Tensor:
     return torch.arange(h * w).view(h, w)
+
+
+def blocked(grid: torch.Tensor, sizes: tuple[int, ...], column_major: tuple[bool, ...]) -> torch.Tensor:
+    """Flattens ``grid`` (h, w) block by block: blocks of ``sizes[0]`` x ``sizes[0]``, inside each the blocks of
+    ``sizes[1]``, ..., inside the last the pixels. Level i (the blocks of level 0, ..., the pixels last) is visited
+    row-major, or column-major where ``column_major[i]`` (one flag per level: ``len(sizes) + 1``). h and w must be
+    multiples of ``sizes[0]``, each size a multiple of the next. One view and one permute: sizes may be symbolic.
+    """
+    h, w = grid.shape
+    steps = (*sizes, 1)
+    inner = tuple(a // b for a, b in itertools.pairwise(steps))
+    rows, cols = (h // steps[0], *inner), (w // steps[0], *inner)
+    n = len(rows)
+    dims = [d for level in range(n) for d in ((n + level, level) if column_major[level] else (level, n + level))]
+    return grid.reshape(*rows, *cols).permute(dims).reshape(-1)
 
 
 class RowMajor(ScanOrder):
@@ -59,7 +76,6 @@ class Windowed(ScanOrder):
 
     def __init__(self, size: int, column_major: bool = False, *, windows: str | None = None,
                  pixels: str | None = None) -> None:
-        super().__init__()
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
         default = "col" if column_major else "row"
@@ -79,13 +95,10 @@ class Windowed(ScanOrder):
     def build_paths(self, shape):
         h, w = shape
         hp, wp = self.padded_shape(shape)
-        k = self.size
-        index = torch.full((hp, wp), h * w, dtype=torch.int64)  # h * w is the zero token
-        index[:h, :w] = _grid(h, w)
-        tiles = index.view(hp // k, k, wp // k, k)          # (Hg, kh, Wg, kw)
-        win = (0, 2) if self.windows == "row" else (2, 0)   # outer loop over window rows or columns
-        pix = (1, 3) if self.pixels == "row" else (3, 1)
-        return tiles.permute(*win, *pix).reshape(1, -1)
+        rows, cols = torch.arange(hp)[:, None], torch.arange(wp)
+        inside = (rows < h) & (cols < w)
+        index = torch.where(inside, rows * w + cols, h * w)            # h * w is the zero token
+        return blocked(index, (self.size,), (self.windows == "col", self.pixels == "col"))[None]
 
     def __repr__(self) -> str:
         return f"Windowed({self.size}, windows={self.windows!r}, pixels={self.pixels!r})"

@@ -122,23 +122,20 @@ def backward(dout, u, delta, A, B, C, D, z, delta_bias, softplus: bool, checkpoi
             ddelta_bias if delta_bias is not None else None)
 
 
-_GATHER_DTYPES = {torch.float32: 0, torch.float64: 1}
+GATHER_DTYPES = {torch.float32: 0, torch.float64: 1}
 
 
-def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, sum_paths: bool) -> torch.Tensor | None:
-    """Native path gather for scan orders (see ``ssmblocks.scan_orders.base._gather``); None if not applicable.
+def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, sum_paths: bool) -> torch.Tensor:
+    """Native path gather for scan orders (see ``ssmblocks.ops.path_gather``); needs the loaded library.
 
-    src: (B, C, N) when ``shared_source`` else (B, K, C, N), contiguous CPU float32/float64; index (K, M) int64.
-    Returns (B, K, C, M), or (B, C, M) with ``sum_paths``; entries whose index is >= N are 0.
+    src: (B, C, N) when ``shared_source`` else (B, K, C, N), CPU float32/float64 (``GATHER_DTYPES``); index (K, M)
+    int64. Returns (B, K, C, M), or (B, C, M) with ``sum_paths``; entries whose index is >= N are 0.
     """
-    lib = native_library()
-    if lib is None or src.device.type != "cpu" or src.dtype not in _GATHER_DTYPES:
-        return None
     src, index = src.contiguous(), index.contiguous()
     paths, out_len = index.shape
     batch, channels, src_len = src.shape[0], src.shape[-2], src.shape[-1]
     out = src.new_empty((batch, channels, out_len) if sum_paths else (batch, paths, channels, out_len))
-    lib.ssm_gather_paths(_GATHER_DTYPES[src.dtype], src.data_ptr(), batch, paths, channels, src_len,
-                         int(shared_source), index.data_ptr(), out_len, int(sum_paths), out.data_ptr(),
-                         torch.get_num_threads())
+    native_library().ssm_gather_paths(GATHER_DTYPES[src.dtype], src.data_ptr(), batch, paths, channels, src_len,
+                                      int(shared_source), index.data_ptr(), out_len, int(sum_paths), out.data_ptr(),
+                                      torch.get_num_threads())
     return out
