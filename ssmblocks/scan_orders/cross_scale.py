@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ssmblocks.scan_orders.base import ScanOrder, concat
-from ssmblocks.scan_orders.planar import blocked
+from ssmblocks.scan_orders.planar import blocked_walk
 
 __all__ = ["CrossScale", "cross_scale_scan"]
 
@@ -48,9 +48,11 @@ class CrossScale(ScanOrder):
 
     def build_paths(self, shape):
         h, w = shape
-        fine = blocked(torch.arange(h * w).view(h, w), (self.window, 2), (self.column_major,) * 3)      # (HW,)
-        coarse_grid = torch.arange(h * w // 4).view(h // 2, w // 2)
-        coarse = h * w + blocked(coarse_grid, (self.window // 2,), (self.column_major,) * 2)          # (HW/4,)
+        levels = (self.column_major,) * 3
+        rows, cols = blocked_walk(h, w, (self.window, 2), levels)
+        fine = rows * w + cols                                                                # (HW,)
+        rows, cols = blocked_walk(h // 2, w // 2, (self.window // 2,), levels[:2])
+        coarse = h * w + rows * (w // 2) + cols                                               # (HW/4,)
         if self.flip:
             fine, coarse = fine.flip(0), coarse.flip(0)
         return torch.cat([coarse[:, None], fine.view(-1, 4)], dim=1).reshape(1, -1)            # [d, f, f, f, f]

@@ -11,29 +11,30 @@ from __future__ import annotations
 import itertools
 
 import torch
+from torch import Tensor
 
 from ssmblocks.scan_orders.base import ScanOrder, concat
 
-__all__ = ["ColMajor", "RowMajor", "Windowed", "bidirectional", "blocked", "cross_scan", "mambacsr_order"]
+__all__ = ["ColMajor", "RowMajor", "Windowed", "bidirectional", "blocked_walk", "cross_scan", "mambacsr_order"]
 
 
-def _grid(h: int, w: int) -> torch.Tensor:
-    return torch.arange(h * w).view(h, w)
-
-
-def blocked(grid: torch.Tensor, sizes: tuple[int, ...], column_major: tuple[bool, ...]) -> torch.Tensor:
-    """Flattens ``grid`` (h, w) block by block: blocks of ``sizes[0]`` x ``sizes[0]``, inside each the blocks of
-    ``sizes[1]``, ..., inside the last the pixels. Level i (the blocks of level 0, ..., the pixels last) is visited
-    row-major, or column-major where ``column_major[i]`` (one flag per level: ``len(sizes) + 1``). h and w must be
-    multiples of ``sizes[0]``, each size a multiple of the next. One view and one permute: sizes may be symbolic.
+def blocked_walk(height: int, width: int, sizes: tuple[int, ...], column_major: tuple[bool, ...]) -> tuple[Tensor,
+                                                                                                          Tensor]:
+    """(rows, cols), each (height * width,) int64: the pixel visited at every step of a walk over a height x width
+    grid block by block — blocks of ``sizes[0]`` x ``sizes[0]``, inside each the blocks of ``sizes[1]``, ..., inside
+    the last the pixels. Level i (blocks of level 0, ..., pixels last) is visited row-major, or column-major where
+    ``column_major[i]`` (one flag per level: ``len(sizes) + 1``). height and width must be multiples of ``sizes[0]``,
+    each size a multiple of the next. Integer arithmetic on one arange (no views), so sizes may be symbolic.
     """
-    h, w = grid.shape
     steps = (*sizes, 1)
-    inner = tuple(a // b for a, b in itertools.pairwise(steps))
-    rows, cols = (h // steps[0], *inner), (w // steps[0], *inner)
-    n = len(rows)
-    dims = [d for level in range(n) for d in ((n + level, level) if column_major[level] else (level, n + level))]
-    return grid.reshape(*rows, *cols).permute(dims).reshape(-1)
+    counts = [(height // steps[0], width // steps[0])] + [(a // b, a // b) for a, b in itertools.pairwise(steps)]
+    rest = torch.arange(height * width)
+    rows, cols = torch.zeros_like(rest), torch.zeros_like(rest)
+    for (n_rows, n_cols), step, column in zip(counts, steps, column_major, strict=True):
+        block, rest = rest // (step * step), rest % (step * step)
+        r, c = (block % n_rows, block // n_rows) if column else (block // n_cols, block % n_cols)
+        rows, cols = rows + r * step, cols + c * step
+    return rows, cols
 
 
 class RowMajor(ScanOrder):
@@ -47,7 +48,8 @@ class ColMajor(ScanOrder):
     """One path, column by column: the flattening of the transposed map (w * H + h visits pixel (h, w))."""
 
     def build_paths(self, shape):
-        return _grid(*shape).t().reshape(1, -1)
+        rows, cols = blocked_walk(*shape, (), (True,))
+        return (rows * shape[1] + cols)[None]
 
 
 def bidirectional(order: ScanOrder) -> ScanOrder:
@@ -94,11 +96,9 @@ class Windowed(ScanOrder):
 
     def build_paths(self, shape):
         h, w = shape
-        hp, wp = self.padded_shape(shape)
-        rows, cols = torch.arange(hp)[:, None], torch.arange(wp)
-        inside = (rows < h) & (cols < w)
-        index = torch.where(inside, rows * w + cols, h * w)            # h * w is the zero token
-        return blocked(index, (self.size,), (self.windows == "col", self.pixels == "col"))[None]
+        levels = (self.windows == "col", self.pixels == "col")
+        rows, cols = blocked_walk(*self.padded_shape(shape), (self.size,), levels)
+        return torch.where((rows < h) & (cols < w), rows * w + cols, h * w)[None]     # h * w is the zero token
 
     def __repr__(self) -> str:
         return f"Windowed({self.size}, windows={self.windows!r}, pixels={self.pixels!r})"
