@@ -68,6 +68,12 @@ def checkpoint_count(length: int) -> int:
     return (length + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL
 
 
+def checkpoint_shape(batch: int, dim: int, length: int, dstate: int) -> tuple[int]:
+    """Shape of the saved states, (batch, dim, n_chunks, dstate) flattened to one dimension: a traced program
+    (torch.export with a dynamic length) would otherwise specialise on n_chunks == 1 at short example lengths."""
+    return (batch * dim * checkpoint_count(length) * dstate,)
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -92,12 +98,12 @@ def _suffix(dtype: torch.dtype) -> str:
 def forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, save_for_backward: bool):
     """Runs the scan. All tensors: contiguous, one dtype (float32/float64), CPU; B and C grouped (b, G, N, L).
 
-    Returns (out (b, D, L), last_state (b, D, N), checkpoints (b, D, n_chunks, N) or an empty tensor).
+    Returns (out (b, D, L), last_state (b, D, N), checkpoints (``checkpoint_shape``) or an empty tensor).
     """
     batch, dim, length = u.shape
     out = torch.empty_like(u)
     last_state = u.new_empty(batch, dim, A.shape[1])
-    shape = (batch, dim, checkpoint_count(length), A.shape[1]) if save_for_backward else (0,)
+    shape = checkpoint_shape(batch, dim, length, A.shape[1]) if save_for_backward else (0,)
     checkpoints = u.new_empty(shape)
     problem = _problem(u, delta, A, B, C, D, z, delta_bias, softplus)
     getattr(native_library(), f"ssm_forward_{_suffix(u.dtype)}")(
