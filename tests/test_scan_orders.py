@@ -1,6 +1,9 @@
-"""Scan orders: exact official index orders on hand-enumerated examples, bijection, round trips, padding, errors."""
+"""Scan orders: exact official index orders on hand-enumerated examples, bijection, round trips, padding, errors,
+the path-gather custom op, symbolic sizes under torch.export / torch.compile, the shared bounded index cache."""
 
 from __future__ import annotations
+
+import importlib
 
 import numpy as np
 import pytest
@@ -8,18 +11,21 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ssmblocks.ops import path_gather, path_gather_ref
 from ssmblocks.scan_orders import (
     ColMajor,
     CrossScale,
     RowMajor,
     Schedule,
     Windowed,
+    WindowPartition,
     bidirectional,
     concat,
     cross_scale_scan,
     cross_scan,
     dual_interleaved,
     hv_interleaved,
+    index_cache,
     mambacsr_order,
     medvsr_windows,
     render,
@@ -294,13 +300,192 @@ def test_scan_and_merge_are_differentiable(name):
 
 @pytest.mark.parametrize("name", GRAD_CASES)
 def test_torch_gather_fallback_matches_native(name, monkeypatch):
-    from ssmblocks.ops import _native
+    gather_module = importlib.import_module("ssmblocks.ops.path_gather")   # the attribute is the function
 
     order, shapes = GRAD_CASES[name]
     maps = [torch.randn(2, 3, *s) for s in shapes]
     native = order.scan(*maps), order.merge_sum(order.scan(*maps), shapes[0])
-    monkeypatch.setattr(_native, "gather_paths", lambda *args: None)
+    monkeypatch.setattr(gather_module, "_native_applies", lambda src: False)
     fallback = order.scan(*maps), order.merge_sum(order.scan(*maps), shapes[0])
     assert torch.equal(native[0], fallback[0]) and torch.allclose(native[1], fallback[1])
     half = order.scan(*[m.half() for m in maps])     # float16 always takes the torch path
     assert torch.equal(half, native[0].half())
+
+
+# ---- the path gather as a custom op -----------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["scan", "merge", "merge_sum"])
+def test_path_gather_op_passes_opcheck(mode):
+    order, shape = bidirectional(Windowed(3)), (4, 5)                # padding tokens in the paths
+    paths, inverse = order.paths(shape, "cpu"), order.inverse(shape, "cpu")
+    if mode == "scan":
+        args = (torch.randn(2, 3, 20, dtype=torch.float64), paths, inverse, True, False)
+    else:
+        args = (torch.randn(2, 2, 3, paths.shape[1], dtype=torch.float64), inverse, paths, False, mode == "merge_sum")
+    args[0].requires_grad_()
+    torch.library.opcheck(torch.ops.ssmblocks.path_gather.default, args)
+    assert torch.equal(path_gather(*args), path_gather_ref(*args))
+
+
+class _OrderMixer(torch.nn.Module):
+    """scan -> per-path, per-channel scaling -> merge_sum: a parameterised stand-in for a mixer."""
+
+    def __init__(self, order, channels=3):
+        super().__init__()
+        self.order = order
+        self.weight = torch.nn.Parameter(torch.randn(order.num_paths, channels, 1))
+
+    def forward(self, x):
+        return self.order.merge_sum(self.order.scan(x) * self.weight, x.shape[2:])
+
+
+SYMBOLIC_CASES = {
+    "cross4": (cross_scan(4), (6, 9), (11, 5)),
+    "w4_pair_padding": (bidirectional(Windowed(4, column_major=True)), (6, 9), (13, 8)),
+    "w3_rowwin_colpix": (Windowed(3, windows="row", pixels="col"), (7, 4), (5, 10)),
+    "medvsr_windows": (WindowPartition(4), (6, 9), (9, 13)),
+    "s2t": (s2t_scan(), (2, 5, 6), (3, 4, 7)),
+    "t2s": (t2s_scan(), (2, 5, 6), (4, 3, 3)),
+}
+
+
+@pytest.mark.parametrize("name", SYMBOLIC_CASES)
+def test_tables_build_on_symbolic_sizes_under_export(name):
+    order, first, second = SYMBOLIC_CASES[name]
+    module = _OrderMixer(order)
+    dims = {i + 2: torch.export.Dim(f"d{i}", min=2, max=64) for i in range(len(first))}
+    exported = torch.export.export(module, (torch.randn(1, 3, *first),), dynamic_shapes=(dims,))
+    x = torch.randn(1, 3, *second)
+    assert torch.allclose(exported.module()(x), module(x), atol=1e-6)
+    if not isinstance(order, WindowPartition):
+        assert "ssmblocks.path_gather" in str(exported.graph)
+
+
+def test_cross_scale_exports_with_sizes_that_are_multiples_of_the_window():
+    order = cross_scale_scan(4)
+
+    class Fuse(torch.nn.Module):
+        def forward(self, fine, coarse):
+            return order.merge_sum(order.scan(fine, coarse), fine.shape[2:])
+
+    h, w = torch.export.Dim("h", min=1, max=8), torch.export.Dim("w", min=1, max=8)     # in windows of 4
+    fine, coarse = torch.randn(1, 2, 8, 12), torch.randn(1, 2, 4, 6)
+    shapes = ({2: 4 * h, 3: 4 * w}, {2: 2 * h, 3: 2 * w})
+    exported = torch.export.export(Fuse(), (fine, coarse), dynamic_shapes=shapes)
+    fine, coarse = torch.randn(1, 2, 16, 8), torch.randn(1, 2, 8, 4)
+    assert torch.allclose(exported.module()(fine, coarse), Fuse()(fine, coarse))
+
+
+def test_compile_fullgraph_with_dynamic_sizes_matches_eager():
+    module = _OrderMixer(bidirectional(Windowed(4)))
+    compiled = torch.compile(module, fullgraph=True, dynamic=True, backend="aot_eager")
+    for shape in ((5, 7), (9, 6)):
+        x = torch.randn(1, 3, *shape, requires_grad=True)
+        out = compiled(x)
+        assert torch.allclose(out, module(x), atol=1e-6)
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        (expected,) = torch.autograd.grad(module(x).sum(), x)
+        assert torch.allclose(grad, expected, atol=1e-6)
+
+
+# ---- the shared, bounded index cache ----------------------------------------------------------------------------
+@pytest.fixture
+def empty_cache():
+    budget = index_cache.max_bytes
+    index_cache.clear()
+    yield index_cache
+    index_cache.clear()
+    index_cache.max_bytes = budget
+
+
+def test_orders_are_values():
+    assert cross_scan(4) == cross_scan(4) and hash(cross_scan(4)) == hash(cross_scan(4))
+    assert mambacsr_order("c_w8_flip") == Windowed(8, column_major=True).reversed()
+    assert Windowed(8) == Windowed(8, windows="row", pixels="row")
+    assert Windowed(8) != Windowed(16) and Windowed(8) != Windowed(8, column_major=True)
+    assert Windowed(8) != WindowPartition(8) and RowMajor() != ColMajor()
+    assert CrossScale(8, flip=True) != CrossScale(8) and s2t_scan() != t2s_scan()
+    assert len({cross_scan(4), cross_scan(4), cross_scan(2)}) == 2
+
+
+def test_equal_orders_share_one_table(empty_cache):
+    x = torch.randn(1, 2, 6, 7)
+    first, second = cross_scan(4), cross_scan(4)
+    first.scan(x)
+    assert len(empty_cache) == 1
+    assert second.paths((6, 7), "cpu") is first.paths((6, 7), "cpu")
+    second.merge_sum(second.scan(x), (6, 7))
+    assert len(empty_cache) == 1
+    Windowed(4).scan(x)
+    assert len(empty_cache) == 2
+
+
+def test_cache_is_bounded_by_bytes_and_least_recently_used(empty_cache):
+    order = cross_scan(4)
+    key = {side: (order, (10, side), torch.device("cpu")) for side in range(10, 41)}
+    entry = {}
+    for side in (10, 11, 12):
+        before = empty_cache.nbytes
+        order.paths((10, side), "cpu")
+        entry[side] = empty_cache.nbytes - before
+    assert entry[10] >= 2 * 4 * 100 * 8                    # at least the paths and their inverse, (4, 100) int64
+    empty_cache.max_bytes = sum(entry.values())             # exactly full
+    assert len(empty_cache) == 3
+    order.paths((10, 10), "cpu")                            # touch the oldest: (10, 11) is now the least recent
+    order.paths((10, 13), "cpu")                            # larger than (10, 11): evicts (10, 11), then (10, 12)
+    assert key[10] in empty_cache and key[13] in empty_cache
+    assert key[11] not in empty_cache and key[12] not in empty_cache
+    for side in range(14, 40):
+        order.scan(torch.randn(1, 1, 10, side))
+        assert 0 < empty_cache.nbytes <= empty_cache.max_bytes
+    empty_cache.max_bytes = entry[10]                       # lowering the budget evicts at once
+    assert empty_cache.nbytes <= entry[10]
+    big = order.paths((10, 40), "cpu")                      # larger than the whole budget: used, not kept
+    assert big.shape == (4, 400) and key[40] not in empty_cache
+    empty_cache.clear()
+    assert len(empty_cache) == 0 and empty_cache.nbytes == 0
+    with pytest.raises(ValueError, match="budget must be >= 0 bytes"):
+        empty_cache.max_bytes = -1
+
+
+def test_tables_built_in_inference_mode_can_be_saved_for_backward(empty_cache):
+    order = cross_scan(4)
+    with torch.inference_mode():
+        order.merge_sum(order.scan(torch.randn(1, 2, 5, 6)), (5, 6))
+    assert not order.paths((5, 6), "cpu").is_inference()
+    x = torch.randn(1, 2, 5, 6, requires_grad=True)
+    order.merge_sum(order.scan(x), (5, 6)).sum().backward()
+    assert torch.equal(x.grad, torch.full_like(x, 4.0))
+
+
+# ---- every 2-D order through SS2D -----------------------------------------------------------------------------
+SS2D_ORDERS = {
+    "row": RowMajor(),
+    "col": ColMajor(),
+    "cross1": cross_scan(1),
+    "cross2": cross_scan(2),
+    "cross4": cross_scan(4),
+    "w4": Windowed(4),
+    "c_w4_pair": bidirectional(Windowed(4, column_major=True)),
+    "w3_rowwin_colpix": Windowed(3, windows="row", pixels="col"),
+    "dual_interleaved_entry": dual_interleaved(4, 8)[3],
+    "mixed": concat(Windowed(4), Windowed(4, column_major=True).reversed()),
+    "window_partition": pytest.param(
+        WindowPartition(4),
+        marks=pytest.mark.xfail(strict=True, raises=RuntimeError,
+                                reason="SS2D reshapes the paths with the input's batch; a window partition puts "
+                                       "the windows on the batch axis (B * nW): SS2D must take paths.shape[0]"),
+    ),
+}
+
+
+@pytest.mark.parametrize("order", SS2D_ORDERS.values(), ids=SS2D_ORDERS.keys())
+def test_every_2d_order_runs_in_ss2d(order):
+    # CrossScale is a two-input order (fine and coarse map): it belongs to a cross-scale mixer, not SS2D
+    from ssmblocks.blocks.ss2d import SS2D
+
+    mixer = SS2D(8, d_state=4, expand=1.0, scan_order=order)
+    x = torch.randn(2, 6, 9, 8, requires_grad=True)                  # (B, H, W, C), 2x3 windows of 4 (padded)
+    out = mixer(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    out.square().mean().backward()
+    assert x.grad.abs().sum() > 0 and mixer.A_logs.grad.abs().sum() > 0

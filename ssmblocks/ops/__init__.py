@@ -1,10 +1,12 @@
-"""Numerical ops without learnable state: the selective scan (Mamba-1) and the chunked SSD scan (Mamba-2).
+"""Numerical ops without learnable state: the selective scan (Mamba-1), the chunked SSD scan (Mamba-2) and the
+path gather that scan orders run.
 
 Each op has one entry point with the mamba_ssm signature and several backends chosen per call (see
 ``get_backend``); ``use_backend`` / ``set_backend`` / environment variables override the choice.
 """
 
 from ssmblocks.ops._backends import available_backends, get_backend, set_backend, use_backend
+from ssmblocks.ops.path_gather import path_gather, path_gather_ref
 from ssmblocks.ops.selective_scan import selective_scan_fn, selective_scan_ref
 from ssmblocks.ops.ssd_scan import mamba_chunk_scan_combined, ssd_scan, ssd_scan_ref
 
@@ -14,6 +16,8 @@ __all__ = [
     "available_backends",
     "get_backend",
     "mamba_chunk_scan_combined",
+    "path_gather",
+    "path_gather_ref",
     "selective_scan",
     "selective_scan_fn",
     "selective_scan_ref",

@@ -69,7 +69,7 @@ def _native_scan_op(
     u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None, z: Tensor | None,
     delta_bias: Tensor | None, delta_softplus: bool, save_for_backward: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Returns (out, last_state, checkpoints); checkpoints (b, dim, n_chunks, N) are empty unless saved."""
+    """Returns (out, last_state, checkpoints); checkpoints (``_native.checkpoint_shape``) are empty unless saved."""
     args = _native_args(u, delta, A, B, C, D, z, delta_bias)
     out, last, saved = _native.forward(*args, delta_softplus, save_for_backward)
     return out.to(u.dtype), last, saved
@@ -79,7 +79,7 @@ def _native_scan_op(
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus, save_for_backward):
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
     batch, dim, length = u.shape
-    saved = (batch, dim, _native.checkpoint_count(length), A.shape[1]) if save_for_backward else (0,)
+    saved = _native.checkpoint_shape(batch, dim, length, A.shape[1]) if save_for_backward else (0,)
     return torch.empty_like(u), u.new_empty((batch, dim, A.shape[1]), dtype=dtype), u.new_empty(saved, dtype=dtype)
 
 

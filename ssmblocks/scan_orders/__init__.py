@@ -1,6 +1,8 @@
 """Scan orders: how a feature map (B, C, *spatial) becomes K one-dimensional paths (B, K, C, L) and back.
 
-Pure index logic with cached permutation indices per (shape, device); no parameters. Any SSM mixer takes one.
+Pure index logic, no parameters; any SSM mixer takes one. Index tables live in one shared, bounded cache
+(``index_cache``: LRU by bytes, ``index_cache.max_bytes``, ``index_cache.clear()``) and are built inside the graph
+under torch.compile / torch.export, so whole models compile and export with dynamic H, W, T.
 
     order = cross_scan(4)                 # MambaIR / VMamba: [row, col, row reversed, col reversed]
     paths = order.scan(x)                 # (B, 4, C, H*W)
@@ -11,6 +13,7 @@ See docs/scan_orders.md for pictures of every order.
 """
 
 from ssmblocks.scan_orders.base import Concat, Reversed, ScanOrder, concat
+from ssmblocks.scan_orders.cache import DEFAULT_MAX_BYTES, IndexCache, index_cache
 from ssmblocks.scan_orders.cross_scale import CrossScale, cross_scale_scan
 from ssmblocks.scan_orders.planar import ColMajor, RowMajor, Windowed, bidirectional, cross_scan, mambacsr_order
 from ssmblocks.scan_orders.render import render, save_png
@@ -19,10 +22,12 @@ from ssmblocks.scan_orders.temporal import FrameMajor, TimeMajor, s2t_scan, t2s_
 from ssmblocks.scan_orders.windows import WindowPartition, medvsr_windows
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
     "ColMajor",
     "Concat",
     "CrossScale",
     "FrameMajor",
+    "IndexCache",
     "Reversed",
     "RowMajor",
     "ScanOrder",
@@ -36,6 +41,7 @@ __all__ = [
     "cross_scan",
     "dual_interleaved",
     "hv_interleaved",
+    "index_cache",
     "local_global_interleaved",
     "mambacsr_order",
     "medvsr_windows",

@@ -1,28 +1,47 @@
-"""The scan-order abstraction: a feature map becomes K one-dimensional paths and back, by cached index gathers.
+"""The scan-order abstraction: a feature map becomes K one-dimensional paths and back, by index gathers.
 
 Layouts: a feature map is (B, C, *spatial) — (B, C, H, W) for images, (B, C, T, H, W) for clips. The paths are
 (B, K, C, L), channel-major like the scan kernel. ``merge`` maps path outputs (B, K, C, L) back to
 (B, K, C, *spatial), un-permuted per path, so a mixer can apply per-path operations before ``merge_sum``.
 
 Every order is defined by ``build_paths(shape)``: a (K, L) int64 tensor of indices into the flattened input,
-where an index >= ``prod(shape)`` that no input provides stands for a zero token (padding). An order with several
-inputs (the cross-scale order: a fine and a coarse map) flattens them into one source (``flatten_inputs``) and
-indexes past ``prod(shape)`` into the extra ones. From the paths the base class derives, once per (shape, device),
-the inverse (position of every output pixel in every path) used by ``merge``. Orders hold no parameters
-and no tensors that could end up in a state_dict; the caches are plain dicts.
+where the index ``source_size(shape)`` (``prod(shape)`` for one input) stands for a zero token (padding). An order
+with several inputs (the cross-scale order: a fine and a coarse map) flattens them into one source
+(``flatten_inputs``) and indexes past ``prod(shape)`` into the extra ones. ``build_paths`` uses torch ops only
+(arange, view, permute, flip, cat), so it also works on symbolic sizes: under ``torch.compile`` / ``torch.export``
+the tables are built inside the graph (dynamic H, W, T); in eager mode they are built once per (order, shape,
+device), outside inference mode (so a later training step can save them for backward), and kept in the shared
+bounded ``index_cache``. From the paths the base class derives the inverse (position of every source token in
+every path) used by ``merge`` and by the gradients.
+
+Orders are values: two orders are equal (and share cached tables) when they have the same type and the same
+attributes, which are their constructor parameters and nothing else. They hold no parameters and no tensors.
 """
 
 from __future__ import annotations
 
 import math
 from functools import reduce
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from ssmblocks.ops import _native
+from ssmblocks.ops.path_gather import path_gather
+from ssmblocks.scan_orders.cache import index_cache
 
 __all__ = ["Concat", "Reversed", "ScanOrder", "concat"]
+
+
+class _Tables(NamedTuple):
+    paths: Tensor            # (K, L) source token visited at each step of each path
+    source_inverse: Tensor   # (K, source_size) step of each path at which each source token is visited
+    pixel_inverse: Tensor    # (K, prod(shape)) the same for the output map's pixels (a view of source_inverse)
+
+
+def _symbolic(shape: tuple) -> bool:
+    """True while torch.compile / torch.export trace (sizes may be symbolic: build the tables in the graph)."""
+    return torch.compiler.is_compiling() or any(isinstance(s, torch.SymInt) for s in shape)
 
 
 class ScanOrder:
@@ -31,12 +50,11 @@ class ScanOrder:
     ndim: int = 2
     num_paths: int = 1
 
-    def __init__(self) -> None:
-        self._cache: dict[tuple, tuple[Tensor, Tensor]] = {}
-
     # ---- what a subclass defines ------------------------------------------------------------------------------
     def build_paths(self, shape: tuple[int, ...]) -> Tensor:
-        """(K, L) int64 indices into the row-major flattened map; ``prod(shape)`` is the zero (padding) token."""
+        """(K, L) int64 indices into the row-major flattened map; ``prod(shape)`` is the zero (padding) token.
+
+        Torch ops only, no Python loops over sizes or data-dependent branches: ``shape`` may hold SymInts."""
         raise NotImplementedError
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
@@ -54,26 +72,37 @@ class ScanOrder:
     # ---- derived ----------------------------------------------------------------------------------------------
     def seq_len(self, shape: tuple[int, ...]) -> int:
         """Length L of every path for a map of spatial ``shape``."""
-        return self.paths(tuple(shape), torch.device("cpu")).shape[1]
+        return self.paths(shape, "cpu").shape[1]
 
     def paths(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-        """Cached (K, L) gather indices for ``shape`` on ``device``."""
-        return self._indices(tuple(shape), torch.device(device))[0]
+        """(K, L) gather indices for ``shape`` on ``device``."""
+        return self._tables(shape, device).paths
 
     def inverse(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-        """Cached (K, prod(shape)) positions: ``inverse[k, p]`` is where pixel p sits in path k."""
-        shape = tuple(shape)
-        return self._indices(shape, torch.device(device))[1][:, : math.prod(shape)]
+        """(K, prod(shape)) positions: ``inverse[k, p]`` is where pixel p sits in path k."""
+        return self._tables(shape, device).pixel_inverse
 
-    def _indices(self, shape: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor]:
-        """(paths (K, L), source inverse (K, source_size)), built once per (shape, device)."""
-        key = (shape, device)
-        if key not in self._cache:
-            self.check_shape(shape)
-            paths = self.build_paths(shape).to(torch.int64)
-            inverse = _invert(paths, self.source_size(shape), repr(self))
-            self._cache[key] = (paths.to(device), inverse.to(device))
-        return self._cache[key]
+    def _tables(self, shape: tuple[int, ...], device: torch.device | str) -> _Tables:
+        shape, device = tuple(shape), torch.device(device)
+        self.check_shape(shape)
+        if _symbolic(shape):
+            return self._build(shape, device)
+        return index_cache.get((self, shape, device), lambda: self._build_checked(shape, device))
+
+    def _build(self, shape: tuple[int, ...], device: torch.device) -> _Tables:
+        paths = self.build_paths(shape).to(device=device, dtype=torch.int64)
+        size = self.source_size(shape)
+        steps = torch.arange(paths.shape[1], device=device).expand_as(paths)
+        # every path visits every source token once; the zero token (index ``size``) may repeat and is dropped
+        source_inverse = paths.new_empty(paths.shape[0], size + 1).scatter(1, paths, steps)[:, :size]
+        return _Tables(paths, source_inverse, source_inverse[:, : math.prod(shape)])
+
+    def _build_checked(self, shape: tuple[int, ...], device: torch.device) -> _Tables:
+        """Eager tables for the cache: built outside inference mode (so autograd may save them later) and checked."""
+        with torch.inference_mode(False):
+            tables = self._build(shape, torch.device("cpu"))
+            _check_visits_once(tables.paths, self.source_size(shape), repr(self))
+            return _Tables(*(t.to(device) for t in tables)) if device.type != "cpu" else tables
 
     def _check_map(self, x: Tensor, name: str = "x") -> tuple[int, ...]:
         if not isinstance(x, Tensor) or x.dim() != self.ndim + 2:
@@ -93,8 +122,8 @@ class ScanOrder:
     def scan(self, *maps: Tensor) -> Tensor:
         """(B, C, *spatial) -> (B, K, C, L). Orders with several inputs take them all (see ``flatten_inputs``)."""
         src, shape = self.flatten_inputs(*maps)
-        paths, source_inverse = self._indices(shape, src.device)
-        return _PathGather.apply(src.contiguous(), paths, source_inverse, True, False)
+        tables = self._tables(shape, src.device)
+        return path_gather(src, tables.paths, tables.source_inverse, True, False)
 
     def merge(self, y: Tensor, shape: tuple[int, ...]) -> Tensor:
         """(B, K, C, L) path outputs -> (B, K, C, *shape), each path un-permuted; padding tokens dropped."""
@@ -105,21 +134,17 @@ class ScanOrder:
         return self._merge(y, shape, sum_paths=True)
 
     def _merge(self, y: Tensor, shape: tuple[int, ...], sum_paths: bool) -> Tensor:
-        self._check_paths(y, shape)
-        shape = tuple(shape)
-        paths, inverse = self.paths(shape, y.device), self.inverse(shape, y.device).contiguous()
-        return _PathGather.apply(y.contiguous(), inverse, paths, False, sum_paths).unflatten(-1, shape)
-
-    def _check_paths(self, y: Tensor, shape: tuple[int, ...]) -> None:
         shape = tuple(shape)
         if len(shape) != self.ndim:
             raise ValueError(f"{type(self).__name__} merges onto a {self.ndim}-D map, got shape {shape}")
-        length = self.paths(shape, y.device).shape[1]
+        tables = self._tables(shape, y.device)
+        length = tables.paths.shape[1]
         if y.dim() != 4 or y.shape[1] != self.num_paths or y.shape[3] != length:
             raise ValueError(f"{type(self).__name__} merges paths of layout (B, K={self.num_paths}, C, L={length}) "
                              f"for a map of shape {shape}, got {tuple(y.shape)}")
+        return path_gather(y, tables.pixel_inverse, tables.paths, False, sum_paths).unflatten(-1, shape)
 
-    # ---- composition ------------------------------------------------------------------------------------------
+    # ---- composition and identity -----------------------------------------------------------------------------
     def reversed(self) -> ScanOrder:
         """The same paths, each walked backwards."""
         return Reversed(self)
@@ -127,63 +152,31 @@ class ScanOrder:
     def __add__(self, other: ScanOrder) -> ScanOrder:
         return Concat(self, other)
 
+    def _identity(self) -> tuple:
+        return type(self), tuple(sorted(vars(self).items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ScanOrder) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
-def _gather(src: Tensor, index: Tensor, shared_source: bool, sum_paths: bool) -> Tensor:
-    """out[b, k, c, m] = src[b, (k,) c, index[k, m]], 0 where index >= src.shape[-1]; summed over k if asked.
-
-    src: (B, C, N) when ``shared_source`` (every path reads the same map) else (B, K, C, N); index (K, M).
-    Returns (B, K, C, M), or (B, C, M) with ``sum_paths``. Native kernel on CPU float32/64, torch.gather otherwise.
-    """
-    native = _native.gather_paths(src, index, shared_source, sum_paths)
-    if native is not None:
-        return native
-    if shared_source:
-        src = src[:, None].expand(-1, index.shape[0], -1, -1)
-    zero = src.new_zeros(*src.shape[:-1], 1)
-    padded = torch.cat([src, zero], dim=-1)                           # index N (or more) reads the zero
-    idx = index.clamp(max=src.shape[-1])[None, :, None, :].expand(src.shape[0], -1, src.shape[2], -1)
-    out = torch.gather(padded, -1, idx)
-    return out.sum(1) if sum_paths else out
-
-
-# How each gather's gradient is itself a gather: scan (shared source) <-> per-path gather summed over paths
-# (every source token sits exactly once in every path); merge (per path) <-> per path; merge_sum <-> scan.
-_ADJOINT = {(True, False): (False, True), (False, True): (True, False), (False, False): (False, False)}
-
-
-class _PathGather(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, src, index, adjoint_index, shared_source, sum_paths):
-        ctx.save_for_backward(index, adjoint_index)
-        ctx.mode = (shared_source, sum_paths)
-        return _gather(src, index, shared_source, sum_paths)
-
-    @staticmethod
-    def backward(ctx, grad):
-        index, adjoint_index = ctx.saved_tensors
-        shared, summed = _ADJOINT[ctx.mode]
-        return _PathGather.apply(grad.contiguous(), adjoint_index, index, shared, summed), None, None, None, None
-
-
-def _invert(paths: Tensor, source_size: int, name: str) -> Tensor:
-    """(K, L) paths -> (K, source_size) position of every source token in every path (index source_size, the
-    zero token, may repeat). Checks that every path visits every source token exactly once."""
-    positions = torch.arange(paths.shape[1]).expand_as(paths)
-    inverse = torch.full((paths.shape[0], source_size + 1), -1, dtype=torch.int64).scatter_(1, paths, positions)
-    counts = torch.zeros_like(inverse).scatter_add_(1, paths, torch.ones_like(paths))
-    if paths.max() > source_size or (counts[:, :source_size] != 1).any():
+def _check_visits_once(paths: Tensor, source_size: int, name: str) -> None:
+    """Every path visits every source token exactly once (and otherwise only the zero token ``source_size``)."""
+    visited = paths.sort(dim=1).values
+    tokens = torch.arange(source_size).expand(paths.shape[0], -1)
+    if not (torch.equal(visited[:, :source_size], tokens) and (visited[:, source_size:] == source_size).all()):
         raise AssertionError(f"{name}: a path does not visit every source token exactly once")
-    return inverse[:, :source_size]
 
 
 class Reversed(ScanOrder):
     """Every path of ``order`` walked backwards (the ``_flip`` of the official code bases)."""
 
     def __init__(self, order: ScanOrder) -> None:
-        super().__init__()
         self.order, self.ndim, self.num_paths = order, order.ndim, order.num_paths
 
     def build_paths(self, shape):
@@ -210,7 +203,6 @@ class Concat(ScanOrder):
     """The paths of several orders, in the order given (K = sum of their K). All must share L for a shape."""
 
     def __init__(self, *orders: ScanOrder) -> None:
-        super().__init__()
         if not orders or len({o.ndim for o in orders}) != 1:
             raise ValueError("Concat needs one or more orders of the same spatial rank")
         flat = []
@@ -221,7 +213,7 @@ class Concat(ScanOrder):
 
     def build_paths(self, shape):
         parts = [o.build_paths(shape) for o in self.orders]
-        if len({p.shape[1] for p in parts}) != 1:
+        if any(p.shape[1] != parts[0].shape[1] for p in parts):
             lengths = ", ".join(f"{o!r}: {p.shape[1]}" for o, p in zip(self.orders, parts, strict=True))
             raise ValueError(f"orders in a Concat must have equal path lengths for shape {shape}; got {lengths}")
         return torch.cat(parts)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ssmblocks.scan_orders.base import ScanOrder, concat
+from ssmblocks.scan_orders.planar import blocked_walk
 
 __all__ = ["CrossScale", "cross_scale_scan"]
 
@@ -28,7 +29,6 @@ class CrossScale(ScanOrder):
     """
 
     def __init__(self, window: int = 16, column_major: bool = False, flip: bool = False) -> None:
-        super().__init__()
         if window < 2 or window % 2:
             raise ValueError(f"the fine window must be an even size >= 2, got {window}")
         self.window, self.column_major, self.flip = window, column_major, flip
@@ -46,22 +46,13 @@ class CrossScale(ScanOrder):
     def source_size(self, shape):
         return shape[0] * shape[1] * 5 // 4
 
-    def _nested(self, grid: Tensor, levels: tuple[int, ...]) -> Tensor:
-        """Flattens ``grid`` (h, w) visiting blocks of size levels[0], inside them blocks of levels[1], ...,
-        each level row-major (or column-major)."""
-        if not levels:
-            return grid.reshape(-1) if not self.column_major else grid.t().reshape(-1)
-        k = levels[0]
-        h, w = grid.shape
-        blocks = grid.view(h // k, k, w // k, k).permute(0, 2, 1, 3)      # (Hg, Wg, k, k)
-        if self.column_major:
-            blocks = blocks.transpose(0, 1)
-        return torch.cat([self._nested(block, levels[1:]) for block in blocks.reshape(-1, k, k)])
-
     def build_paths(self, shape):
         h, w = shape
-        fine = self._nested(torch.arange(h * w).view(h, w), (self.window, 2))                   # (HW,)
-        coarse = h * w + self._nested(torch.arange(h * w // 4).view(h // 2, w // 2), (self.window // 2,))
+        levels = (self.column_major,) * 3
+        rows, cols = blocked_walk(h, w, (self.window, 2), levels)
+        fine = rows * w + cols                                                                # (HW,)
+        rows, cols = blocked_walk(h // 2, w // 2, (self.window // 2,), levels[:2])
+        coarse = h * w + rows * (w // 2) + cols                                               # (HW/4,)
         if self.flip:
             fine, coarse = fine.flip(0), coarse.flip(0)
         return torch.cat([coarse[:, None], fine.view(-1, 4)], dim=1).reshape(1, -1)            # [d, f, f, f, f]

@@ -8,15 +8,33 @@ row-major (``wK``) or both column-major (``c_wK``); the padding tokens stay in t
 
 from __future__ import annotations
 
+import itertools
+
 import torch
+from torch import Tensor
 
 from ssmblocks.scan_orders.base import ScanOrder, concat
 
-__all__ = ["ColMajor", "RowMajor", "Windowed", "bidirectional", "cross_scan", "mambacsr_order"]
+__all__ = ["ColMajor", "RowMajor", "Windowed", "bidirectional", "blocked_walk", "cross_scan", "mambacsr_order"]
 
 
-def _grid(h: int, w: int) -> torch.Tensor:
-    return torch.arange(h * w).view(h, w)
+def blocked_walk(height: int, width: int, sizes: tuple[int, ...], column_major: tuple[bool, ...]) -> tuple[Tensor,
+                                                                                                          Tensor]:
+    """(rows, cols), each (height * width,) int64: the pixel visited at every step of a walk over a height x width
+    grid block by block — blocks of ``sizes[0]`` x ``sizes[0]``, inside each the blocks of ``sizes[1]``, ..., inside
+    the last the pixels. Level i (blocks of level 0, ..., pixels last) is visited row-major, or column-major where
+    ``column_major[i]`` (one flag per level: ``len(sizes) + 1``). height and width must be multiples of ``sizes[0]``,
+    each size a multiple of the next. Integer arithmetic on one arange (no views), so sizes may be symbolic.
+    """
+    steps = (*sizes, 1)
+    counts = [(height // steps[0], width // steps[0])] + [(a // b, a // b) for a, b in itertools.pairwise(steps)]
+    rest = torch.arange(height * width)
+    rows, cols = torch.zeros_like(rest), torch.zeros_like(rest)
+    for (n_rows, n_cols), step, column in zip(counts, steps, column_major, strict=True):
+        block, rest = rest // (step * step), rest % (step * step)
+        r, c = (block % n_rows, block // n_rows) if column else (block // n_cols, block % n_cols)
+        rows, cols = rows + r * step, cols + c * step
+    return rows, cols
 
 
 class RowMajor(ScanOrder):
@@ -30,7 +48,8 @@ class ColMajor(ScanOrder):
     """One path, column by column: the flattening of the transposed map (w * H + h visits pixel (h, w))."""
 
     def build_paths(self, shape):
-        return _grid(*shape).t().reshape(1, -1)
+        rows, cols = blocked_walk(*shape, (), (True,))
+        return (rows * shape[1] + cols)[None]
 
 
 def bidirectional(order: ScanOrder) -> ScanOrder:
@@ -59,7 +78,6 @@ class Windowed(ScanOrder):
 
     def __init__(self, size: int, column_major: bool = False, *, windows: str | None = None,
                  pixels: str | None = None) -> None:
-        super().__init__()
         if size < 1:
             raise ValueError(f"window size must be >= 1, got {size}")
         default = "col" if column_major else "row"
@@ -78,14 +96,9 @@ class Windowed(ScanOrder):
 
     def build_paths(self, shape):
         h, w = shape
-        hp, wp = self.padded_shape(shape)
-        k = self.size
-        index = torch.full((hp, wp), h * w, dtype=torch.int64)  # h * w is the zero token
-        index[:h, :w] = _grid(h, w)
-        tiles = index.view(hp // k, k, wp // k, k)          # (Hg, kh, Wg, kw)
-        win = (0, 2) if self.windows == "row" else (2, 0)   # outer loop over window rows or columns
-        pix = (1, 3) if self.pixels == "row" else (3, 1)
-        return tiles.permute(*win, *pix).reshape(1, -1)
+        levels = (self.windows == "col", self.pixels == "col")
+        rows, cols = blocked_walk(*self.padded_shape(shape), (self.size,), levels)
+        return torch.where((rows < h) & (cols < w), rows * w + cols, h * w)[None]     # h * w is the zero token
 
     def __repr__(self) -> str:
         return f"Windowed({self.size}, windows={self.windows!r}, pixels={self.pixels!r})"

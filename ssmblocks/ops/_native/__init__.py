@@ -68,6 +68,12 @@ def checkpoint_count(length: int) -> int:
     return (length + CHECKPOINT_INTERVAL - 1) // CHECKPOINT_INTERVAL
 
 
+def checkpoint_shape(batch: int, dim: int, length: int, dstate: int) -> tuple[int]:
+    """Shape of the saved states, (batch, dim, n_chunks, dstate) flattened to one dimension: a traced program
+    (torch.export with a dynamic length) would otherwise specialise on n_chunks == 1 at short example lengths."""
+    return (batch * dim * checkpoint_count(length) * dstate,)
+
+
 def _ptr(t: torch.Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -92,12 +98,12 @@ def _suffix(dtype: torch.dtype) -> str:
 def forward(u, delta, A, B, C, D, z, delta_bias, softplus: bool, save_for_backward: bool):
     """Runs the scan. All tensors: contiguous, one dtype (float32/float64), CPU; B and C grouped (b, G, N, L).
 
-    Returns (out (b, D, L), last_state (b, D, N), checkpoints (b, D, n_chunks, N) or an empty tensor).
+    Returns (out (b, D, L), last_state (b, D, N), checkpoints (``checkpoint_shape``) or an empty tensor).
     """
     batch, dim, length = u.shape
     out = torch.empty_like(u)
     last_state = u.new_empty(batch, dim, A.shape[1])
-    shape = (batch, dim, checkpoint_count(length), A.shape[1]) if save_for_backward else (0,)
+    shape = checkpoint_shape(batch, dim, length, A.shape[1]) if save_for_backward else (0,)
     checkpoints = u.new_empty(shape)
     problem = _problem(u, delta, A, B, C, D, z, delta_bias, softplus)
     getattr(native_library(), f"ssm_forward_{_suffix(u.dtype)}")(
@@ -122,23 +128,20 @@ def backward(dout, u, delta, A, B, C, D, z, delta_bias, softplus: bool, checkpoi
             ddelta_bias if delta_bias is not None else None)
 
 
-_GATHER_DTYPES = {torch.float32: 0, torch.float64: 1}
+GATHER_DTYPES = {torch.float32: 0, torch.float64: 1}
 
 
-def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, sum_paths: bool) -> torch.Tensor | None:
-    """Native path gather for scan orders (see ``ssmblocks.scan_orders.base._gather``); None if not applicable.
+def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, sum_paths: bool) -> torch.Tensor:
+    """Native path gather for scan orders (see ``ssmblocks.ops.path_gather``); needs the loaded library.
 
-    src: (B, C, N) when ``shared_source`` else (B, K, C, N), contiguous CPU float32/float64; index (K, M) int64.
-    Returns (B, K, C, M), or (B, C, M) with ``sum_paths``; entries whose index is >= N are 0.
+    src: (B, C, N) when ``shared_source`` else (B, K, C, N), CPU float32/float64 (``GATHER_DTYPES``); index (K, M)
+    int64. Returns (B, K, C, M), or (B, C, M) with ``sum_paths``; entries whose index is >= N are 0.
     """
-    lib = native_library()
-    if lib is None or src.device.type != "cpu" or src.dtype not in _GATHER_DTYPES:
-        return None
     src, index = src.contiguous(), index.contiguous()
     paths, out_len = index.shape
     batch, channels, src_len = src.shape[0], src.shape[-2], src.shape[-1]
     out = src.new_empty((batch, channels, out_len) if sum_paths else (batch, paths, channels, out_len))
-    lib.ssm_gather_paths(_GATHER_DTYPES[src.dtype], src.data_ptr(), batch, paths, channels, src_len,
-                         int(shared_source), index.data_ptr(), out_len, int(sum_paths), out.data_ptr(),
-                         torch.get_num_threads())
+    native_library().ssm_gather_paths(GATHER_DTYPES[src.dtype], src.data_ptr(), batch, paths, channels, src_len,
+                                      int(shared_source), index.data_ptr(), out_len, int(sum_paths), out.data_ptr(),
+                                      torch.get_num_threads())
     return out
