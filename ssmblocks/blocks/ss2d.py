@@ -1,11 +1,17 @@
 """SS2D: the multi-path 2-D selective-scan mixer of VMamba / MambaIR, taking any scan order.
 
-Facts (shared/reference/mambair.md, MambaIR ``SS2D``): in_proj C -> 2 d_inner (no bias), split into x and z;
-x -> depthwise 3x3 conv (bias) -> SiLU; scan into K paths; per-path projections ``x_proj_weight`` (K, R + 2N,
-d_inner) -> dt (R), B (N), C (N); ``dt_projs_weight`` (K, d_inner, R) applied to dt (no bias); selective scan with
-A = -exp(A_logs) (K d_inner, N), B/C grouped per path, D = Ds, delta_bias = dt_projs_bias, softplus; paths merged
-(summed) back to (H, W); out_norm LayerNorm(d_inner) -> * SiLU(z) -> out_proj (no bias). Parameters are path-major
-(index k * d_inner + d), so the scan order's path order fixes the checkpoint layout.
+Facts from csguoh/MambaIR ``basicsr/archs/mambair_arch.py`` (``SS2D``) at 33d7b34: in_proj C -> 2 d_inner (no bias),
+split into x and z; x -> depthwise 3x3 conv (bias) -> SiLU; scan into K paths; per-path projections
+``x_proj_weight`` (K, R + 2N, d_inner) -> dt (R), B (N), C (N); ``dt_projs_weight`` (K, d_inner, R) applied to dt
+(no bias); selective scan with A = -exp(A_logs) (K d_inner, N), B/C grouped per path, D = Ds,
+delta_bias = dt_projs_bias, softplus; paths merged (summed) back to (H, W); out_norm LayerNorm(d_inner) -> * SiLU(z)
+-> out_proj (no bias). Parameters are path-major (index k * d_inner + d), so the scan order's path order fixes the
+checkpoint layout.
+
+Layout: the block works on channels-last tokens (B, H, W, C) from end to end. The depthwise conv runs on the
+channels-last map as a channels-last-strided (B, C, H, W) view; the scan orders and the scan kernel read channel-major
+paths, so there is exactly one transpose into the scan and one out of it. Under ``torch.no_grad`` /
+``torch.inference_mode`` the elementwise glue runs in place on the block's own intermediates.
 """
 
 from __future__ import annotations
@@ -23,46 +29,56 @@ __all__ = ["SS2D"]
 
 
 class SS2D(nn.Module):
-    """Multi-path selective-scan mixer. Input and output (B, H, W, C).
+    """Multi-path selective-scan mixer. Input and output channels-last tokens (B, H, W, C).
 
     Args:
         dim: channels C.
         d_state: SSM state size N.
         expand: d_inner = int(expand * dim) (MambaIR passes its ``mlp_ratio`` here).
-        d_conv: depthwise conv kernel size.
+        d_conv: depthwise conv kernel size (odd; "same" padding).
         dt_rank: rank R of the dt projection; "auto" = ceil(dim / 16).
-        scan_order: any 2-D scan order; K = its number of paths (default: the 4-path cross-scan).
+        scan_order: any 2-D scan order; K = its number of paths (default: the 4-path cross-scan). Window
+            partitions (orders whose scan moves windows to the batch axis) work too.
+        conv_bias: bias of the depthwise conv. bias: biases of in_proj and out_proj.
+        dt_min, dt_max, dt_init_floor: the range of the initial dt (Mamba's dt init).
+        device, dtype: factory arguments for the parameters.
     """
 
-    def __init__(self, dim: int, d_state: int = 16, expand: float = 2.0, d_conv: int = 3,
+    def __init__(self, dim: int, *, d_state: int = 16, expand: float = 2.0, d_conv: int = 3,
                  dt_rank: int | str = "auto", scan_order: ScanOrder | None = None, conv_bias: bool = True,
-                 bias: bool = False) -> None:
+                 bias: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        dd = {"device": device, "dtype": dtype}
         self.scan_order = scan_order if scan_order is not None else cross_scan(4)
         if self.scan_order.ndim != 2:
             raise ValueError(f"SS2D needs a 2-D scan order, got {self.scan_order!r}")
+        if d_conv < 1 or d_conv % 2 == 0:
+            raise ValueError(f"d_conv must be a positive odd kernel size, got {d_conv}")
         k = self.scan_order.num_paths
         self.d_inner = int(expand * dim)
         self.d_state = d_state
         self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
-        self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=bias)
+        self.dt_init = (dt_min, dt_max, dt_init_floor)
+        self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=bias, **dd)
         self.conv2d = nn.Conv2d(self.d_inner, self.d_inner, d_conv, padding=(d_conv - 1) // 2, groups=self.d_inner,
-                                bias=conv_bias)
-        self.x_proj_weight = nn.Parameter(torch.empty(k, self.dt_rank + 2 * d_state, self.d_inner))
-        self.dt_projs_weight = nn.Parameter(torch.empty(k, self.d_inner, self.dt_rank))
-        self.dt_projs_bias = nn.Parameter(torch.empty(k, self.d_inner))
-        self.A_logs = nn.Parameter(torch.empty(k * self.d_inner, d_state))
-        self.Ds = nn.Parameter(torch.empty(k * self.d_inner))
+                                bias=conv_bias, **dd)
+        self.x_proj_weight = nn.Parameter(torch.empty(k, self.dt_rank + 2 * d_state, self.d_inner, **dd))
+        self.dt_projs_weight = nn.Parameter(torch.empty(k, self.d_inner, self.dt_rank, **dd))
+        self.dt_projs_bias = nn.Parameter(torch.empty(k, self.d_inner, **dd))
+        self.A_logs = nn.Parameter(torch.empty(k * self.d_inner, d_state, **dd))
+        self.Ds = nn.Parameter(torch.empty(k * self.d_inner, **dd))
         self.A_logs._no_weight_decay = True
         self.Ds._no_weight_decay = True
-        self.out_norm = nn.LayerNorm(self.d_inner)
-        self.out_proj = nn.Linear(self.d_inner, dim, bias=bias)
+        self.out_norm = nn.LayerNorm(self.d_inner, **dd)
+        self.out_proj = nn.Linear(self.d_inner, dim, bias=bias, **dd)
         self.reset_parameters()
 
     @torch.no_grad()
-    def reset_parameters(self, dt_min: float = 1e-3, dt_max: float = 0.1, dt_floor: float = 1e-4) -> None:
+    def reset_parameters(self) -> None:
         """Mamba's init: dt weights U(+-R^-0.5); dt bias = softplus^-1(exp(U[log dt_min, log dt_max])) with
-        dt >= dt_floor; A_logs = log(1..N); Ds = 1; linear layers trunc_normal(0.02)."""
+        dt >= dt_init_floor; A_logs = log(1..N); Ds = 1; linear layers trunc_normal(0.02)."""
+        dt_min, dt_max, dt_floor = self.dt_init
         bound = self.dt_rank**-0.5
         self.x_proj_weight.uniform_(-self.d_inner**-0.5, self.d_inner**-0.5)
         self.dt_projs_weight.uniform_(-bound, bound)
@@ -79,18 +95,26 @@ class SS2D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
-        batch, height, width, _ = x.shape
-        x, z = self.in_proj(x).chunk(2, dim=-1)
-        x = F.silu(self.conv2d(x.permute(0, 3, 1, 2)))                           # (B, d_inner, H, W)
-        paths = self.scan_order.scan(x)                                           # (B, K, d_inner, L)
-        k, length = paths.shape[1], paths.shape[-1]
-        x_dbl = torch.einsum("bkdl,kcd->bkcl", paths, self.x_proj_weight)
+        if x.dim() != 4:
+            raise ValueError(f"SS2D takes channels-last tokens (B, H, W, C), got shape {tuple(x.shape)}")
+        inplace = not torch.is_grad_enabled()
+        height, width = x.shape[1:3]
+        # in_proj as two products, so that x and z come out contiguous (no strided copies before the conv)
+        w_x, w_z = self.in_proj.weight.chunk(2)
+        b_x, b_z = (None, None) if self.in_proj.bias is None else self.in_proj.bias.chunk(2)
+        u = F.linear(x, w_x, b_x)                                                  # (B, H, W, d_inner)
+        z = F.linear(x, w_z, b_z)
+        u = F.silu(self.conv2d(u.permute(0, 3, 1, 2)), inplace=inplace)           # channels-last (B, d, H, W)
+        paths = self.scan_order.scan(u)                                           # (B', K, d_inner, L)
+        batch, k, _, length = paths.shape
+        x_dbl = torch.matmul(self.x_proj_weight, paths)                           # (B', K, R + 2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
-        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
+        dts = torch.matmul(self.dt_projs_weight, dts)                             # (B', K, d_inner, L)
         y = selective_scan_fn(
-            paths.reshape(batch, k * self.d_inner, length), dts.reshape(batch, k * self.d_inner, length),
-            -torch.exp(self.A_logs), Bs.contiguous(), Cs.contiguous(), self.Ds, delta_bias=self.dt_projs_bias.flatten(),
-            delta_softplus=True,
+            paths.view(batch, k * self.d_inner, length), dts.view(batch, k * self.d_inner, length),
+            -torch.exp(self.A_logs), Bs, Cs, self.Ds, delta_bias=self.dt_projs_bias.flatten(), delta_softplus=True,
         ).view(batch, k, self.d_inner, length)
         y = self.scan_order.merge_sum(y, (height, width)).permute(0, 2, 3, 1)     # (B, H, W, d_inner)
-        return self.out_proj(self.out_norm(y) * F.silu(z))
+        y = self.out_norm(y)
+        gate = F.silu(z, inplace=inplace)
+        return self.out_proj(y.mul_(gate) if inplace else y * gate)

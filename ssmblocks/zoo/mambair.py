@@ -25,9 +25,9 @@ from ssmblocks._hparams import records_hparams
 from ssmblocks._hub import gdrive_url
 from ssmblocks._inputs import check_image
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
-from ssmblocks.blocks import CAB_VARIANTS, ResidualGroup, VSSBlock
+from ssmblocks.blocks import CAB_VARIANTS, BlockSequence, ResidualGroup
 from ssmblocks.necks import PixelShuffleDirect, PixelShuffleUpsample
-from ssmblocks.scan_orders import ScanOrder
+from ssmblocks.scan_orders import ScanOrder, Schedule
 
 __all__ = ["MambaIR", "MambaIRUNet"]
 
@@ -43,6 +43,13 @@ class _Norm(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
 
+def _order_options(scan_order: ScanOrder | Schedule | None) -> dict[str, Any]:
+    """Block-group options for a model's ``scan_order``: one order for every block, or a schedule over blocks."""
+    if scan_order is None:
+        return {}
+    return {"schedule": scan_order} if isinstance(scan_order, Schedule) else {"scan_order": scan_order}
+
+
 @records_hparams
 class MambaIR(nn.Module):
     """MambaIR for SR, denoising and JPEG CAR. Input (B, in_chans, H, W) in [0, 1]; output (B, in_chans, sH, sW).
@@ -55,6 +62,7 @@ class MambaIR(nn.Module):
         upsampler: 'pixelshuffle' (classic SR), 'pixelshuffledirect' (light SR) or '' (denoise / CAR).
         cab_variant: one of CAB_VARIANTS; default 'classic', or 'light_oct2024' with pixelshuffledirect.
         scan_order: the SS2D scan order (default: 4-path cross-scan); its path count sets the per-path parameters.
+            A ``Schedule`` gives block i of every residual group ``scan_order[i]``.
         num_feat: channels of the pixelshuffle head.
     """
 
@@ -63,7 +71,8 @@ class MambaIR(nn.Module):
 
     def __init__(self, *, upscale: int = 2, in_chans: int = 3, embed_dim: int = 180, depths: Sequence[int] = (6,) * 6,
                  d_state: int = 16, mlp_ratio: float = 2.0, img_range: float = 1.0, upsampler: str = "pixelshuffle",
-                 cab_variant: str | None = None, scan_order: ScanOrder | None = None, num_feat: int = 64) -> None:
+                 cab_variant: str | None = None, scan_order: ScanOrder | Schedule | None = None,
+                 num_feat: int = 64) -> None:
         super().__init__()
         if upsampler not in UPSAMPLERS:
             raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {upsampler!r}")
@@ -78,7 +87,7 @@ class MambaIR(nn.Module):
         self.patch_embed = _Norm(embed_dim)
         self.layers = nn.ModuleList(
             ResidualGroup(embed_dim, depth, d_state=d_state, expand=mlp_ratio, cab_variant=cab_variant,
-                          scan_order=scan_order)
+                          **_order_options(scan_order))
             for depth in depths
         )
         self.norm = nn.LayerNorm(embed_dim)
@@ -168,13 +177,12 @@ class MambaIRUNet(nn.Module):
 
     def __init__(self, *, inp_channels: int = 3, out_channels: int = 3, dim: int = 48,
                  num_blocks: Sequence[int] = (4, 6, 6, 8), num_refinement_blocks: int = 4, mlp_ratio: float = 1.5,
-                 bias: bool = False, d_state: int = 16, scan_order: ScanOrder | None = None) -> None:
+                 bias: bool = False, d_state: int = 16, scan_order: ScanOrder | Schedule | None = None) -> None:
         super().__init__()
         self.inp_channels = inp_channels
 
-        def level(width: int, count: int) -> nn.ModuleList:
-            return nn.ModuleList(VSSBlock(width, d_state=d_state, expand=mlp_ratio, scan_order=scan_order)
-                                 for _ in range(count))
+        def level(width: int, count: int) -> BlockSequence:
+            return BlockSequence(width, count, d_state=d_state, expand=mlp_ratio, **_order_options(scan_order))
 
         self.patch_embed = _Proj(inp_channels, dim, bias)
         self.encoder_level1 = level(dim, num_blocks[0])
@@ -197,11 +205,9 @@ class MambaIRUNet(nn.Module):
         self.apply(_init_weights)
 
     @staticmethod
-    def _run(blocks: nn.ModuleList, x: Tensor) -> Tensor:
-        tokens = x.permute(0, 2, 3, 1)
-        for block in blocks:
-            tokens = block(tokens)
-        return tokens.permute(0, 3, 1, 2)
+    def _run(blocks: BlockSequence, x: Tensor) -> Tensor:
+        """A level's blocks on a (B, C, H, W) map, through channels-last tokens."""
+        return blocks(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
     def forward(self, image: Tensor) -> Tensor:
         check_image(image, self.inp_channels, type(self).__name__)
