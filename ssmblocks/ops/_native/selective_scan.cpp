@@ -36,8 +36,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <type_traits>
 #include <thread>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -94,52 +101,69 @@ typedef int32_t vi __attribute__((vector_size(64)));
 inline vf splat(float x) { return vf{} + x; }
 inline vf vload(const float* p) { vf v; std::memcpy(&v, p, sizeof v); return v; }
 inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+#if defined(__AVX512F__)
+// One instruction each (the generic forms compile to a compare and a blend); same results, NaN included.
+inline vf vmax(vf a, vf b) { return (vf)_mm512_max_ps((__m512)a, (__m512)b); }
+inline vf vmin(vf a, vf b) { return (vf)_mm512_min_ps((__m512)a, (__m512)b); }
+#else
 inline vf vmax(vf a, vf b) { return a > b ? a : b; }
 inline vf vmin(vf a, vf b) { return a < b ? a : b; }
+#endif
 
-// 2^x, branch-free: round x to the nearest integer k with the 1.5*2^23 trick, 2^(x-k) by a degree-7 Taylor
-// polynomial on [-0.5, 0.5] (relative error < 1e-8 before rounding), then add k to the exponent bits.
+// 2^f for f in [-1/2, 1/2]: the degree-6 Chebyshev interpolant (relative error 2.5e-9 before float32 rounding).
+inline vf exp2_reduced(vf f) {
+  vf p = splat(1.5461444574035835e-04f);
+  p = p * f + 1.3400428178172593e-03f;
+  p = p * f + 9.6180566789568940e-03f;
+  p = p * f + 5.5503272266680470e-02f;
+  p = p * f + 2.4022650922285238e-01f;
+  p = p * f + 6.9314720670283430e-01f;
+  return p * f + 1.0f;
+}
+
+// 2^x, branch-free: x is clamped to [-125, 126] (the result stays a normal float), split into the nearest integer
+// k and f = x - k, and 2^f is scaled by 2^k. AVX-512 rounds and scales with one instruction each; elsewhere k comes
+// from the 1.5 * 2^23 rounding trick and is added to the exponent bits.
 inline vf exp2v(vf x) {
-  x = vmin(vmax(x, splat(-126.f)), splat(126.f));
+  x = vmin(vmax(x, splat(-125.f)), splat(126.f));
+#if defined(__AVX512F__)
+  const __m512 k = _mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  return (vf)_mm512_scalef_ps((__m512)exp2_reduced(x - (vf)k), k);
+#else
   const vf magic = splat(12582912.f);
-  vf t = x + magic;
-  vf f = x - (t - magic);
-  vf p = splat(1.5252733804059840e-05f);
-  p = p * f + 1.5403530393381606e-04f;
-  p = p * f + 1.3333558146428443e-03f;
-  p = p * f + 9.6181291076284770e-03f;
-  p = p * f + 5.5504108664821580e-02f;
-  p = p * f + 2.4022650695910071e-01f;
-  p = p * f + 6.9314718055994531e-01f;
-  p = p * f + 1.0f;
-  vi k = (vi)t - 0x4B400000;
-  return (vf)((vi)p + (k << 23));
+  const vf t = x + magic;  // the integer bits of t hold k (plus 0x4B400000, which << 23 shifts out)
+  return (vf)((vi)exp2_reduced(x - (t - magic)) + ((vi)t << 23));
+#endif
 }
 
 inline vf expv(vf x) { return exp2v(x * kLog2e); }
 
-// Natural log for u in [1, 2]: reduce to m in [sqrt(1/2), sqrt(2)], then the atanh series in s = (m-1)/(m+1).
-inline vf log_1_to_2(vf u) {
-  auto big = u > splat(1.41421356f);
-  vf m = big ? u * 0.5f : u;
-  vf e = big ? splat(0.69314718055994531f) : splat(0.f);
-  vf s = (m - 1.f) / (m + 1.f);
-  vf s2 = s * s;
-  vf p = splat(1.f / 9.f);
-  p = p * s2 + 1.f / 7.f;
-  p = p * s2 + 1.f / 5.f;
-  p = p * s2 + 1.f / 3.f;
-  p = p * s2 + 1.f;
-  return e + 2.f * s * p;
+// log(1 + w) for w in [0, 1], without a division: w * P(w), P the degree-9 Chebyshev interpolant of log1p(w) / w
+// on [0, 1] (relative error 5e-9 before float32 rounding; exact as w -> 0).
+inline vf log1p_01(vf w) {
+  vf p = splat(-3.176057008524613e-03f);
+  p = p * w + 1.9542527214228667e-02f;
+  p = p * w - 5.6373612737602000e-02f;
+  p = p * w + 1.0543623785499763e-01f;
+  p = p * w - 1.5269667068116390e-01f;
+  p = p * w + 1.9663274254865887e-01f;
+  p = p * w - 2.4951616262368573e-01f;
+  p = p * w + 3.3329710498860476e-01f;
+  p = p * w - 4.9999892648060390e-01f;
+  p = p * w + 9.9999999465629150e-01f;
+  return p * w;
 }
 
-// softplus with torch's threshold (x > 20 -> x); log1p(w) = log(1+w) * w / ((1+w) - 1) keeps small w exact.
-inline vf softplusv(vf x) {
-  vf w = expv(-vmax(x, -x));
-  vf u = 1.f + w;
-  vf l1p = (u == splat(1.f)) ? w : log_1_to_2(u) * w / (u - 1.f);
-  vf r = vmax(x, splat(0.f)) + l1p;
-  return x > splat(20.f) ? x : r;
+// exp(-|x|): shared by softplus and its slope.
+inline vf exp_neg_abs(vf x) { return expv(-vmax(x, -x)); }
+
+// softplus(x) = max(x, 0) + log1p(exp(-|x|)) from w = exp(-|x|), with torch's threshold (x > 20 -> x).
+inline vf softplus_w(vf x, vf w) { return x > splat(20.f) ? x : vmax(x, splat(0.f)) + log1p_01(w); }
+
+// d softplus / dx = sigmoid(x) from w = exp(-|x|) (1 above the threshold, where softplus is the identity).
+inline vf softplus_slope_w(vf x, vf w) {
+  vf s = (x >= splat(0.f) ? splat(1.f) : w) / (1.f + w);
+  return x > splat(20.f) ? splat(1.f) : s;
 }
 
 inline vf sigmoidv(vf x) { return 1.f / (1.f + expv(-x)); }
@@ -180,14 +204,29 @@ inline void map_row(int64_t n, const float* const (&in)[NIn], float* out, F&& f)
   }
 }
 
-// sum_t a[t] * b[t] (or sum_t a[t] when b is null), vectorised.
-inline float dot_row(int64_t n, const float* a, const float* b) {
-  vf acc = splat(0.f);
-  int64_t t = 0;
-  for (; t + W <= n; t += W) acc += b ? vload(a + t) * vload(b + t) : vload(a + t);
+// Asks for one cache line to be brought into L2 ahead of use. On x86 an asm statement: GCC deletes a loop whose
+// only effect is __builtin_prefetch.
+inline void prefetch_line(const float* p, bool write) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  if (write) asm volatile("prefetchw %0" : : "m"(*p));
+  else asm volatile("prefetcht1 %0" : : "m"(*p));
+#else
+  if (write) __builtin_prefetch(p, 1, 2);
+  else __builtin_prefetch(p, 0, 2);
+#endif
+}
+
+// Prefetches floats [0, n) of `rows` rows (`stride` apart; for writing when `write`): the scan reads and writes rows
+// in short pieces, which the hardware prefetchers do not follow.
+inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t n, bool write) {
+  if (!p) return;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t, write);
+}
+
+inline float hsum(vf v) {
   float s = 0.f;
-  for (int i = 0; i < W; ++i) s += acc[i];
-  for (; t < n; ++t) s += b ? a[t] * b[t] : a[t];
+  for (int i = 0; i < W; ++i) s += v[i];
   return s;
 }
 
@@ -277,25 +316,35 @@ struct Geometry32 {
         if (a) a[n * W + c] = v;
       }
   }
-  // Prepares rows of dt (softplus(delta + bias)) and dt*u for t in [t0, t0 + n), 16 rows of stride `stride`;
-  // rows of channels beyond the tile are zero.
-  void prepare_rows(const Tile& tl, int64_t t0, int64_t n, int64_t stride, float* dt_rows, float* dtu_rows) const {
+  // Prepares rows of dt (softplus(delta + bias)) and dt*u for t in [t0, t0 + n), 16 rows of stride `stride`, and,
+  // when slope_rows is given, d dt / d delta; rows of channels beyond the tile are zero.
+  void prepare_rows(const Tile& tl, int64_t t0, int64_t n, int64_t stride, float* dt_rows, float* dtu_rows,
+                    float* slope_rows = nullptr) const {
     const float* u = static_cast<const float*>(p.u);
     const float* delta = static_cast<const float*>(p.delta);
     const float* bias = static_cast<const float*>(p.delta_bias);
     for (int64_t c = 0; c < W; ++c) {
       float* dr = dt_rows + c * stride;
       float* xr = dtu_rows + c * stride;
+      float* sr = slope_rows ? slope_rows + c * stride : nullptr;
       if (c >= tl.count) {
-        std::fill(dr, dr + n, 0.f);
-        std::fill(xr, xr + n, 0.f);
+        for (float* r : {dr, xr, sr})
+          if (r) std::fill(r, r + n, 0.f);
         continue;
       }
       const int64_t off = row(tl, c) + t0;
       const float bv = bias ? bias[tl.d0 + c] : 0.f;
-      const bool sp = p.softplus;
       const float* in1[1] = {delta + off};
-      map_row<1>(n, in1, dr, [&](const vf* a) { vf x = a[0] + bv; return sp ? softplusv(x) : x; });
+      if (p.softplus) {
+        float* wr = sr ? sr : xr;  // exp(-|x|), shared by dt and its slope
+        map_row<1>(n, in1, wr, [&](const vf* a) { return exp_neg_abs(a[0] + bv); });
+        const float* in2[2] = {delta + off, wr};
+        map_row<2>(n, in2, dr, [&](const vf* a) { return softplus_w(a[0] + bv, a[1]); });
+        if (sr) map_row<2>(n, in2, sr, [&](const vf* a) { return softplus_slope_w(a[0] + bv, a[1]); });
+      } else {
+        map_row<1>(n, in1, dr, [&](const vf* a) { return a[0] + bv; });
+        if (sr) std::fill(sr, sr + n, 1.f);
+      }
       const float* in2[2] = {dr, u + off};
       map_row<2>(n, in2, xr, [](const vf* a) { return a[0] * a[1]; });
     }
@@ -308,9 +357,18 @@ struct Geometry32 {
     parallel_items(p.batch * p.groups * n_blocks, p.num_threads, [&](int64_t item, int) {
       const int64_t bg = item / n_blocks, t0 = (item % n_blocks) * block, t1 = std::min(p.len, t0 + block);
       float* dst = out.data() + bg * p.len * np;
-      for (int64_t k = 0; k < np; ++k) {
-        const float* r = s + (bg * p.dstate + k) * p.len;
-        for (int64_t t = t0; t < t1; ++t) dst[t * np + k] = k < p.dstate ? r[t] : 0.f;
+      const float* rows = s + bg * p.dstate * p.len;
+      for (int64_t s0 = 0; s0 < np; s0 += W) {  // 16 states x 16 steps at a time, by in-register transposes
+        const int64_t nb = std::min<int64_t>(W, np - s0);
+        int64_t t = t0;
+        for (; t + W <= t1; t += W) {
+          vf r[W];
+          for (int64_t k = 0; k < W; ++k) r[k] = s0 + k < p.dstate ? vload(rows + (s0 + k) * p.len + t) : splat(0.f);
+          transpose16(r);
+          for (int64_t j = 0; j < W; ++j) std::memcpy(dst + (t + j) * np + s0, &r[j], nb * sizeof(float));
+        }
+        for (; t < t1; ++t)
+          for (int64_t k = s0; k < s0 + nb; ++k) dst[t * np + k] = k < p.dstate ? rows[k * p.len + t] : 0.f;
       }
     });
     return out;
@@ -324,18 +382,16 @@ struct Geometry32 {
 template <int NB>
 void forward_steps(const float* dt, const float* dtu, const float* bt, const float* ct, int64_t np,
                    const float* a2, float* h_io, float* y, int64_t t0, int64_t t1, bool accumulate) {
-  vf h[NB], a[NB];
-  for (int n = 0; n < NB; ++n) {
-    h[n] = vload(h_io + n * W);
-    a[n] = vload(a2 + n * W);
-  }
+  vf h[NB];  // the state stays in registers; a2 is read from L1 (registers would spill)
+  for (int n = 0; n < NB; ++n) h[n] = vload(h_io + n * W);
   for (int64_t t = t0; t < t1; ++t) {
     const vf d = vload(dt + t * W), x = vload(dtu + t * W);
     const float* bv = bt + t * np;
     const float* cv = ct + t * np;
     vf acc = accumulate ? vload(y + t * W) : splat(0.f);
+#pragma GCC unroll 16
     for (int n = 0; n < NB; ++n) {
-      h[n] = exp2v(d * a[n]) * h[n] + x * bv[n];
+      h[n] = exp2v(d * vload(a2 + n * W)) * h[n] + x * bv[n];
       acc += h[n] * cv[n];
     }
     vstore(y + t * W, acc);
@@ -381,6 +437,12 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
     for (int64_t t0 = 0; t0 < p.len; t0 += blk) {
       const int64_t n = std::min(blk, p.len - t0);
       geo.prepare_rows(tl, t0, n, blk, w.dt_rows.data(), w.dtu_rows.data());
+      if (t0 + blk < p.len) {  // the next block's rows arrive while this block computes
+        const int64_t off = geo.row(tl, 0) + t0 + blk, n_next = std::min(blk, p.len - t0 - blk);
+        for (const float* src : {u, static_cast<const float*>(p.delta), z})
+          prefetch_rows(src ? src + off : nullptr, tl.count, p.len, n_next, false);
+        prefetch_rows(out + off, tl.count, p.len, n_next, true);
+      }
       rows_to_lanes(w.dt_rows.data(), blk, n, w.dt.data());
       rows_to_lanes(w.dtu_rows.data(), blk, n, w.dtu.data());
       const float *bt = geo.group_rows(Bt, tl, t0), *ct = geo.group_rows(Ct, tl, t0);
@@ -418,61 +480,118 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
   });
 }
 
-// Recomputes steps [0, n) of one chunk for NB states from h0, storing h_t and exp(dt_t A) per step.
-template <int NB>
-void recompute_chunk(const float* dt, const float* dtu, const float* bt, const float* ct, int64_t np, const float* a2,
-                     const float* h0, float* hist, float* ahist, float* y, int64_t n, bool accumulate) {
-  vf h[NB], a[NB];
-  for (int k = 0; k < NB; ++k) {
-    h[k] = vload(h0 + k * W);
-    a[k] = vload(a2 + k * W);
+// ------------------------------------------------------------------------------------------------------------
+// float32 backward
+//
+// One work item is (batch, group, a set of up to kMaxSet consecutive channel tiles of that group). It walks the
+// checkpoint chunks in reverse; in each chunk it runs every tile of its set (recompute the chunk's states, reverse
+// pass, per-channel outputs). dB and dC are sums over the channels of a group: each tile adds its terms in lane
+// form (one vector per step and state) into a chunk accumulator, so a single lane reduction per chunk serves the
+// whole set; its result is added into dB / dC under a lock per (batch, group).
+// ------------------------------------------------------------------------------------------------------------
+constexpr int64_t kMaxSet = 8;
+
+// Calls f(std::integral_constant<int, NB>) for a state-block size nb in {4, 8, 12, 16}.
+template <class F>
+void with_block(int64_t nb, F&& f) {
+  switch (nb) {
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+    case 12: f(std::integral_constant<int, 12>{}); break;
+    default: f(std::integral_constant<int, 16>{}); break;
   }
+}
+
+template <class F>
+void with_flag(bool b, F&& f) {
+  if (b) f(std::true_type{});
+  else f(std::false_type{});
+}
+
+// Recomputes steps [0, n) of one chunk for NB states. hist holds h0 in slot 0; stores h_t in slot t + 1 and
+// exp(dt_t A) in ahist[t]. Adds dy_t * h_t into the dC accumulator acc_c[t * np * W + k * W] (stores it when
+// First), and with Y adds y_t = sum_n C_t h_t into y (needed for dz).
+template <int NB, bool First, bool Y>
+void recompute_chunk(const float* dt, const float* dtu, const float* dy, const float* bt, const float* ct, int64_t np,
+                     const float* a2, float* hist, float* ahist, float* acc_c, float* y, int64_t n) {
+  vf h[NB];
+  for (int k = 0; k < NB; ++k) h[k] = vload(hist + k * W);
   for (int64_t t = 0; t < n; ++t) {
-    const vf d = vload(dt + t * W), x = vload(dtu + t * W);
-    vf acc = accumulate ? vload(y + t * W) : splat(0.f);
+    const vf d = vload(dt + t * W), x = vload(dtu + t * W), g = vload(dy + t * W);
+    const float* bv = bt + t * np;
+    const float* cv = ct + t * np;
+    float* pc = acc_c + t * np * W;
+    vf acc = Y ? vload(y + t * W) : splat(0.f);
+#pragma GCC unroll 16
     for (int k = 0; k < NB; ++k) {
-      vf e = exp2v(d * a[k]);
-      h[k] = e * h[k] + x * bt[t * np + k];
-      acc += h[k] * ct[t * np + k];
+      const vf e = exp2v(d * vload(a2 + k * W));
+      h[k] = e * h[k] + x * bv[k];
       vstore(ahist + (t * NB + k) * W, e);
-      vstore(hist + (t * NB + k) * W, h[k]);
+      vstore(hist + ((t + 1) * NB + k) * W, h[k]);
+      vstore(pc + k * W, First ? g * h[k] : vload(pc + k * W) + g * h[k]);
+      if (Y) acc += h[k] * cv[k];
     }
-    vstore(y + t * W, acc);
+    if (Y) vstore(y + t * W, acc);
   }
 }
 
 // Reverse pass over one chunk for NB states. g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
-// Accumulates: gdt[t] (dL/d dt), gx[t] (sum_n g B, later scaled), dA lanes, and the lane sums for dB / dC.
-template <int NB>
+// With g_t = dL/dh_t = C_t dy_t + g_carry: adds dL/d dt (A-weighted and B-weighted sums over states) into gdt,
+// sum_n g B into gbu, dt * exp(dt A) * g * h_{t-1} into the dA lanes, and g * dt * u into the dB accumulator
+// (stored when First).
+template <int NB, bool First>
 void reverse_chunk(const float* dt, const float* uu, const float* dy, const float* bt, const float* ct, int64_t np,
-                   const float* a_nat, const float* h0, const float* hist, const float* ahist, float* g_carry,
-                   float* dA_lanes, float* gdt, float* gbu, float* dB_out, float* dC_out, int64_t n) {
+                   const float* a_nat, const float* hist, const float* ahist, float* g_carry, float* dA_lanes,
+                   float* gdt, float* gbu, float* acc_b, int64_t n) {
   vf gc[NB];
   for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W);
   for (int64_t t = n - 1; t >= 0; --t) {
     const vf d = vload(dt + t * W), uv = vload(uu + t * W), dyv = vload(dy + t * W);
     const vf du = d * uv;
+    const float* bv = bt + t * np;
+    const float* cv = ct + t * np;
+    float* pb = acc_b + t * np * W;
     vf gd = splat(0.f), gb = splat(0.f);
-    vf pb[W], pc[W];
+#pragma GCC unroll 16
     for (int k = 0; k < NB; ++k) {
-      const vf hprev = t > 0 ? vload(hist + ((t - 1) * NB + k) * W) : vload(h0 + k * W);
       const vf e = vload(ahist + (t * NB + k) * W);
-      const vf g = dyv * ct[t * np + k] + gc[k];
-      const vf q = g * e * hprev;
+      const vf hprev = vload(hist + (t * NB + k) * W);
+      const vf g = dyv * cv[k] + gc[k];
+      const vf ge = g * e;
+      const vf q = ge * hprev;
       gd += vload(a_nat + k * W) * q;
       vstore(dA_lanes + k * W, vload(dA_lanes + k * W) + d * q);
-      gb += g * bt[t * np + k];
-      pb[k] = g * du;
-      pc[k] = dyv * vload(hist + (t * NB + k) * W);
-      gc[k] = g * e;
+      gb += g * bv[k];
+      vstore(pb + k * W, First ? g * du : vload(pb + k * W) + g * du);
+      gc[k] = ge;
     }
-    for (int k = NB; k < W; ++k) pb[k] = pc[k] = splat(0.f);
-    vstore(dB_out + t * W, lane_sums16(pb));
-    vstore(dC_out + t * W, lane_sums16(pc));
     vstore(gdt + t * W, vload(gdt + t * W) + gd + uv * gb);
     vstore(gbu + t * W, vload(gbu + t * W) + gb);
   }
   for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]);
+}
+
+// Lane sums of a chunk accumulator acc[(t * np + s) * W + lane], t < n, as rows: rows[s * kChunk + t] (rows holds
+// np rounded up to 16 rows). red: scratch of kChunk * W floats.
+void lane_sums_to_rows(const float* acc, int64_t np, int64_t n, float* red, float* rows) {
+  for (int64_t s0 = 0; s0 < np; s0 += W) {
+    const int64_t nb = std::min<int64_t>(W, np - s0);
+    for (int64_t t = 0; t < n; ++t) {
+      vf v[W];
+      for (int64_t k = 0; k < W; ++k) v[k] = k < nb ? vload(acc + (t * np + s0 + k) * W) : splat(0.f);
+      vstore(red + t * W, lane_sums16(v));
+    }
+    lanes_to_rows(red, n, rows + s0 * kChunk, kChunk);
+  }
+}
+
+// out[s * len + t] += rows[s * kChunk + t] for s < dstate, t < n.
+void add_rows(const float* rows, int64_t dstate, int64_t n, int64_t len, float* out) {
+  for (int64_t s = 0; s < dstate; ++s) {
+    float* dst = out + s * len;
+    const float* in[2] = {dst, rows + s * kChunk};
+    map_row<2>(n, in, dst, [](const vf* a) { return a[0] + a[1]; });
+  }
 }
 
 struct BackwardOut {
@@ -482,24 +601,39 @@ struct BackwardOut {
 
 void backward_f32(const ScanProblem& p, const float* checkpoints, const BackwardOut& o) {
   const Geometry32 geo(p);
-  const int64_t np = geo.np, L = p.len;
-  const int64_t threads = num_threads_for(p, geo.items());
-  const int64_t bc_size = p.batch * p.groups * p.dstate * L;
-  // per-thread private accumulators for sums over channels / batch
-  std::vector<float> dB_priv(threads * bc_size, 0.f), dC_priv(threads * bc_size, 0.f);
+  const int64_t np = geo.np, L = p.len, C = kChunk, tpg = geo.tiles_per_group, n_bg = p.batch * p.groups;
+  // Tile sets: large enough to amortise the lane reductions, small enough to leave ~4 items per thread.
+  const int64_t wanted_sets = std::min<int64_t>(tpg, std::max<int64_t>(1, (4 * p.num_threads + n_bg - 1) / n_bg));
+  const int64_t set = std::min<int64_t>(kMaxSet, (tpg + wanted_sets - 1) / wanted_sets);
+  const int64_t sets_per_group = (tpg + set - 1) / set;
+  const int64_t items = n_bg * sets_per_group;
+  const int64_t threads = num_threads_for(p, items);
+  const int64_t bc_size = n_bg * p.dstate * L;
+  parallel_items((bc_size + (1 << 16) - 1) >> 16, p.num_threads, [&](int64_t blk, int) {
+    const int64_t lo = blk << 16, hi = std::min(bc_size, lo + (1 << 16));
+    std::fill(o.dB + lo, o.dB + hi, 0.f);
+    std::fill(o.dC + lo, o.dC + hi, 0.f);
+  });
+  std::unique_ptr<std::mutex[]> bc_locks(new std::mutex[n_bg]);
+  // per-thread private accumulators for the sums over the batch
   std::vector<float> dA_priv(threads * p.dim * p.dstate, 0.f), dD_priv(threads * p.dim, 0.f),
       dbias_priv(threads * p.dim, 0.f);
   struct Work {
-    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, dt, dtu, uu, dy, y, gdt, gbu, hist, ahist, h0, carry,
-        a2, a_nat, dA_lanes, dB_lane, dC_lane;
+    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, r_slope, r_gdt, r_gbu, dt, dtu, uu, dy, y, gdt, gbu, hist, ahist, acc_b, acc_c, red,
+        rows_b, rows_c, carry, dA_lanes, a2, a_nat;
   };
   std::vector<Work> work(threads);
-  const int64_t C = kChunk;
   for (auto& w : work) {
-    for (auto* v : {&w.r_dt, &w.r_dtu, &w.r_u, &w.r_dy, &w.r_y}) v->resize(W * C);
-    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.y, &w.gdt, &w.gbu, &w.dB_lane, &w.dC_lane}) v->resize(C * W);
-    w.hist.resize(C * W * W); w.ahist.resize(C * W * W);
-    for (auto* v : {&w.h0, &w.carry, &w.a2, &w.a_nat, &w.dA_lanes}) v->resize(np * W);
+    for (auto* v : {&w.r_dt, &w.r_dtu, &w.r_u, &w.r_dy, &w.r_y, &w.r_slope, &w.r_gdt, &w.r_gbu, &w.red})
+      v->resize(W * C);
+    w.rows_b.resize((np + W - 1) / W * W * C);
+    w.rows_c.resize((np + W - 1) / W * W * C);
+    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.y, &w.gdt, &w.gbu}) v->resize(C * W);
+    w.hist.resize((C + 1) * W * W);
+    w.ahist.resize(C * W * W);
+    w.acc_b.resize(C * np * W);
+    w.acc_c.resize(C * np * W);
+    for (auto* v : {&w.carry, &w.dA_lanes, &w.a2, &w.a_nat}) v->resize(set * np * W);
   }
   const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
@@ -508,107 +642,124 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
 
-  parallel_items(geo.items(), static_cast<int>(threads), [&](int64_t item, int tid) {
+  parallel_items(items, static_cast<int>(threads), [&](int64_t item, int tid) {
     Work& w = work[tid];
-    const Tile tl = geo.tile(item);
-    geo.load_A(tl, w.a2.data(), w.a_nat.data());
+    const int64_t bg = item / sets_per_group, j0 = (item % sets_per_group) * set;
+    const int64_t m = std::min(set, tpg - j0);
+    const int64_t tile_state = np * W;
+    for (int64_t i = 0; i < m; ++i) {
+      geo.load_A(geo.tile(bg * tpg + j0 + i), w.a2.data() + i * tile_state, w.a_nat.data() + i * tile_state);
+    }
     std::fill(w.carry.begin(), w.carry.end(), 0.f);
     std::fill(w.dA_lanes.begin(), w.dA_lanes.end(), 0.f);
-    float* dBp = dB_priv.data() + tid * bc_size;
-    float* dCp = dC_priv.data() + tid * bc_size;
     for (int64_t k = geo.n_chunks() - 1; k >= 0; --k) {
       const int64_t t0 = k * C, n = std::min(C, L - t0);
-      // rows: dt, dt*u, u, dy = dout * silu(z); then the time-major lane layout of each
-      geo.prepare_rows(tl, t0, n, C, w.r_dt.data(), w.r_dtu.data());
-      for (int64_t c = 0; c < W; ++c) {
-        float* ur = w.r_u.data() + c * C;
-        float* yr = w.r_dy.data() + c * C;
-        if (c >= tl.count) {
-          std::fill(ur, ur + n, 0.f);
-          std::fill(yr, yr + n, 0.f);
-          continue;
-        }
-        const int64_t off = geo.row(tl, c) + t0;
-        std::memcpy(ur, u + off, n * sizeof(float));
-        if (z) {
-          const float* in[2] = {o.dout + off, z + off};
-          map_row<2>(n, in, yr, [](const vf* a) { return a[0] * a[1] * sigmoidv(a[1]); });
-        } else {
-          std::memcpy(yr, o.dout + off, n * sizeof(float));
-        }
-      }
-      rows_to_lanes(w.r_dt.data(), C, n, w.dt.data());
-      rows_to_lanes(w.r_dtu.data(), C, n, w.dtu.data());
-      rows_to_lanes(w.r_u.data(), C, n, w.uu.data());
-      rows_to_lanes(w.r_dy.data(), C, n, w.dy.data());
-      const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
-      std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
-      std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
-      std::fill(w.h0.begin(), w.h0.end(), 0.f);
-      for (int64_t c = 0; c < tl.count; ++c)
-        for (int64_t s = 0; s < p.dstate; ++s) w.h0[s * W + c] = checkpoints[geo.ckpt(tl, c, k) + s];
-
-      for (int64_t s0 = 0; s0 < np; s0 += W) {
-        const int64_t nb = std::min<int64_t>(W, np - s0);
-        const float* bt = bt_chunk + s0;
-        const float* ct = ct_chunk + s0;
-        const float* h0 = w.h0.data() + s0 * W;
-#define SSM_CHUNK_PASSES(NB)                                                                                  \
-  recompute_chunk<NB>(w.dt.data(), w.dtu.data(), bt, ct, np, w.a2.data() + s0 * W, h0, w.hist.data(),         \
-                      w.ahist.data(), w.y.data(), n, s0 > 0);                                                  \
-  reverse_chunk<NB>(w.dt.data(), w.uu.data(), w.dy.data(), bt, ct, np, w.a_nat.data() + s0 * W, h0,            \
-                    w.hist.data(), w.ahist.data(), w.carry.data() + s0 * W, w.dA_lanes.data() + s0 * W,        \
-                    w.gdt.data(), w.gbu.data(), w.dB_lane.data(), w.dC_lane.data(), n);
-        switch (nb) {
-          case 4: SSM_CHUNK_PASSES(4) break;
-          case 8: SSM_CHUNK_PASSES(8) break;
-          case 12: SSM_CHUNK_PASSES(12) break;
-          default: SSM_CHUNK_PASSES(16) break;
-        }
-#undef SSM_CHUNK_PASSES
-        for (int64_t s = s0; s < std::min<int64_t>(s0 + nb, p.dstate); ++s) {
-          float* rb = dBp + geo.bc_row(tl, s) + t0;
-          float* rc = dCp + geo.bc_row(tl, s) + t0;
-          for (int64_t t = 0; t < n; ++t) {
-            rb[t] += w.dB_lane[t * W + (s - s0)];
-            rc[t] += w.dC_lane[t * W + (s - s0)];
+      for (int64_t i = 0; i < m; ++i) {
+        const Tile tl = geo.tile(bg * tpg + j0 + i);
+        // rows: dt, dt*u, u, dy = dout * silu(z); then the time-major lane layout of each
+        geo.prepare_rows(tl, t0, n, C, w.r_dt.data(), w.r_dtu.data(), w.r_slope.data());
+        for (int64_t c = 0; c < W; ++c) {
+          float* ur = w.r_u.data() + c * C;
+          float* yr = w.r_dy.data() + c * C;
+          if (c >= tl.count) {
+            std::fill(ur, ur + n, 0.f);
+            std::fill(yr, yr + n, 0.f);
+            continue;
+          }
+          const int64_t off = geo.row(tl, c) + t0;
+          std::memcpy(ur, u + off, n * sizeof(float));
+          if (z) {
+            const float* in[2] = {o.dout + off, z + off};
+            map_row<2>(n, in, yr, [](const vf* a) { return a[0] * a[1] * sigmoidv(a[1]); });
+          } else {
+            std::memcpy(yr, o.dout + off, n * sizeof(float));
           }
         }
-      }
-      // per-channel outputs of this chunk (rows: r_dtu <- dL/d dt, r_u <- sum_n g B, r_y <- sum_n C h)
-      lanes_to_rows(w.gdt.data(), n, w.r_dtu.data(), C);
-      lanes_to_rows(w.gbu.data(), n, w.r_u.data(), C);
-      lanes_to_rows(w.y.data(), n, w.r_y.data(), C);
-      for (int64_t c = 0; c < tl.count; ++c) {
-        const int64_t d = tl.d0 + c, off = geo.row(tl, c) + t0;
-        const float dv = Dv ? Dv[d] : 0.f, bv = bias ? bias[d] : 0.f;
-        const float *dt_r = w.r_dt.data() + c * C, *dy_r = w.r_dy.data() + c * C;
-        const float* in_du[3] = {dt_r, w.r_u.data() + c * C, dy_r};
-        map_row<3>(n, in_du, o.du + off, [&](const vf* a) { return a[0] * a[1] + dv * a[2]; });
-        const float* in_dd[2] = {w.r_dtu.data() + c * C, delta + off};
-        const bool sp = p.softplus;
-        map_row<2>(n, in_dd, o.ddelta + off, [&](const vf* a) {
-          vf x = a[1] + bv;
-          return sp ? (x > splat(20.f) ? a[0] : a[0] * sigmoidv(x)) : a[0];
-        });
-        if (z) {
-          const float* in_dz[4] = {o.dout + off, w.r_y.data() + c * C, u + off, z + off};
-          map_row<4>(n, in_dz, o.dz + off, [&](const vf* a) {
-            vf sg = sigmoidv(a[3]);
-            return a[0] * (a[1] + dv * a[2]) * sg * (1.f + a[3] * (1.f - sg));
+        if (k > 0) {  // this tile's rows of the previous chunk arrive while the set computes
+          const int64_t off = geo.row(tl, 0) + t0 - C;
+          for (const float* src : {u, delta, o.dout, z})
+            prefetch_rows(src ? src + off : nullptr, tl.count, L, C, false);
+          for (float* dst : {o.du, o.ddelta, o.dz}) prefetch_rows(dst ? dst + off : nullptr, tl.count, L, C, true);
+          prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate, false);
+        }
+        rows_to_lanes(w.r_dt.data(), C, n, w.dt.data());
+        rows_to_lanes(w.r_dtu.data(), C, n, w.dtu.data());
+        rows_to_lanes(w.r_u.data(), C, n, w.uu.data());
+        rows_to_lanes(w.r_dy.data(), C, n, w.dy.data());
+        const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
+        std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
+        std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
+        if (z) std::fill(w.y.begin(), w.y.end(), 0.f);
+
+        for (int64_t s0 = 0; s0 < np; s0 += W) {
+          const int64_t nb = std::min<int64_t>(W, np - s0);
+          // hist slot 0: the checkpointed state before this chunk (padded lanes and states stay 0)
+          std::fill(w.hist.begin(), w.hist.begin() + nb * W, 0.f);
+          const float* ck = checkpoints + geo.ckpt(tl, 0, k);
+          const int64_t ck_stride = geo.n_chunks() * p.dstate;
+          for (int64_t c = 0; c < tl.count; ++c)
+            for (int64_t s = s0; s < std::min(s0 + nb, p.dstate); ++s) w.hist[(s - s0) * W + c] = ck[c * ck_stride + s];
+          const float *bt = bt_chunk + s0, *ct = ct_chunk + s0;
+          const int64_t ts = i * tile_state + s0 * W;
+          with_block(nb, [&](auto NB) {
+            with_flag(i == 0, [&](auto first) {
+              with_flag(z != nullptr, [&](auto Y) {
+                recompute_chunk<NB, first, Y>(w.dt.data(), w.dtu.data(), w.dy.data(), bt, ct, np, w.a2.data() + ts,
+                                              w.hist.data(), w.ahist.data(), w.acc_c.data() + s0 * W, w.y.data(), n);
+              });
+              reverse_chunk<NB, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt, ct, np, w.a_nat.data() + ts,
+                                       w.hist.data(), w.ahist.data(), w.carry.data() + ts, w.dA_lanes.data() + ts,
+                                       w.gdt.data(), w.gbu.data(), w.acc_b.data() + s0 * W, n);
+            });
           });
         }
-        dD_priv[tid * p.dim + d] += dot_row(n, dy_r, u + off);
-        dbias_priv[tid * p.dim + d] += dot_row(n, o.ddelta + off, nullptr);
+        // per-channel outputs of this chunk (rows: r_gdt <- dL/d dt, r_gbu <- sum_n g B, r_y <- sum_n C h)
+        lanes_to_rows(w.gdt.data(), n, w.r_gdt.data(), C);
+        lanes_to_rows(w.gbu.data(), n, w.r_gbu.data(), C);
+        if (z) lanes_to_rows(w.y.data(), n, w.r_y.data(), C);
+        for (int64_t c = 0; c < tl.count; ++c) {
+          const int64_t d = tl.d0 + c, off = geo.row(tl, c) + t0, r = c * C;
+          const float dv = Dv ? Dv[d] : 0.f;
+          vf dD_acc = splat(0.f), dbias_acc = splat(0.f);  // zero-padded tails add nothing
+          const float* in_du[4] = {w.r_dt.data() + r, w.r_gbu.data() + r, w.r_dy.data() + r, w.r_u.data() + r};
+          map_row<4>(n, in_du, o.du + off, [&](const vf* a) {
+            dD_acc += a[2] * a[3];
+            return a[0] * a[1] + dv * a[2];
+          });
+          const float* in_dd[2] = {w.r_gdt.data() + r, w.r_slope.data() + r};
+          map_row<2>(n, in_dd, o.ddelta + off, [&](const vf* a) {
+            const vf g = a[0] * a[1];
+            dbias_acc += g;
+            return g;
+          });
+          if (z) {
+            const float* in_dz[4] = {o.dout + off, w.r_y.data() + r, w.r_u.data() + r, z + off};
+            map_row<4>(n, in_dz, o.dz + off, [&](const vf* a) {
+              vf sg = sigmoidv(a[3]);
+              return a[0] * (a[1] + dv * a[2]) * sg * (1.f + a[3] * (1.f - sg));
+            });
+          }
+          dD_priv[tid * p.dim + d] += hsum(dD_acc);
+          dbias_priv[tid * p.dim + d] += hsum(dbias_acc);
+        }
       }
+      // one lane reduction for the whole set, added into dB / dC of this (batch, group)
+      lane_sums_to_rows(w.acc_b.data(), np, n, w.red.data(), w.rows_b.data());
+      lane_sums_to_rows(w.acc_c.data(), np, n, w.red.data(), w.rows_c.data());
+      const int64_t bc0 = bg * p.dstate * L + t0;
+      std::lock_guard<std::mutex> lock(bc_locks[bg]);
+      add_rows(w.rows_b.data(), p.dstate, n, L, o.dB + bc0);
+      add_rows(w.rows_c.data(), p.dstate, n, L, o.dC + bc0);
     }
     float* dAp = dA_priv.data() + tid * p.dim * p.dstate;
-    for (int64_t c = 0; c < tl.count; ++c)
-      for (int64_t s = 0; s < p.dstate; ++s) dAp[(tl.d0 + c) * p.dstate + s] += w.dA_lanes[s * W + c];
+    for (int64_t i = 0; i < m; ++i) {
+      const Tile tl = geo.tile(bg * tpg + j0 + i);
+      const float* lanes = w.dA_lanes.data() + i * tile_state;
+      for (int64_t c = 0; c < tl.count; ++c)
+        for (int64_t s = 0; s < p.dstate; ++s) dAp[(tl.d0 + c) * p.dstate + s] += lanes[s * W + c];
+    }
   });
   const int nt = p.num_threads;
-  reduce_private(dB_priv, threads, bc_size, o.dB, nt);
-  reduce_private(dC_priv, threads, bc_size, o.dC, nt);
   reduce_private(dA_priv, threads, p.dim * p.dstate, o.dA, nt);
   reduce_private(dD_priv, threads, p.dim, o.dD, nt);
   reduce_private(dbias_priv, threads, p.dim, o.ddelta_bias, nt);
