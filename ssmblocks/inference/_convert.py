@@ -137,7 +137,7 @@ def _from_numpy(x: np.ndarray, channels: int) -> Prepared:
     if x.ndim not in (2, 3, 4):
         raise ValueError(f"numpy images are (H, W), (H, W, C) or frames (T, H, W, C), got shape {x.shape}")
     grey = x.ndim == 2
-    hwc = torch.from_numpy(np.ascontiguousarray(x[..., None] if grey else x))
+    hwc = torch.from_numpy(np.array(x[..., None] if grey else x))  # a copy: the input may be read-only
     chw = hwc.movedim(-1, -3)  # (C, H, W) or (T, C, H, W)
     prepared = _from_tensor(chw.unsqueeze(0) if x.ndim == 4 else chw, channels)
 
