@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ssmblocks.inference._convert import prepare_input
 from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
 from ssmblocks.inference.tiling import parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
-from ssmblocks.profile import LiveBytes, run_without_arithmetic
+from ssmblocks.profiling import LiveBytes, run_without_arithmetic
 
 __all__ = ["ModelInfo", "model_info", "restore"]
 

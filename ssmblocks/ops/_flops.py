@@ -8,7 +8,7 @@ renyulin-f/MambaCSR ``basicsr/archs/csms6s.py`` at f71199e, after state-spaces/m
 
 The count applies to the ops torch dispatches: the native CPU kernel ``torch.ops.ssmblocks.selective_scan``.
 The pure-PyTorch backends are counted op by op, and mamba_ssm's CUDA kernel is invisible to torch's counter;
-``ssmblocks.profile`` therefore profiles on fake tensors with the native op.
+``ssmblocks.profile`` therefore profiles with the native op (on shapes only, without arithmetic).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``ssmblocks.profile``: parameters, FLOPs (convolutions/matmuls and scans counted separately) and activation
-memory of a model at an input size.
+memory of a model at an input size; and the dispatch modes behind it (also used to size tiles for a memory budget).
 
 FLOPs use torch's own ``FlopCounterMode`` (2 per multiply-accumulate) with the scan formula registered in
 ``ssmblocks.ops._flops``. Papers that count with fvcore or thop report multiply-accumulates: about half these
