@@ -4,7 +4,7 @@
     model = ssmblocks.load_checkpoint("any_official_checkpoint.pth")   # family and variant detected
 """
 
-from ssmblocks import blocks, necks, ops, scan_orders, zoo
+from ssmblocks import blocks, metrics, necks, ops, scan_orders, zoo
 from ssmblocks._builder import create_model, load_checkpoint
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, push_to_hub, save_for_hub
@@ -15,6 +15,8 @@ from ssmblocks._registry import (
     list_models,
     list_pretrained,
 )
+from ssmblocks.inference import restore
+from ssmblocks.profiling import profile
 
 __version__ = "0.1.0"
 
@@ -30,9 +32,12 @@ __all__ = [
     "list_models",
     "list_pretrained",
     "load_checkpoint",
+    "metrics",
     "necks",
     "ops",
+    "profile",
     "push_to_hub",
+    "restore",
     "save_for_hub",
     "scan_orders",
     "zoo",

@@ -1,0 +1,376 @@
+"""The ``ssmblocks`` command: list, info, restore, eval, convert, bench (and train, provided by ssmblocks.train).
+
+    ssmblocks list 'mambair*' --pretrained
+    ssmblocks info mambair_light_x4
+    ssmblocks restore photo.png frames/ -o out/ --model mambair_light_x4 --checkpoint MambaIR_light_x4.pth
+    ssmblocks eval --checkpoint MambaIR_SR_x4.pth --lq Urban100/LR_bicubic/X4 --gt Urban100/HR
+    ssmblocks convert MambaIR_SR_x4.pth hub/mambair_sr_x4
+    ssmblocks bench --model mambair_light_x4 --size 128
+
+Errors are printed as one line (``ssmblocks: error: ...``, exit status 1). Outputs are written atomically. Under
+``torchrun``, ``restore`` and ``eval`` split their inputs across the processes (``eval`` gathers the scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+import ssmblocks
+from ssmblocks._checkpoint import CheckpointError
+from ssmblocks._hub import PretrainedUnavailableError
+from ssmblocks._timing import median_ms
+from ssmblocks.inference import PROTOCOLS, expand_inputs, list_images, model_info, read_image, restore, write_image
+from ssmblocks.metrics import calculate_psnr, calculate_ssim
+from ssmblocks.ops import get_backend
+from ssmblocks.profiling import profile
+
+__all__ = ["DEFAULT_MODEL", "main"]
+
+# The model `restore`, `eval` and `info` use when neither --model nor --checkpoint is given (None: ask for one).
+DEFAULT_MODEL: str | None = None
+BENCH_MODEL = "mambair_light_x4"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError)
+
+
+class CommandError(Exception):
+    """A user error the command reports in one line."""
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------------
+def _load_model(name: str | None, checkpoint: str | None) -> nn.Module:
+    """--checkpoint alone: family detected from the file; --model alone: its published weights; both: that
+    architecture with that file (a checkpoint of another family is an error)."""
+    name = name or (None if checkpoint else DEFAULT_MODEL)
+    if name is None and checkpoint is None:
+        raise CommandError("pass --model NAME or --checkpoint PATH (see `ssmblocks list --pretrained`)")
+    if name is None:
+        return ssmblocks.load_checkpoint(checkpoint)
+    if checkpoint is not None:
+        return ssmblocks.create_model(name, checkpoint_path=checkpoint).eval()
+    return ssmblocks.create_model(name, pretrained=True).eval()
+
+
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _device(requested: str | None) -> str:
+    if requested:
+        return requested
+    if torch.cuda.is_available():
+        return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    return "cpu"
+
+
+def _progress(items: Sequence[Any], description: str) -> Any:
+    if not sys.stderr.isatty() or len(items) <= 1:
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=description, unit="image")
+
+
+def _restore_kwargs(args: argparse.Namespace, protocol: str | None) -> dict[str, Any]:
+    return {"tile": args.tile, "tile_overlap": args.tile_overlap, "protocol": protocol,
+            "memory_budget": args.memory_budget, "device": _device(args.device), "dtype": _DTYPES[args.dtype],
+            "progress": sys.stderr.isatty()}
+
+
+# ---- list / info -------------------------------------------------------------------------------------------------
+def _cmd_list(args: argparse.Namespace) -> None:
+    names = ssmblocks.list_models(args.pattern or "", pretrained=args.pretrained)
+    if not names:
+        raise CommandError(f"no {'pretrained ' if args.pretrained else ''}model matches {args.pattern!r}")
+    for name in names:
+        if args.pretrained:
+            cfg = ssmblocks.get_pretrained_cfg(name)
+            print(f"{name:40s} {cfg.source:8s} {cfg.task}")
+        else:
+            print(name)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are HEIGHTxWIDTH, e.g. 180x320, got {text!r}") from None
+    return height, width
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    name = args.model or DEFAULT_MODEL
+    if name is None:
+        raise CommandError("name a model: ssmblocks info MODEL")
+    cfg = ssmblocks.get_pretrained_cfg(name)
+    where = {"file": cfg.file, "hf-hub": f"{cfg.hf_hub_id}/{cfg.hf_hub_filename}", "url": cfg.url,
+             "manual": f"{cfg.manual_url} (download by hand)", None: "no published weights"}[cfg.source]
+    lines = [f"{cfg.name}: {cfg.task or 'image restoration'}", f"  paper:     {cfg.paper or '-'}",
+             f"  source:    {cfg.origin_url or '-'}", f"  licence:   {cfg.license or '-'}", f"  weights:   {where}",
+             f"  protocol:  {getattr(cfg, 'protocol', '') or 'whole image'}"
+             + (f" ({cfg.test_protocol})" if cfg.test_protocol else ""),
+             f"  size:      x{cfg.scale}, {cfg.in_chans} -> {cfg.out_chans} channels, at least {cfg.min_size}px, "
+             f"multiple of {cfg.multiple_of}; fp16 {'yes' if cfg.supports_fp16 else 'no'}, "
+             f"bf16 {'yes' if cfg.supports_bf16 else 'no'}"]
+    lines += [f"  published: {benchmark} {value}" for benchmark, value in cfg.metrics.items()]
+    if cfg.notes:
+        lines.append(f"  notes:     {cfg.notes}")
+    print("\n".join(lines))
+    if not args.no_flops:
+        height, width = args.size or (max(720 // cfg.scale, cfg.min_size), max(1280 // cfg.scale, cfg.min_size))
+        model = ssmblocks.create_model(name)
+        print(f"  cost:      {profile(model, (cfg.in_chans, height, width))}"
+              + ("" if args.size else f" (output {height * cfg.scale}x{width * cfg.scale})"))
+
+
+# ---- restore -----------------------------------------------------------------------------------------------------
+def _output_path(args: argparse.Namespace, relative: Path, single: bool) -> Path:
+    out = Path(args.output)
+    if single and out.suffix:
+        return out
+    return out / relative.with_suffix(f".{args.ext}")
+
+
+def _cmd_restore(args: argparse.Namespace) -> None:
+    files = expand_inputs(args.inputs)
+    rank, world = _rank_world()
+    model = _load_model(args.model, args.checkpoint)
+    info = model_info(model)
+    kwargs = _restore_kwargs(args, args.protocol)
+    single = len(files) == 1 and Path(args.inputs[0]).is_file()
+    mine = files[rank::world]
+    start = time.perf_counter()
+    if info.video:  # frames of one folder form one clip
+        clips: dict[Path, list[tuple[Path, Path]]] = {}
+        for item in mine:
+            clips.setdefault(item[0].parent, []).append(item)
+        for clip in _progress(list(clips.values()), "clips"):
+            frames = np.stack([np.asarray(read_image(path)) for path, _ in clip])
+            restored = restore(model, frames, **kwargs)
+            for (_, relative), frame in zip(clip, restored, strict=True):
+                write_image(_to_pil(frame), _output_path(args, relative, single))
+    else:
+        for path, relative in _progress(mine, "restoring"):
+            write_image(restore(model, read_image(path), **kwargs), _output_path(args, relative, single))
+    seconds = time.perf_counter() - start
+    share = f" (process {rank + 1} of {world})" if world > 1 else ""
+    print(f"restored {len(mine)} image{'s' if len(mine) != 1 else ''}{share} in {seconds:.1f} s "
+          f"with {getattr(model, 'architecture', type(model).__name__)} -> {args.output}")
+
+
+def _to_pil(array: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(array)
+
+
+# ---- eval --------------------------------------------------------------------------------------------------------
+def _pair(lq_dir: Path, gt_dir: Path, scale: int) -> list[tuple[Path, Path]]:
+    """(lq, gt) pairs by file stem; an LQ stem may carry a scale suffix ('babyx4', 'baby_x4')."""
+    gts = {p.stem: p for p in list_images(gt_dir)}
+    lqs = list_images(lq_dir)
+    if not lqs:
+        raise CommandError(f"{lq_dir} holds no images")
+    pairs, missing = [], []
+    for lq in lqs:
+        stem = lq.stem
+        candidates = [stem] + [stem[: -len(s)] for s in (f"x{scale}", f"_x{scale}", f"X{scale}") if stem.endswith(s)]
+        gt = next((gts[c] for c in candidates if c in gts), None)
+        if gt is None:
+            missing.append(lq.name)
+        else:
+            pairs.append((lq, gt))
+    if missing:
+        raise CommandError(f"no ground truth in {gt_dir} for {len(missing)} LQ images: {', '.join(missing[:5])}")
+    return pairs
+
+
+def _gather(rows: list[tuple[str, float, float]], world: int) -> list[tuple[str, float, float]]:
+    if world == 1:
+        return rows
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, rows)
+    return sorted(row for part in gathered for row in part)
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    model = _load_model(args.model, args.checkpoint)
+    cfg = getattr(model, "pretrained_cfg", None)
+    info = model_info(model)
+    protocol = args.protocol if args.protocol is not None else info.protocol
+    crop = args.crop_border if args.crop_border is not None else (info.scale if info.scale > 1 else 0)
+    y_channel = args.y_channel if args.y_channel is not None else info.scale > 1
+    pairs = _pair(Path(args.lq), Path(args.gt), info.scale)
+    rank, world = _rank_world()
+    kwargs = _restore_kwargs(args, protocol)
+    rows = []
+    for lq, gt in _progress(pairs[rank::world], "evaluating"):
+        sr = restore(model, np.asarray(read_image(lq)), **kwargs)
+        hr = np.asarray(read_image(gt))
+        hr = hr[: sr.shape[0], : sr.shape[1]]  # BasicSR crops the GT to a multiple of the scale
+        if hr.shape != sr.shape:
+            raise CommandError(f"{gt.name} is {hr.shape} but the restored {lq.name} is {sr.shape}")
+        rows.append((lq.name, calculate_psnr(sr, hr, crop, test_y_channel=y_channel),
+                     calculate_ssim(sr, hr, crop, test_y_channel=y_channel)))
+    rows = _gather(rows, world)
+    if rank != 0:
+        return
+    for name, psnr, ssim in rows:
+        print(f"{name:30s} PSNR {psnr:7.3f} dB  SSIM {ssim:.4f}")
+    space = "Y" if y_channel else "RGB"
+    print(f"mean over {len(rows)} images: PSNR {np.mean([r[1] for r in rows]):.3f} dB  SSIM "
+          f"{np.mean([r[2] for r in rows]):.4f}  ({space}, crop {crop}, protocol {protocol or 'whole image'}, "
+          f"{(cfg.name if cfg else '') or type(model).__name__})")
+
+
+# ---- convert / bench / train -------------------------------------------------------------------------------------
+def _cmd_convert(args: argparse.Namespace) -> None:
+    out = Path(args.out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise CommandError(f"{out} exists and is not empty")
+    model = ssmblocks.load_checkpoint(args.checkpoint)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        ssmblocks.save_for_hub(model, staging)
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    print(f"{args.checkpoint}: {model.pretrained_cfg.notes}\nwrote {out}/ (model.safetensors, config.json, README.md); "
+          f"load it with ssmblocks.create_model('local-dir:{out}')")
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
+    cfg = model.pretrained_cfg
+    x = torch.rand(1, cfg.in_chans, args.size, args.size, device=_device(args.device), dtype=_DTYPES[args.dtype])
+    with torch.inference_mode():
+        ms = median_ms(lambda: model(x), args.repeats)
+    print(f"{args.model} on {args.size}x{args.size} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
+          f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
+          f"{args.size * args.size / ms / 1e3:.3f} input megapixels/s")
+
+
+def _cmd_train(argv: list[str]) -> None:
+    try:
+        train = importlib.import_module("ssmblocks.train")
+    except ModuleNotFoundError as err:
+        if err.name != "ssmblocks.train":
+            raise
+        raise CommandError("training is not part of this installation of ssmblocks") from err
+    train.main(argv)
+
+
+# ---- parser ------------------------------------------------------------------------------------------------------
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="registered name, 'local-dir:FOLDER' or 'hf-hub:ORG/REPO'"
+                        + (f" (default {DEFAULT_MODEL})" if DEFAULT_MODEL else ""))
+    parser.add_argument("--checkpoint", help="a weight file (official or ssmblocks); its family is detected")
+
+
+def _add_run_args(parser: argparse.ArgumentParser, protocol_default: str | None) -> None:
+    parser.add_argument("--tile", type=int, help="tile side in input pixels (blended overlapping tiles)")
+    parser.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in input pixels (default 32)")
+    parser.add_argument("--memory-budget", help="pick the tile size to fit, e.g. 2GB")
+    parser.add_argument("--protocol", choices=[p for p in PROTOCOLS if p], default=protocol_default,
+                        help="an official test procedure" + (" (default: the model's own)" if protocol_default is None
+                                                             else ""))
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--dtype", choices=list(_DTYPES), default="float32")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ssmblocks", description="State-space (Mamba) image and video restoration.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="registered models")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'mambair*'")
+    p.add_argument("--pretrained", action="store_true", help="only names with published weights, with their source")
+    p.set_defaults(run=_cmd_list)
+
+    p = sub.add_parser("info", help="a model's cfg, weights, licence, published numbers, protocol, params/FLOPs")
+    p.add_argument("model", nargs="?")
+    p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH for FLOPs (default: output 1280x720)")
+    p.add_argument("--no-flops", action="store_true", help="skip the parameter/FLOP count")
+    p.set_defaults(run=_cmd_info)
+
+    p = sub.add_parser("restore", help="restore image files, folders and folders of frames")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("-o", "--output", required=True, help="output folder (or a file name for one input image)")
+    p.add_argument("--ext", default="png", help="output format for folders (default png)")
+    _add_model_args(p)
+    _add_run_args(p, protocol_default="")
+    p.set_defaults(run=_cmd_restore)
+
+    p = sub.add_parser("eval", help="PSNR/SSIM (BasicSR) of a model on a folder of LQ/GT pairs")
+    _add_model_args(p)
+    p.add_argument("--lq", required=True, help="folder of low-quality inputs")
+    p.add_argument("--gt", required=True, help="folder of ground-truth images (same names, or LQ names + x<scale>)")
+    p.add_argument("--crop-border", type=int, help="pixels cropped from each side (default: the scale; 0 at x1)")
+    p.add_argument("--y-channel", dest="y_channel", action="store_true", default=None, help="measure on Y (default "
+                   "for SR)")
+    p.add_argument("--rgb", dest="y_channel", action="store_false", help="measure on RGB (default at x1)")
+    _add_run_args(p, protocol_default=None)
+    p.set_defaults(run=_cmd_eval)
+
+    p = sub.add_parser("convert", help="an official checkpoint -> a hub-ready folder")
+    p.add_argument("checkpoint")
+    p.add_argument("out_dir")
+    p.set_defaults(run=_cmd_convert)
+
+    p = sub.add_parser("bench", help="time a model's forward pass")
+    p.add_argument("--model", default=BENCH_MODEL)
+    p.add_argument("--size", type=int, default=64, help="input side (default 64)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    p.add_argument("--device")
+    p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
+    p.set_defaults(run=_cmd_bench)
+
+    sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status (0, or 1 after a one-line error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["train"]:
+            _cmd_train(argv[1:])
+            return 0
+        args = _parser().parse_args(argv)
+        args.run(args)
+    except (CommandError, *_ERRORS) as err:
+        message = " ".join(str(err).split())
+        print(f"ssmblocks: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

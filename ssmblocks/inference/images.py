@@ -1,0 +1,83 @@
+"""Image files: reading with Pillow (one clear error for anything unreadable), atomic writing, and listing inputs.
+
+Outputs are written to a temporary file beside the target and renamed over it, so a file under the final name is
+always complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["IMAGE_SUFFIXES", "expand_inputs", "list_images", "read_image", "write_image"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def read_image(path: str | Path) -> Any:
+    """Reads an image file into a (fully loaded) PIL image. FileNotFoundError / ValueError name the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read {path} as an image ({type(err).__name__}: {err})") from err
+
+
+def write_image(image: Any, path: str | Path) -> Path:
+    """Writes a PIL image atomically (temporary file in the same folder, then rename); the format follows the
+    suffix. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        image.save(tmp, format=_format(path))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _format(path: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot write {path}: unknown image suffix {path.suffix!r}; use one of {IMAGE_SUFFIXES}")
+    return fmt
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """The image files directly inside ``folder``, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """(file, path relative to its argument) for every image named directly or found in a named folder.
+
+    A folder that holds only sub-folders of images (frame folders of videos) is walked one level down."""
+    found: list[tuple[Path, Path]] = []
+    for item in map(Path, inputs):
+        if item.is_file():
+            found.append((item, Path(item.name)))
+        elif item.is_dir():
+            images = list_images(item)
+            if not images:
+                images = [p for sub in sorted(d for d in item.iterdir() if d.is_dir()) for p in list_images(sub)]
+            if not images:
+                raise FileNotFoundError(f"{item} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            found.extend((p, p.relative_to(item)) for p in images)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {item}")
+    return found

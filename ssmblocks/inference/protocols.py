@@ -1,0 +1,117 @@
+"""The official test procedures behind the published numbers, as named presets of ``restore(protocol=...)``.
+
+- ``"mambair"``: ``MambaIRModel.test`` (csguoh/MambaIR ``basicsr/models/mambair_model.py`` at 33d7b34): n = h//200+1
+  splits per axis; the image is reflect-padded at the bottom/right to a multiple of n; each split is extended by
+  shave = split//10 pixels into its inner neighbours, run alone, and its own part pasted (no blending); the padding
+  is cropped away.
+- ``"mambacsr"``: ``MambaCSRModel.test`` (renyulin-f/MambaCSR ``basicsr/models/mambacsr_model.py`` at f71199e): as
+  above with h//192+1 splits and shave = split//4, and each tile is extended to the next multiple of 64 strictly
+  above its size (a 128-pixel tile becomes 192) by appending its own mirror image (bottom, then right); the output
+  is cropped back before pasting.
+- ``"dvmsr"``, ``"medvsr"`` and ``""``: the whole image (or the whole sequence) at once.
+
+Each preset reproduces the official arithmetic exactly, given the same model; the official code runs batch 1,
+here every image of a batch is cut the same way and the tiles are run batched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["PROTOCOLS", "SplitProtocol", "run_protocol"]
+
+
+@dataclass(frozen=True)
+class SplitProtocol:
+    """An official split-and-paste procedure: ``h // base + 1`` splits per axis, overlap ``split // shave_div``,
+    and optionally each tile mirror-extended to the next multiple of ``mirror_multiple``."""
+
+    base: int
+    shave_div: int
+    mirror_multiple: int | None = None
+
+    def __call__(self, fn: Callable[[Tensor], Tensor], x: Tensor, scale: int,
+                 step: Callable[[], None] | None = None) -> Tensor:
+        """x (..., C, h, w) -> (..., C', s*h, s*w) by the official tiling."""
+        height, width = x.shape[-2:]
+        splits_h, splits_w = height // self.base + 1, width // self.base + 1
+        pad_h, pad_w = -height % splits_h, -width % splits_w
+        padded = _pad(x, pad_h, pad_w)
+        size_h, size_w = padded.shape[-2] // splits_h, padded.shape[-1] // splits_w
+        shave_h, shave_w = size_h // self.shave_div, size_w // self.shave_div
+        out = None
+        for i in range(splits_h):
+            rows, keep_rows = _span(i, splits_h, size_h, shave_h)
+            for j in range(splits_w):
+                cols, keep_cols = _span(j, splits_w, size_w, shave_w)
+                tile_out = self._run_tile(fn, padded[..., rows, cols], scale)
+                if out is None:
+                    out = tile_out.new_zeros((*tile_out.shape[:-2], padded.shape[-2] * scale,
+                                              padded.shape[-1] * scale))
+                out[..., i * size_h * scale:(i + 1) * size_h * scale, j * size_w * scale:(j + 1) * size_w * scale] = \
+                    tile_out[..., keep_rows * scale:(keep_rows + size_h) * scale,
+                             keep_cols * scale:(keep_cols + size_w) * scale]
+                if step:
+                    step()
+        return out[..., :height * scale, :width * scale]
+
+    def tile_count(self, height: int, width: int) -> int:
+        return (height // self.base + 1) * (width // self.base + 1)
+
+    def _run_tile(self, fn: Callable[[Tensor], Tensor], tile: Tensor, scale: int) -> Tensor:
+        if self.mirror_multiple is None:
+            return fn(tile)
+        height, width = tile.shape[-2:]
+        target_h = (height // self.mirror_multiple + 1) * self.mirror_multiple
+        target_w = (width // self.mirror_multiple + 1) * self.mirror_multiple
+        extended = _mirror_extend(_mirror_extend(tile, -2, target_h), -1, target_w)
+        return fn(extended)[..., :height * scale, :width * scale]
+
+
+def _pad(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
+    """Reflect-pads the bottom and right of (..., C, H, W) (F.pad wants 3-D or 4-D input)."""
+    if not (pad_h or pad_w):
+        return x
+    padded = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pad_w, 0, pad_h), mode="reflect")
+    return padded.reshape(*x.shape[:-2], *padded.shape[-2:])
+
+
+def _span(index: int, count: int, size: int, shave: int) -> tuple[slice, int]:
+    """The input slice of split ``index`` (extended by ``shave`` into inner neighbours) and where its own part
+    starts inside the tile."""
+    start = index * size - (shave if index > 0 else 0)
+    stop = (index + 1) * size + (shave if index < count - 1 else 0)
+    return slice(start, stop), (shave if index > 0 else 0)
+
+
+def _mirror_extend(x: Tensor, dim: int, target: int) -> Tensor:
+    """x followed by its mirror image along ``dim`` (repeated as needed), cut to ``target`` samples."""
+    pieces, length, flipped = [x], x.shape[dim], False
+    while length < target:
+        flipped = not flipped
+        pieces.append(x.flip(dim) if flipped else x)
+        length += x.shape[dim]
+    return torch.cat(pieces, dim).narrow(dim, 0, target)
+
+
+PROTOCOLS: dict[str, SplitProtocol | None] = {
+    "mambair": SplitProtocol(base=200, shave_div=10),
+    "mambacsr": SplitProtocol(base=192, shave_div=4, mirror_multiple=64),
+    "dvmsr": None,
+    "medvsr": None,
+    "": None,
+}
+
+
+def run_protocol(name: str, fn: Callable[[Tensor], Tensor], x: Tensor, scale: int,
+                 step: Callable[[], None] | None = None) -> Tensor:
+    """Runs ``fn`` on ``x`` (..., C, H, W) by the named official protocol (None / whole-image ones: one call)."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; choose one of {', '.join(repr(p) for p in PROTOCOLS)}")
+    split = PROTOCOLS[name]
+    return fn(x) if split is None else split(fn, x, scale, step)

@@ -1,0 +1,234 @@
+"""``ssmblocks.restore``: run a restoration model on an image or a video, whatever its kind and size.
+
+    sr = ssmblocks.restore(model, "photo.png")                       # a PIL image back
+    sr = ssmblocks.restore(model, frames, tile=256)                  # (B, T, C, H, W) tensor back, tiled
+    sr = ssmblocks.restore(model, lr, protocol="mambair")            # the official MambaIR test tiling
+    sr = ssmblocks.restore(model, big, memory_budget="2GB")          # tile size chosen to fit 2 GiB
+
+Models return unclamped values (like the official code); ``restore`` clamps its output to [0, 1].
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssmblocks.inference._convert import prepare_input
+from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
+from ssmblocks.inference.tiling import parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
+from ssmblocks.profiling import LiveBytes, run_without_arithmetic
+
+__all__ = ["ModelInfo", "model_info", "restore"]
+
+_PROBE_SIDES = (32, 64)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``restore`` needs to know about a model: scale, channels, size rules, protocol, image or video."""
+
+    scale: int
+    in_chans: int
+    multiple_of: int = 1
+    min_size: int = 1
+    protocol: str = ""
+    video: bool = False
+
+
+def model_info(model: nn.Module) -> ModelInfo:
+    """From the model's pretrained cfg (models built by ssmblocks); for other modules, from their first
+    convolution and a probe run. A model is a video model if it says so (``model.is_video``) or its cfg's task
+    or protocol names video."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    video = bool(getattr(model, "is_video", False))
+    if cfg is not None:
+        video = video or "video" in cfg.task.lower() or getattr(cfg, "protocol", "") == "medvsr"
+        return ModelInfo(cfg.scale, cfg.in_chans, max(cfg.multiple_of, 1), max(cfg.min_size, 1),
+                         getattr(cfg, "protocol", ""), video)
+    conv = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
+    in_chans = conv.in_channels if conv is not None else 3
+    param = next(model.parameters(), None)
+    probe = torch.zeros(1, *((1,) if video else ()), in_chans, 16, 16,
+                        device=param.device if param is not None else "cpu",
+                        dtype=param.dtype if param is not None else torch.float32)
+    with torch.inference_mode():
+        scale = model(probe).shape[-1] // 16
+    return ModelInfo(max(scale, 1), in_chans, video=video)
+
+
+def _pad_to(x: Tensor, info: ModelInfo) -> Tensor:
+    """Pads the bottom/right of (..., C, H, W) to the model's size rules (reflect where possible)."""
+    height, width = x.shape[-2:]
+    target_h = max(height, info.min_size)
+    target_w = max(width, info.min_size)
+    target_h += -target_h % info.multiple_of
+    target_w += -target_w % info.multiple_of
+    if (target_h, target_w) == (height, width):
+        return x
+    flat = x.reshape(-1, *x.shape[-3:])
+    pad = (0, target_w - width, 0, target_h - height)
+    mode = "reflect" if target_h - height < height and target_w - width < width else "replicate"
+    padded = F.pad(flat, pad, mode=mode)
+    return padded.reshape(*x.shape[:-2], target_h, target_w)
+
+
+def _forward_fn(model: nn.Module, info: ModelInfo) -> Callable[[Tensor], Tensor]:
+    """x (..., C, h, w) -> model output cropped to (..., C', s*h, s*w), padding to the size rules first."""
+
+    def forward(x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        return model(_pad_to(x, info))[..., :height * info.scale, :width * info.scale]
+
+    return forward
+
+
+class _Progress:
+    """tqdm bars when enabled (and tqdm is installed); otherwise silent."""
+
+    def __init__(self, enabled: bool | None, description: str) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.description = description
+        self.bars: list[Any] = []
+
+    def __call__(self, total: int) -> Callable[[], None] | None:
+        if not self.enabled or total <= 1:
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        bar = tqdm(total=total, desc=self.description, unit="tile", leave=False)
+        self.bars.append(bar)
+        return lambda: bar.update(1)
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def _budget_tile(fn: Callable[[Tensor], Tensor], x: Tensor, info: ModelInfo, budget: int) -> int | None:
+    """Tile side for ``budget`` bytes: the model's activation memory is measured (shapes only, no arithmetic) at
+    two tile sizes and extrapolated linearly in the pixel count; the blending canvases are added."""
+    multiple = max(info.multiple_of, 8)
+    peaks = []
+    for side in _PROBE_SIDES:
+        side += -side % multiple
+        live = LiveBytes()
+        shape = (1, *x.shape[1:-2], side, side)
+        run_without_arithmetic(fn, shape, live, dtype=x.dtype, device=x.device)
+        peaks.append((side * side, live.peak))
+    (p1, m1), (p2, m2) = peaks
+    per_pixel = max((m2 - m1) / (p2 - p1), 1.0) * x.shape[0]
+    fixed = max(m1 - per_pixel * p1, 0.0)
+    height, width = x.shape[-2:]
+    out_pixels = height * width * info.scale**2
+    frames = x[0, :, 0].numel() // (height * width) if x.dim() == 5 else 1
+    canvas = 4 * out_pixels * (1 + x.shape[0] * frames * 4) + x.numel() * x.element_size()
+    return tile_for_budget(per_pixel, fixed + canvas, budget, image_size=(height, width), multiple=multiple)
+
+
+def _run_temporal(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, overlap: int) -> Tensor:
+    """Runs a video model on chunks of ``chunk`` frames of (B, T, C, H, W) that overlap by ``overlap`` frames,
+    blending the overlapping output frames linearly."""
+    frames = x.shape[1]
+    total = weights = None
+    for start in tile_starts(frames, chunk, overlap):
+        stop = min(start + chunk, frames)
+        out = fn(x[:, start:stop]).float()
+        if total is None:
+            total = out.new_zeros((out.shape[0], frames, *out.shape[2:]))
+            weights = out.new_zeros(frames)
+        weight = ramp(stop - start, overlap if start > 0 else 0, overlap if stop < frames else 0).to(out.device)
+        total[:, start:stop] += out * weight.view(1, -1, 1, 1, 1)
+        weights[start:stop] += weight
+    return total / weights.view(1, -1, 1, 1, 1)
+
+
+def restore(
+    model: nn.Module,
+    x: Any,
+    *,
+    tile: int | None = None,
+    tile_overlap: int = 32,
+    protocol: str | None = None,
+    memory_budget: int | str | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    progress: bool | None = None,
+    temporal_chunk: int | None = None,
+    temporal_overlap: int = 2,
+) -> Any:
+    """Restores ``x`` with ``model`` and returns the result in the kind ``x`` came in.
+
+    Args:
+        x: a float tensor in [0, 1] or a uint8/uint16 tensor, images (C, H, W) / (B, C, H, W) or video
+            (B, T, C, H, W); a numpy image (H, W) / (H, W, C) or frames (T, H, W, C); a PIL image; or a path
+            (returned as a PIL image). Integer data is scaled from its range and back. An alpha channel is
+            upscaled bicubically and kept; grey images for colour models (and the reverse) are converted with a
+            warning. NaN or Inf values are refused.
+        tile: tile side in input pixels; tiles overlap by ``tile_overlap`` (at most half a tile) input pixels and
+            are blended smoothly.
+        protocol: an official test procedure ('mambair', 'mambacsr', 'dvmsr', 'medvsr', '' = whole image); the
+            pretrained cfg of a zoo model names its own (``model.pretrained_cfg.protocol``). Not with ``tile``.
+        memory_budget: e.g. '2GB': picks the largest tile whose estimated peak memory fits (whole image if it fits).
+        dtype, device: move the model (in place, as ``Module.to`` does) and the input there first.
+        progress: tqdm bars over tiles and chunks; default: when stderr is a terminal.
+        temporal_chunk, temporal_overlap: for video models, run chunks of this many frames overlapping by
+            ``temporal_overlap`` frames (blended); default: the whole sequence.
+
+    Runs under ``torch.inference_mode`` with the model in eval mode (its mode is restored afterwards). The output
+    is clamped to [0, 1]. Image models restore videos frame by frame.
+    """
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(repr(p) for p in PROTOCOLS)}")
+    if protocol and PROTOCOLS[protocol] is not None and (tile is not None or memory_budget is not None):
+        raise ValueError(f"protocol {protocol!r} tiles the image its own way: pass either protocol or "
+                         f"tile / memory_budget, not both")
+    if tile is not None and tile < 1:
+        raise ValueError(f"tile must be a positive number of pixels, got {tile}")
+    if device is not None or dtype is not None:
+        model.to(device=device, dtype=dtype)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device(device or "cpu")
+    dtype = param.dtype if param is not None else (dtype or torch.float32)
+    info = model_info(model)
+    prepared = prepare_input(x, info.in_chans)
+    data = prepared.tensor.to(device=device, dtype=dtype)
+    bars = _Progress(progress, "restoring")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, memory_budget,
+                                  bars, temporal_chunk, temporal_overlap)
+    finally:
+        model.train(was_training)
+        bars.close()
+    return prepared.finish(out.float())
+
+
+def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int,
+                    protocol: str | None, memory_budget: int | str | None, bars: _Progress,
+                    temporal_chunk: int | None, temporal_overlap: int) -> Tensor:
+    fn = _forward_fn(model, info)
+    if video and not info.video:  # an image model: frame by frame
+        frames = [_restore_tensor(model, x[:, t], info, False, tile, overlap, protocol, memory_budget, bars, None, 0)
+                  for t in range(x.shape[1])]
+        return torch.stack(frames, 1)
+    if memory_budget is not None and tile is None:
+        tile = _budget_tile(fn, x, info, parse_bytes(memory_budget))
+    if video and temporal_chunk is not None:
+        inner = fn
+        fn = lambda clip: _run_temporal(inner, clip, temporal_chunk, temporal_overlap)  # noqa: E731
+    if protocol and PROTOCOLS[protocol] is not None:
+        split = PROTOCOLS[protocol]
+        return run_protocol(protocol, fn, x, info.scale, bars(split.tile_count(*x.shape[-2:])))
+    if tile is None:
+        return fn(x)
+    return run_tiled(fn, x, tile=tile, overlap=min(overlap, tile // 2), scale=info.scale, progress=bars)

@@ -1,0 +1,174 @@
+"""The `ssmblocks` command, run in-process on small images and CI-size models."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ssmblocks
+from ssmblocks.cli import main
+from ssmblocks.inference import write_image
+from ssmblocks.metrics import calculate_psnr
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An official-format (BasicSR {'params': ...}) checkpoint of the CI-size light x4 MambaIR."""
+    torch.manual_seed(0)
+    model = ssmblocks.create_model("test_mambair_light")
+    path = tmp_path_factory.mktemp("ckpt") / "light.pth"
+    torch.save({"params": model.state_dict()}, path)
+    return path
+
+
+def _image(path, size=(12, 10), seed=0):
+    array = np.random.default_rng(seed).integers(0, 256, (*size, 3)).astype(np.uint8)
+    Image.fromarray(array).save(path)
+    return array
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_and_info(capsys):
+    code, out, _ = _run(capsys, "list", "test_*")
+    assert code == 0 and out.split() == ["test_mambair_dn", "test_mambair_light", "test_mambair_sr",
+                                         "test_mambairunet"]
+    code, out, _ = _run(capsys, "list", "mambair_car*", "--pretrained")
+    assert code == 0 and "mambair_car.q10" in out and "manual" in out
+    code, out, _ = _run(capsys, "info", "test_mambair_light", "--size", "8x8")
+    assert code == 0
+    for expected in ("Apache-2.0", "arXiv:2402.15648", "x4, 3 -> 3 channels", "GFLOPs", "scan", "M parameters"):
+        assert expected in out
+
+
+def test_one_line_errors(capsys, tmp_path, checkpoint):
+    code, _, err = _run(capsys, "info", "mambair_sr_x44", "--no-flops")
+    assert code == 1 and err.count("\n") == 1 and "Did you mean: mambair_sr_x4" in err
+    code, _, err = _run(capsys, "list", "nothing*")
+    assert code == 1 and "no model matches 'nothing*'" in err
+    code, _, err = _run(capsys, "restore", tmp_path / "absent.png", "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 1 and "no such file or folder" in err
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    code, _, err = _run(capsys, "restore", bad, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 1 and "cannot read" in err and err.count("\n") == 1
+    _image(tmp_path / "ok.png")
+    code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "o.png")
+    assert code == 1 and "pass --model NAME or --checkpoint PATH" in err
+    unet = tmp_path / "unet.pth"
+    torch.save({"params": ssmblocks.create_model("test_mambairunet").state_dict()}, unet)
+    code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--model",
+                        "test_mambair_light", "--checkpoint", unet)
+    assert code == 1 and "is a MambaIRUNet checkpoint" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_restore_files_and_frame_folders(capsys, tmp_path, checkpoint):
+    frames = tmp_path / "clips"
+    for clip in ("a", "b"):
+        (frames / clip).mkdir(parents=True)
+        for i in range(2):
+            _image(frames / clip / f"{i:03d}.png", seed=i)
+    single = tmp_path / "photo.jpg"
+    _image(single, size=(9, 11), seed=5)
+    code, out, _ = _run(capsys, "restore", frames, "-o", tmp_path / "out", "--checkpoint", checkpoint, "--tile", "8",
+                        "--tile-overlap", "2")
+    assert code == 0 and "restored 4 images" in out
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*"))
+    assert written == ["a", "a/000.png", "a/001.png", "b", "b/000.png", "b/001.png"]
+    model = ssmblocks.load_checkpoint(checkpoint)
+    expected = ssmblocks.restore(model, str(frames / "b" / "001.png"), tile=8, tile_overlap=2)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "b" / "001.png")), np.asarray(expected))
+
+    code, out, _ = _run(capsys, "restore", single, "-o", tmp_path / "single.png", "--checkpoint", checkpoint,
+                        "--protocol", "mambair")
+    assert code == 0 and Image.open(tmp_path / "single.png").size == (44, 36)
+
+
+def test_restore_shards_across_torchrun_processes(capsys, tmp_path, checkpoint, monkeypatch):
+    for i in range(4):
+        _image(tmp_path / f"{i}.png", seed=i)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, out, _ = _run(capsys, "restore", *(tmp_path / f"{i}.png" for i in range(4)), "-o", tmp_path / "out",
+                        "--checkpoint", checkpoint)
+    assert code == 0 and "(process 2 of 2)" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.png", "3.png"]
+
+
+def test_writes_are_atomic(tmp_path):
+    image = Image.new("RGB", (4, 4))
+    target = tmp_path / "out.png"
+
+    class Failing:
+        def save(self, path, format=None):
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_image(Failing(), target)
+    assert list(tmp_path.iterdir()) == []
+    write_image(image, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_eval_reports_each_image_and_the_mean(capsys, tmp_path, checkpoint):
+    (tmp_path / "lq").mkdir()
+    (tmp_path / "gt").mkdir()
+    for i, name in enumerate(("baby", "bird")):
+        hr = np.random.default_rng(i).integers(0, 256, (48, 52, 3)).astype(np.uint8)
+        Image.fromarray(hr).save(tmp_path / "gt" / f"{name}.png")
+        Image.fromarray(hr).resize((13, 12), Image.BICUBIC).save(tmp_path / "lq" / f"{name}x4.png")
+    code, out, _ = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", tmp_path / "lq", "--gt", tmp_path / "gt")
+    assert code == 0
+    lines = out.strip().splitlines()
+    model = ssmblocks.load_checkpoint(checkpoint)
+    sr = ssmblocks.restore(model, np.asarray(Image.open(tmp_path / "lq" / "birdx4.png")))
+    expected = calculate_psnr(sr, np.asarray(Image.open(tmp_path / "gt" / "bird.png"))[:48, :52], 4,
+                              test_y_channel=True)
+    assert lines[1].startswith("birdx4.png") and f"PSNR {expected:7.3f} dB" in lines[1]
+    per_image = [float(line.split("PSNR")[1].split()[0]) for line in lines[:2]]
+    mean = float(lines[2].split("PSNR")[1].split()[0])
+    assert abs(mean - np.mean(per_image)) < 1e-3 and "Y, crop 4" in lines[2]
+    code, _, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", tmp_path / "gt", "--gt", tmp_path / "lq")
+    assert code == 1 and "no ground truth" in err
+
+
+def test_convert_writes_a_hub_folder(capsys, tmp_path, checkpoint):
+    out_dir = tmp_path / "hub" / "light"
+    code, out, _ = _run(capsys, "convert", checkpoint, out_dir)
+    assert code == 0 and "local-dir:" in out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads((out_dir / "config.json").read_text())["architecture"] == "mambair_light_x4"
+    reloaded = ssmblocks.create_model(f"local-dir:{out_dir}")
+    original = ssmblocks.load_checkpoint(checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.state_dict().values(), original.state_dict().values(),
+                                                  strict=True))
+    code, _, err = _run(capsys, "convert", checkpoint, out_dir)
+    assert code == 1 and "not empty" in err
+
+
+def test_bench_and_train_hook(capsys):
+    code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "16", "--repeats", "1")
+    assert code == 0 and " ms, " in out and "scan backend" in out
+    if importlib.util.find_spec("ssmblocks.train") is None:
+        code, _, err = _run(capsys, "train", "--help")
+        assert code == 1 and "training is not part of this installation" in err
+
+
+def test_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "ssmblocks.cli", "list", "test_mambair_s*"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.split() == ["test_mambair_sr"]

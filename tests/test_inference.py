@@ -1,0 +1,308 @@
+"""restore(): input kinds, padding, tiling, memory budgets, video, and the official protocols compared with
+straightforward implementations of the official procedures written here."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ssmblocks
+from ssmblocks import PretrainedCfg
+from ssmblocks.inference import parse_bytes, restore, tile_starts
+
+
+class GlobalModel(nn.Module):
+    """Deterministic SR 'model' with a global receptive field and a position-dependent output: nearest upscaling,
+    plus the tile's mean, plus a ramp over the tile's own rows and columns. Any tiling error shows."""
+
+    def __init__(self, scale: int = 2, in_chans: int = 3, multiple_of: int = 1) -> None:
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(torch.ones(()))
+        self.pretrained_cfg = PretrainedCfg(scale=scale, in_chans=in_chans, out_chans=in_chans,
+                                            multiple_of=multiple_of)
+
+    def forward(self, x):
+        up = F.interpolate(x, scale_factor=self.scale, mode="nearest") * self.weight
+        h, w = up.shape[-2:]
+        rows = torch.linspace(0, 0.1, h, dtype=x.dtype).view(h, 1)
+        cols = torch.linspace(0, 0.05, w, dtype=x.dtype).view(1, w)
+        return 0.8 * up + 0.1 * x.mean(dim=(-1, -2, -3), keepdim=True) + rows + cols
+
+
+class PointwiseModel(GlobalModel):
+    """Output at each pixel depends only on that input pixel: every tiling gives the whole-image result."""
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest") * 0.9 * self.weight + 0.05
+
+
+def _official_split_test(model, lq, scale, base, shave_div, mirror=None):
+    """The official MambaIRModel.test / MambaCSRModel.test procedure, written out directly."""
+    _, c, h, w = lq.shape
+    n_h, n_w = h // base + 1, w // base + 1
+    pad_h = n_h - h % n_h if h % n_h else 0
+    pad_w = n_w - w % n_w if w % n_w else 0
+    img = F.pad(lq, (0, pad_w, 0, pad_h), "reflect")
+    H, W = img.shape[-2:]
+    sh, sw = H // n_h, W // n_w
+    shave_h, shave_w = sh // shave_div, sw // shave_div
+    out = torch.zeros(1, c, H * scale, W * scale, dtype=lq.dtype)
+    for i in range(n_h):
+        for j in range(n_w):
+            top0 = i * sh - (shave_h if i > 0 else 0)
+            top1 = (i + 1) * sh + (shave_h if i < n_h - 1 else 0)
+            left0 = j * sw - (shave_w if j > 0 else 0)
+            left1 = (j + 1) * sw + (shave_w if j < n_w - 1 else 0)
+            chop = img[..., top0:top1, left0:left1]
+            if mirror is None:
+                res = model(chop)
+            else:
+                ho, wo = chop.shape[-2:]
+                hp = (ho // mirror + 1) * mirror - ho
+                wp = (wo // mirror + 1) * mirror - wo
+                chop = torch.cat([chop, torch.flip(chop, [2])], 2)[:, :, :ho + hp, :]
+                chop = torch.cat([chop, torch.flip(chop, [3])], 3)[:, :, :, :wo + wp]
+                res = model(chop)[..., :ho * scale, :wo * scale]
+            r0 = 0 if i == 0 else shave_h * scale
+            c0 = 0 if j == 0 else shave_w * scale
+            out[..., i * sh * scale:(i + 1) * sh * scale, j * sw * scale:(j + 1) * sw * scale] = \
+                res[..., r0:r0 + sh * scale, c0:c0 + sw * scale]
+    return out[..., :h * scale, :w * scale]
+
+
+# ---- official protocols ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("size", [(410, 230), (199, 401), (57, 33)])
+def test_mambair_protocol_matches_the_official_procedure(size):
+    model = GlobalModel(scale=2)
+    lq = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)) * 0.5
+    expected = _official_split_test(model, lq, 2, base=200, shave_div=10)
+    assert torch.equal(restore(model, lq, protocol="mambair"), expected.clamp(0, 1))
+
+
+@pytest.mark.parametrize("size", [(400, 200), (150, 385)])
+def test_mambacsr_protocol_matches_the_official_procedure(size):
+    model = GlobalModel(scale=4)
+    lq = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 0.5
+    expected = _official_split_test(model, lq, 4, base=192, shave_div=4, mirror=64)
+    out = restore(model, lq, protocol="mambacsr")
+    assert torch.equal(out, expected.clamp(0, 1))
+    # not the same as the MambaIR preset or the whole image: the protocol matters
+    assert not torch.equal(out, restore(model, lq, protocol="mambair"))
+
+
+def test_mambair_protocol_with_a_zoo_model():
+    model = ssmblocks.create_model("test_mambair_light")
+    lq = torch.rand(1, 3, 205, 12, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = _official_split_test(model.eval(), lq, 4, base=200, shave_div=10)
+    model.train()
+    assert torch.allclose(restore(model, lq, protocol="mambair"), expected.clamp(0, 1), atol=1e-6)
+    assert model.training  # the caller's mode is restored
+
+
+def test_whole_image_protocols_run_the_model_once():
+    model = GlobalModel()
+    lq = torch.rand(1, 3, 250, 30)
+    whole = model(lq).clamp(0, 1)
+    for name in ("dvmsr", ""):
+        assert torch.equal(restore(model, lq, protocol=name), whole)
+    with pytest.raises(ValueError, match="unknown protocol 'swinir'"):
+        restore(model, lq, protocol="swinir")
+    with pytest.raises(ValueError, match="either protocol or tile"):
+        restore(model, lq, protocol="mambair", tile=64)
+
+
+# ---- tiling --------------------------------------------------------------------------------------------------------
+def test_tile_starts_cover_the_image_with_the_overlap():
+    assert tile_starts(100, 40, 10) == [0, 30, 60]
+    assert tile_starts(30, 40, 10) == [0]
+    assert tile_starts(64, 32, 0) == [0, 32]
+    with pytest.raises(ValueError, match="tile_overlap"):
+        tile_starts(100, 40, 40)
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(16, 4), (24, 8), (13, 0)])
+def test_tiling_a_pointwise_model_is_exact(tile, overlap):
+    model = PointwiseModel(scale=3)
+    x = torch.rand(2, 3, 37, 29)
+    assert torch.allclose(restore(model, x, tile=tile, tile_overlap=overlap), model(x).clamp(0, 1), atol=1e-6)
+
+
+def test_blending_removes_the_seams_of_naive_tiling():
+    model = GlobalModel(scale=2)
+    x = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).contiguous()
+    x = x * torch.linspace(0.2, 0.8, 64).view(1, 1, 64, 1)
+    whole = model(x).clamp(0, 1)
+    naive = restore(model, x, tile=32, tile_overlap=0)
+    blended = restore(model, x, tile=32, tile_overlap=12)
+
+    def jump(y):  # the largest step between neighbouring output columns around the tile border (column 64)
+        return (y[..., 62:67] - y[..., 61:66]).abs().max().item()
+
+    assert jump(naive) > 2 * jump(whole)
+    assert jump(blended) < 1.2 * jump(whole) + 2e-3
+    assert (blended - whole).abs().max() < (naive - whole).abs().max()
+
+
+def test_tiled_zoo_model_is_close_to_the_whole_image():
+    model = ssmblocks.create_model("test_mambair_light")
+    x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(3))
+    whole = restore(model, x)
+    naive = restore(model, x, tile=20, tile_overlap=0)
+    blended = restore(model, x, tile=24, tile_overlap=8)
+    assert blended.shape == whole.shape == (1, 3, 160, 160)
+    assert (blended - whole).abs().mean() < (naive - whole).abs().mean()
+
+
+def test_padding_to_the_size_rule_and_cropping_back():
+    seen = []
+
+    class NeedsMultiple(PointwiseModel):
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            assert x.shape[-2] % 8 == 0 and x.shape[-1] % 8 == 0
+            return super().forward(x)
+
+    model = NeedsMultiple(scale=2, multiple_of=8)
+    x = torch.rand(1, 3, 13, 21)
+    out = restore(model, x)
+    assert seen == [(16, 24)] and out.shape == (1, 3, 26, 42)
+    assert torch.allclose(out, PointwiseModel(scale=2)(x).clamp(0, 1))
+
+
+def test_memory_budget_chooses_a_tile():
+    model = ssmblocks.create_model("test_mambair_sr").eval()
+    x = torch.rand(1, 3, 48, 40)
+    whole = restore(model, x)
+    assert torch.equal(restore(model, x, memory_budget="1GB"), whole)  # fits: no tiling
+    tiled = restore(model, x, memory_budget="6MB")
+    assert tiled.shape == whole.shape and not torch.equal(tiled, whole)
+    with pytest.raises(ValueError, match="too small for this model"):
+        restore(model, x, memory_budget="10KB")
+    assert parse_bytes("2GB") == 2 * 2**30 and parse_bytes("512 MiB") == 512 * 2**20 and parse_bytes(1000) == 1000
+    with pytest.raises(ValueError, match="cannot read the memory budget"):
+        parse_bytes("lots")
+
+
+# ---- input kinds -----------------------------------------------------------------------------------------------------
+def test_outputs_are_clamped_but_models_are_not():
+    model = GlobalModel(scale=1)
+    x = torch.ones(1, 3, 8, 8)
+    assert model(x).max() > 1
+    assert restore(model, x).max() == 1
+
+
+def test_uint8_numpy_and_uint16_round_trip():
+    model = PointwiseModel(scale=2)
+    img = np.random.default_rng(0).integers(0, 256, (9, 7, 3)).astype(np.uint8)
+    out = restore(model, img)
+    expected = np.round(np.clip(np.repeat(np.repeat(img / 255.0, 2, 0), 2, 1) * 0.9 + 0.05, 0, 1) * 255)
+    assert out.dtype == np.uint8 and out.shape == (18, 14, 3)
+    assert np.abs(out.astype(int) - expected).max() <= 1
+    deep = (img.astype(np.uint16) * 257)
+    out16 = restore(model, deep)
+    assert out16.dtype == np.uint16 and np.abs(out16.astype(int) // 257 - out.astype(int)).max() <= 1
+
+
+def test_tensor_integer_images_and_single_images():
+    model = PointwiseModel(scale=1)
+    x = torch.randint(0, 256, (3, 5, 6), dtype=torch.uint8)
+    out = restore(model, x)
+    assert out.dtype == torch.uint8 and out.shape == (3, 5, 6)
+    assert torch.equal(out, (x / 255 * 0.9 + 0.05).mul(255).round().to(torch.uint8))
+    with pytest.raises(ValueError, match="float images in"):
+        restore(model, torch.zeros(1, 3, 4, 4, dtype=torch.int64))
+
+
+def test_pil_rgba_keeps_its_alpha_and_paths_give_images(tmp_path):
+    from PIL import Image
+
+    rgba = np.random.default_rng(1).integers(0, 256, (6, 5, 4)).astype(np.uint8)
+    image = Image.fromarray(rgba, "RGBA")
+    model = PointwiseModel(scale=2)
+    out = restore(model, image)
+    assert out.mode == "RGBA" and out.size == (10, 12)
+    alpha = np.asarray(out)[..., 3].astype(np.float64) / 255
+    expected = F.interpolate(torch.from_numpy(rgba[..., 3] / 255.0)[None, None], scale_factor=2, mode="bicubic")
+    assert np.abs(alpha - expected.clamp(0, 1)[0, 0].numpy()).max() <= 1 / 255
+    path = tmp_path / "in.png"
+    image.save(path)
+    from_path = restore(model, str(path))
+    assert np.array_equal(np.asarray(from_path), np.asarray(out))
+
+
+def test_grey_and_colour_conversions_warn():
+    colour_model, grey_model = PointwiseModel(scale=1), PointwiseModel(scale=1, in_chans=1)
+    grey = np.full((4, 4), 100, np.uint8)
+    with pytest.warns(UserWarning, match="repeated on 3 channels"):
+        out = restore(colour_model, grey)
+    assert out.shape == (4, 4) and out.dtype == np.uint8
+    colour = np.zeros((4, 4, 3), np.uint8)
+    colour[..., 1] = 200
+    with pytest.warns(UserWarning, match="converted to grey"):
+        out = restore(grey_model, colour)
+    assert out.shape == (4, 4, 1) and abs(int(out[0, 0, 0]) - round((0.587 * 200 / 255 * 0.9 + 0.05) * 255)) <= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore(colour_model, colour)
+
+
+def test_bad_values_are_refused():
+    model = PointwiseModel()
+    x = torch.rand(1, 3, 4, 4)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        restore(model, x)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        restore(model, torch.full((1, 3, 4, 4), 200.0))
+    with pytest.raises(ValueError, match="2-D tensor"):
+        restore(model, torch.rand(4, 4))
+    with pytest.raises(TypeError, match="got list"):
+        restore(model, [1, 2])
+    with pytest.raises(FileNotFoundError, match="image file not found"):
+        restore(model, "no/such/image.png")
+
+
+# ---- video --------------------------------------------------------------------------------------------------------
+def test_image_models_restore_videos_frame_by_frame():
+    model = GlobalModel(scale=2)
+    video = torch.rand(2, 3, 3, 10, 12)
+    out = restore(model, video)
+    assert out.shape == (2, 3, 3, 20, 24)
+    for t in range(3):
+        assert torch.allclose(out[:, t], model(video[:, t]).clamp(0, 1))
+
+
+class TemporalModel(nn.Module):
+    """Video 'model' (B, T, C, H, W) -> x2: each frame plus a share of the clip's temporal mean."""
+
+    is_video = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+        self.pretrained_cfg = PretrainedCfg(scale=2, task="video SR")
+
+    def forward(self, x):
+        b, t, c, h, w = x.shape
+        up = F.interpolate(x.reshape(b * t, c, h, w), scale_factor=2, mode="nearest").reshape(b, t, c, 2 * h, 2 * w)
+        return 0.7 * up + 0.2 * up.mean(1, keepdim=True) * self.weight
+
+
+def test_video_models_run_in_overlapping_temporal_chunks():
+    model = TemporalModel()
+    video = torch.rand(1, 6, 3, 6, 5, generator=torch.Generator().manual_seed(4))
+    whole = restore(model, video)
+    assert torch.allclose(whole, model(video).clamp(0, 1))
+    chunked = restore(model, video, temporal_chunk=4, temporal_overlap=2)
+    # chunks [0, 4) and [2, 6); in the two shared frames the weights ramp 3/4, 1/4 and 1/4, 3/4
+    first, second = model(video[:, :4]).detach(), model(video[:, 2:]).detach()
+    expected = torch.cat([first[:, :2], 0.75 * first[:, 2:3] + 0.25 * second[:, :1],
+                          0.25 * first[:, 3:4] + 0.75 * second[:, 1:2], second[:, 2:]], 1)
+    assert torch.allclose(chunked, expected.clamp(0, 1), atol=1e-6)
