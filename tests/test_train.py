@@ -261,3 +261,45 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     assert len(losses) == 4 and losses[-1] < losses[0]   # one log, written by rank 0 only
     saved = load_file(str(out / "model.safetensors"))
     assert all(torch.equal(saved[k], rank0[k]) for k in saved)
+
+
+def test_distillation_from_a_teacher_checkpoint(tmp_path):
+    pytest.importorskip("ssmblocks.distill")
+    data = _write_images(tmp_path / "hq")
+    assert main(_args(data, tmp_path / "teacher", "--steps", "4")) == 0
+    teacher_weights = load_file(str(tmp_path / "teacher" / "model.safetensors"))
+    out = tmp_path / "student"
+    assert main(_args(data, out, "--steps", "8", "--log-every", "4", "--teacher", "test_mambair_sr",
+                      "--teacher-checkpoint", str(tmp_path / "teacher" / "model.safetensors"))) == 0
+    assert len(_losses(out)) == 2
+    assert load_file(str(out / "model.safetensors")).keys() == teacher_weights.keys()   # the student is exported
+    after = load_file(str(tmp_path / "teacher" / "model.safetensors"))
+    assert all(torch.equal(after[k], v) for k, v in teacher_weights.items())   # the teacher stays as it was
+
+
+class _FrameUpsampler(torch.nn.Module):
+    """A user's own video network: (B, T, 3, h, w) -> (B, T, 3, 2h, 2w), one conv and a pixel shuffle per frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+        self.shuffle = torch.nn.PixelShuffle(2)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        frames = clip.flatten(0, 1)
+        return self.shuffle(self.conv(frames)).unflatten(0, clip.shape[:2])
+
+
+def test_any_module_trains_on_video_clips(tmp_path):
+    for video in "ab":
+        _write_images(tmp_path / "videos" / video, count=3, seed=ord(video))
+    out = tmp_path / "run"
+    config = TrainConfig(model="frame_upsampler", data=str(tmp_path / "videos"), out=str(out), scale=2, frames=2,
+                         steps=30, batch_size=2, patch_size=16, lr=1e-2, log_every=10, loss="charbonnier",
+                         progress=False)
+    model = train(config, model=_FrameUpsampler())
+    losses = _losses(out)
+    assert len(losses) == 3 and losses[-1] < 0.7 * losses[0]
+    saved = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert not (out / "config.json").exists()   # not a zoo model: weights only
