@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 
 from ssmblocks.train.data import TASKS
 from ssmblocks.train.loop import LOSSES, OPTIMIZERS, TrainConfig, train
@@ -86,6 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         train(config)
     except (ValueError, FileNotFoundError) as err:
-        print(f"ssmblocks train: error: {err}")
+        print(f"ssmblocks train: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -212,9 +212,11 @@ def _run(cfg: TrainConfig, model: nn.Module | None, dist: Distributed) -> nn.Mod
     _seed_everything(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
     model = _build_model(cfg, model).to(dist.device).train()
     model_cfg = getattr(model, "pretrained_cfg", None)
-    model_scale = model_cfg.scale if model_cfg is not None else cfg.scale or 1
-    if cfg.scale is not None and cfg.scale != model_scale:
-        raise ValueError(f"{cfg.model} upscales by {model_scale} (its cfg), not by --scale {cfg.scale}")
+    cfg_scale = model_cfg.scale if model_cfg is not None else None
+    if cfg.scale is not None and cfg_scale is not None and cfg.scale != cfg_scale and not cfg.model_kwargs:
+        raise ValueError(f"{cfg.model} upscales by {cfg_scale} (its cfg), not by --scale {cfg.scale}")
+    # with --model-kwargs (e.g. another upscale) --scale is trusted; the output shape is checked every step
+    scale = cfg.scale or cfg_scale or 1
     if cfg.bf16 and model_cfg is not None and not model_cfg.supports_bf16:
         raise ValueError(f"{cfg.model} does not support bf16 (its pretrained cfg says supports_bf16=False)")
     in_chans = model_cfg.in_chans if model_cfg is not None else 3
@@ -247,7 +249,7 @@ def _run(cfg: TrainConfig, model: nn.Module | None, dist: Distributed) -> nn.Mod
     if dist.is_main:
         write_json(out / "train_args.json", _jsonable(cfg))
 
-    degradation = Degradation(cfg.task, model_scale, cfg.jpeg_quality, cfg.noise_sigma)
+    degradation = Degradation(cfg.task, scale, cfg.jpeg_quality, cfg.noise_sigma)
     dataset = PairedFrames(cfg.data, degradation, lq_dir=cfg.lq_data, patch_size=cfg.patch_size, channels=in_chans,
                            frames=cfg.frames, seed=cfg.seed)
     sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed=cfg.seed, rank=dist.rank,
@@ -270,7 +272,7 @@ def _run(cfg: TrainConfig, model: nn.Module | None, dist: Distributed) -> nn.Mod
 
     def run_validation() -> None:
         if val_set is not None and dist.is_main:
-            metrics = validate(ema.module if ema else model, val_set, dist.device, crop_border=model_scale,
+            metrics = validate(ema.module if ema else model, val_set, dist.device, crop_border=scale,
                                test_y_channel=cfg.val_y_channel, bf16=cfg.bf16)
             log.write({"step": step, **metrics})
             model.train()
