@@ -201,121 +201,140 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> nn.Module:
     _check(cfg)
     dist = Distributed.from_env()
     try:
-        return _run(cfg, model, dist)
+        return _Trainer(cfg, model, dist).run()
     finally:
         dist.close()
 
 
-def _run(cfg: TrainConfig, model: nn.Module | None, dist: Distributed) -> nn.Module:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _seed_everything(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
-    model = _build_model(cfg, model).to(dist.device).train()
-    model_cfg = getattr(model, "pretrained_cfg", None)
-    cfg_scale = model_cfg.scale if model_cfg is not None else None
-    if cfg.scale is not None and cfg_scale is not None and cfg.scale != cfg_scale and not cfg.model_kwargs:
-        raise ValueError(f"{cfg.model} upscales by {cfg_scale} (its cfg), not by --scale {cfg.scale}")
-    # with --model-kwargs (e.g. another upscale) --scale is trusted; the output shape is checked every step
-    scale = cfg.scale or cfg_scale or 1
-    if cfg.bf16 and model_cfg is not None and not model_cfg.supports_bf16:
-        raise ValueError(f"{cfg.model} does not support bf16 (its pretrained cfg says supports_bf16=False)")
-    in_chans = model_cfg.in_chans if model_cfg is not None else 3
+class _Trainer:
+    """One run: set-up (model, objective, optimiser, schedule, EMA, data, resumed state), then ``run``."""
 
-    objective = _objective(cfg, model).to(dist.device)
-    trainable = [p for p in objective.parameters() if p.requires_grad]
-    optimizer_cls = OPTIMIZERS[cfg.optimizer]
-    optimizer = optimizer_cls(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer,
-                                                 warmup_cosine(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
-    ema = ModelEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    def __init__(self, cfg: TrainConfig, model: nn.Module | None, dist: Distributed) -> None:
+        self.cfg, self.dist, self.out = cfg, dist, Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        _seed_everything(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
+        self.model = _build_model(cfg, model).to(dist.device).train()
+        model_cfg = getattr(self.model, "pretrained_cfg", None)
+        cfg_scale = model_cfg.scale if model_cfg is not None else None
+        if cfg.scale is not None and cfg_scale is not None and cfg.scale != cfg_scale and not cfg.model_kwargs:
+            raise ValueError(f"{cfg.model} upscales by {cfg_scale} (its cfg), not by --scale {cfg.scale}")
+        # with --model-kwargs (e.g. another upscale) --scale is trusted; the output shape is checked every step
+        self.scale = cfg.scale or cfg_scale or 1
+        if cfg.bf16 and model_cfg is not None and not model_cfg.supports_bf16:
+            raise ValueError(f"{cfg.model} does not support bf16 (its pretrained cfg says supports_bf16=False)")
+        in_chans = model_cfg.in_chans if model_cfg is not None else 3
 
-    step = 0
-    if cfg.resume:
-        state = load_state(out)
-        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != _jsonable(cfg)[k]]
-        if state["world_size"] != dist.world_size:
-            changed.append(f"world size ({state['world_size']} -> {dist.world_size})")
-        if changed:
-            raise ValueError(f"--resume: the saved run in {out} differs in {', '.join(changed)}")
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"][dist.rank])
-        step = state["step"]
-    else:
-        torch.manual_seed(cfg.seed + dist.rank)   # per-rank randomness inside the model (dropout, drop-path)
-    if dist.is_main:
-        write_json(out / "train_args.json", _jsonable(cfg))
-
-    degradation = Degradation(cfg.task, scale, cfg.jpeg_quality, cfg.noise_sigma)
-    dataset = PairedFrames(cfg.data, degradation, lq_dir=cfg.lq_data, patch_size=cfg.patch_size, channels=in_chans,
-                           frames=cfg.frames, seed=cfg.seed)
-    sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed=cfg.seed, rank=dist.rank,
-                                  world_size=dist.world_size, start_step=step)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
-                        pin_memory=dist.device.type == "cuda")
-    wrapped = DistributedDataParallel(objective, device_ids=[dist.device] if dist.device.type == "cuda" else None) \
-        if dist.world_size > 1 else objective
-    val_set = PairedFrames(cfg.val_data, degradation, lq_dir=cfg.val_lq_data, patch_size=None, channels=in_chans,
-                           frames=cfg.frames, seed=cfg.seed) if cfg.val_data else None
-
-    def save() -> None:
-        rngs = dist.gather(rng_state())
+        self.objective = _objective(cfg, self.model).to(dist.device)
+        self.trainable = [p for p in self.objective.parameters() if p.requires_grad]
+        self.optimizer = OPTIMIZERS[cfg.optimizer](self.trainable, lr=cfg.lr, betas=cfg.betas,
+                                                   weight_decay=cfg.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
+        self.ema = ModelEma(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        self.step = 0
+        if cfg.resume:
+            self._restore()
+        else:
+            torch.manual_seed(cfg.seed + dist.rank)   # per-rank randomness inside the model (dropout, drop-path)
         if dist.is_main:
-            save_state(out, {"step": step, "objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict(), "ema": ema.state_dict() if ema else None,
-                             "rng": rngs, "world_size": dist.world_size, "config": _jsonable(cfg)})
-            export_weights(ema.module if ema else model, out)
-        dist.barrier()
+            write_json(self.out / "train_args.json", _jsonable(cfg))
 
-    def run_validation() -> None:
-        if val_set is not None and dist.is_main:
-            metrics = validate(ema.module if ema else model, val_set, dist.device, crop_border=scale,
-                               test_y_channel=cfg.val_y_channel, bf16=cfg.bf16)
-            log.write({"step": step, **metrics})
-            model.train()
-        dist.barrier()
+        degradation = Degradation(cfg.task, self.scale, cfg.jpeg_quality, cfg.noise_sigma)
+        dataset = PairedFrames(cfg.data, degradation, lq_dir=cfg.lq_data, patch_size=cfg.patch_size,
+                               channels=in_chans, frames=cfg.frames, seed=cfg.seed)
+        sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed=cfg.seed, rank=dist.rank,
+                                      world_size=dist.world_size, start_step=self.step)
+        self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
+                                 pin_memory=dist.device.type == "cuda")
+        self.val_set = PairedFrames(cfg.val_data, degradation, lq_dir=cfg.val_lq_data, patch_size=None,
+                                    channels=in_chans, frames=cfg.frames, seed=cfg.seed) if cfg.val_data else None
+        cuda = dist.device.type == "cuda"
+        self.wrapped = DistributedDataParallel(self.objective, device_ids=[dist.device] if cuda else None) \
+            if dist.world_size > 1 else self.objective
 
-    log = _Log(out, cfg, step, dist.is_main)
-    last = min(cfg.steps, cfg.stop_after or cfg.steps)
-    logged_loss, logged_steps, logged_images, tick = 0.0, 0, 0, time.perf_counter()
-    try:
-        for lq, gt in loader:
-            step += 1
-            lq, gt = lq.to(dist.device, non_blocking=True), gt.to(dist.device, non_blocking=True)
-            with torch.autocast(dist.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                loss = wrapped(lq, gt)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.clip_grad)
-            optimizer.step()
-            lr = optimizer.param_groups[0]["lr"]   # the rate this step used
-            schedule.step()
-            if ema is not None:
-                ema.update(model)
-            logged_loss += loss.item()
-            logged_steps += 1
-            logged_images += lq.shape[0] * dist.world_size
-            log.advance()
-            if step % cfg.log_every == 0 or step == last:
-                log.write({"step": step, "loss": dist.mean(logged_loss / logged_steps),
-                           "lr": lr,
-                           "images_per_s": logged_images / (time.perf_counter() - tick)})
-                logged_loss, logged_steps, logged_images, tick = 0.0, 0, 0, time.perf_counter()
-            if step % cfg.save_every == 0 or step == last:
-                save()
-            if cfg.val_every and step % cfg.val_every == 0 and step != cfg.steps:
-                run_validation()
-            if step == last:
-                break
-        if step == cfg.steps:
-            run_validation()
-    finally:
-        log.close()
-    return model
+    @property
+    def exported(self) -> nn.Module:
+        """The weights that are exported and validated: the EMA's when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def _restore(self) -> None:
+        state = load_state(self.out)
+        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != _jsonable(self.cfg)[k]]
+        if state["world_size"] != self.dist.world_size:
+            changed.append(f"world size ({state['world_size']} -> {self.dist.world_size})")
+        if changed:
+            raise ValueError(f"--resume: the saved run in {self.out} differs in {', '.join(changed)}")
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        set_rng_state(state["rng"][self.dist.rank])
+        self.step = state["step"]
+
+    def save(self) -> None:
+        """Training state and exported weights, from rank 0 (a collective: every rank calls it)."""
+        rngs = self.dist.gather(rng_state())
+        if self.dist.is_main:
+            save_state(self.out, {
+                "step": self.step, "objective": self.objective.state_dict(), "rng": rngs,
+                "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "world_size": self.dist.world_size, "config": _jsonable(self.cfg)})
+            export_weights(self.exported, self.out)
+        self.dist.barrier()
+
+    def validate(self, log: _Log) -> None:
+        """PSNR/SSIM on the held-out set, on rank 0 (a collective)."""
+        if self.val_set is not None and self.dist.is_main:
+            metrics = validate(self.exported, self.val_set, self.dist.device, crop_border=self.scale,
+                               test_y_channel=self.cfg.val_y_channel, bf16=self.cfg.bf16)
+            log.write({"step": self.step, **metrics})
+            self.model.train()
+        self.dist.barrier()
+
+    def train_step(self, lq: Tensor, gt: Tensor) -> tuple[float, float]:
+        """One optimiser step; returns (loss, the learning rate it used)."""
+        lq, gt = lq.to(self.dist.device, non_blocking=True), gt.to(self.dist.device, non_blocking=True)
+        with torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
+            loss = self.wrapped(lq, gt)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.cfg.clip_grad)
+        self.optimizer.step()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.schedule.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return loss.item(), lr
+
+    def run(self) -> nn.Module:
+        cfg, dist = self.cfg, self.dist
+        log = _Log(self.out, cfg, self.step, dist.is_main)
+        last = min(cfg.steps, cfg.stop_after or cfg.steps)
+        loss_sum, steps, images, tick = 0.0, 0, 0, time.perf_counter()
+        try:
+            for lq, gt in self.loader:
+                self.step += 1
+                loss, lr = self.train_step(lq, gt)
+                loss_sum, steps, images = loss_sum + loss, steps + 1, images + lq.shape[0] * dist.world_size
+                log.advance()
+                if self.step % cfg.log_every == 0 or self.step == last:
+                    log.write({"step": self.step, "loss": dist.mean(loss_sum / steps), "lr": lr,
+                               "images_per_s": images / (time.perf_counter() - tick)})
+                    loss_sum, steps, images, tick = 0.0, 0, 0, time.perf_counter()
+                if self.step % cfg.save_every == 0 or self.step == last:
+                    self.save()
+                if cfg.val_every and self.step % cfg.val_every == 0 and self.step != cfg.steps:
+                    self.validate(log)
+                if self.step == last:
+                    break
+            if self.step == cfg.steps:
+                self.validate(log)
+        finally:
+            log.close()
+        return self.model
 
 
 def _jsonable(cfg: TrainConfig) -> dict[str, Any]:
