@@ -31,6 +31,17 @@ from ssmblocks.train import (
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Bit-reproducible numerics: the native scan's multi-threaded backward adds per-thread partial sums in the
+    order the threads happen to finish, so two runs with several threads agree only to float rounding. (Tiny
+    models also train faster on one thread, the more so on a busy machine.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _write_images(folder: Path, count: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
     """Smooth colour images (learnable in a few steps) with a little noise, as PNG."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -182,17 +193,7 @@ def test_training_lowers_the_loss_and_exports_a_loadable_model(tmp_path):
     assert json.loads((out / "config.json").read_text())["architecture"] == "test_mambair_sr"
 
 
-@pytest.fixture
-def one_thread():
-    """Bit-reproducible numerics: the native scan's multi-threaded backward adds per-thread partial sums in the
-    order the threads happen to finish, so two runs with several threads agree only to float rounding."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_resume_continues_exactly(tmp_path, one_thread):
+def test_resume_continues_exactly(tmp_path):
     data = _write_images(tmp_path / "hq")
     common = ("--steps", "6", "--log-every", "1", "--ema-decay", "0.9", "--warmup-steps", "2")
     assert main(_args(data, tmp_path / "whole", *common)) == 0
