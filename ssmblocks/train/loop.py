@@ -293,8 +293,9 @@ class _Trainer:
             self.model.train()
         self.dist.barrier()
 
-    def train_step(self, lq: Tensor, gt: Tensor) -> tuple[float, float]:
-        """One optimiser step; returns (loss, the learning rate it used)."""
+    def train_step(self, lq: Tensor, gt: Tensor) -> tuple[Tensor, float]:
+        """One optimiser step; returns (the detached loss, the learning rate it used). The loss stays on the device
+        so that a step does not wait for the device to finish."""
         lq, gt = lq.to(self.dist.device, non_blocking=True), gt.to(self.dist.device, non_blocking=True)
         with torch.autocast(self.dist.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16):
             loss = self.wrapped(lq, gt)
@@ -307,7 +308,7 @@ class _Trainer:
         self.schedule.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return loss.item(), lr
+        return loss.detach(), lr
 
     def run(self) -> nn.Module:
         cfg, dist = self.cfg, self.dist
@@ -321,7 +322,7 @@ class _Trainer:
                 loss_sum, steps, images = loss_sum + loss, steps + 1, images + lq.shape[0] * dist.world_size
                 log.advance()
                 if self.step % cfg.log_every == 0 or self.step == last:
-                    log.write({"step": self.step, "loss": dist.mean(loss_sum / steps), "lr": lr,
+                    log.write({"step": self.step, "loss": dist.mean(float(loss_sum) / steps), "lr": lr,
                                "images_per_s": images / (time.perf_counter() - tick)})
                     loss_sum, steps, images, tick = 0.0, 0, 0, time.perf_counter()
                 if self.step % cfg.save_every == 0 or self.step == last:
