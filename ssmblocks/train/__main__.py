@@ -1,0 +1,5 @@
+"""``python -m ssmblocks.train``: see ``ssmblocks.train.cli``."""
+
+from ssmblocks.train.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""The output folder of a run: exported weights, the resumable training state, and the random-number states.
+
+Files: ``config.json`` + ``model.safetensors`` + ``README.md`` (written by ``ssmblocks.save_for_hub``, the EMA
+weights when EMA is on; ``create_model("local-dir:<out>")`` reads them), ``training_state.pt`` (step, weights,
+EMA, optimiser, schedule, every rank's RNG states, the run's arguments), ``train_args.json`` and ``log.jsonl``.
+Every file is written to a temporary name and renamed, so an interruption leaves the previous version whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from ssmblocks import save_for_hub
+
+__all__ = ["STATE_NAME", "export_weights", "load_state", "rng_state", "save_state", "set_rng_state", "write_json"]
+
+STATE_NAME = "training_state.pt"
+
+
+def rng_state() -> dict[str, Any]:
+    """Python's, NumPy's and torch's (CPU and CUDA) global generator states, in a form torch.save(weights_only)
+    reads back."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position,
+                                                    has_gauss, cached), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_state(out: Path, state: dict[str, Any]) -> None:
+    partial = out / (STATE_NAME + ".part")
+    torch.save(state, partial)
+    os.replace(partial, out / STATE_NAME)
+
+
+def load_state(out: Path) -> dict[str, Any]:
+    path = out / STATE_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: {path} does not exist (no earlier run saved its state in {out})")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def export_weights(model: nn.Module, out: Path) -> None:
+    """Writes the model as ``save_for_hub`` does (a zoo model), or only ``model.safetensors`` (any other
+    module), replacing the previous files at once."""
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    try:
+        if getattr(model, "architecture", ""):
+            save_for_hub(model, staging)
+        else:
+            save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+                      str(staging / "model.safetensors"))
+        for file in staging.iterdir():
+            os.replace(file, out / file.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2))

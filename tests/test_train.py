@@ -1,0 +1,311 @@
+"""Training: data pairs, sampler sharding, EMA, schedule, the loop end to end, exact resume, and 2-process DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import ssmblocks
+from ssmblocks.train import (
+    Degradation,
+    ModelEma,
+    PairedFrames,
+    ShardedBatchSampler,
+    TrainConfig,
+    main,
+    train,
+    warmup_cosine,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Bit-reproducible numerics: the native scan's multi-threaded backward adds per-thread partial sums in the
+    order the threads happen to finish, so two runs with several threads agree only to float rounding. (Tiny
+    models also train faster on one thread, the more so on a busy machine.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _write_images(folder: Path, count: int = 4, size: tuple[int, int] = (40, 48), seed: int = 0) -> Path:
+    """Smooth colour images (learnable in a few steps) with a little noise, as PNG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size[0], 0:size[1]]
+    for i in range(count):
+        image = np.stack([np.sin(x / (3 + i)), np.cos(y / (4 + i)), np.sin((x + y) / (5 + i))], -1) * 0.4 + 0.5
+        image = image + rng.normal(0, 0.02, image.shape)
+        Image.fromarray((image.clip(0, 1) * 255).round().astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def _losses(out: Path) -> list[float]:
+    return [r["loss"] for r in map(json.loads, (out / "log.jsonl").read_text().splitlines()) if "loss" in r]
+
+
+def _args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--model", "test_mambair_sr", "--data", str(data), "--out", str(out), "--batch-size", "2",
+            "--patch-size", "16", "--lr", "2e-3", "--no-progress", *extra]
+
+
+# ---- data ---------------------------------------------------------------------------------------------------------
+def test_sr_pairs_are_bicubic_downscaled_crops(tmp_path):
+    data = _write_images(tmp_path / "hq")
+    dataset = PairedFrames(data, Degradation("sr", 2), patch_size=16, augment=False)
+    lq, gt = dataset[(1, 0)]
+    assert lq.shape == (3, 8, 8) and gt.shape == (3, 16, 16)
+    patch = Image.fromarray((gt.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+    expected = np.asarray(patch.resize((8, 8), Image.Resampling.BICUBIC), dtype=np.float32) / 255
+    np.testing.assert_array_equal(lq.permute(1, 2, 0).numpy(), expected)
+    full = np.asarray(Image.open(data / "001.png"), dtype=np.float32) / 255   # the crop is a crop of that image
+    hits = [(t, c) for t in range(0, 25, 2) for c in range(0, 33, 2)
+            if np.array_equal(full[t:t + 16, c:c + 16], gt.permute(1, 2, 0).numpy())]
+    assert len(hits) == 1
+
+
+def test_samples_depend_only_on_seed_epoch_and_index(tmp_path):
+    dataset = PairedFrames(_write_images(tmp_path / "hq"), Degradation("denoise", noise_sigma=50), patch_size=24)
+    lq, gt = dataset[(2, 5)]
+    again_lq, again_gt = dataset[(2, 5)]
+    assert torch.equal(lq, again_lq) and torch.equal(gt, again_gt)
+    assert not torch.equal(dataset[(2, 6)][0], lq)
+    noise = (lq - gt).flatten()
+    assert noise.std().item() == pytest.approx(50 / 255, rel=0.1)
+    assert (lq < 0).any() or (lq > 1).any()   # noisy inputs are not clipped
+
+
+def test_jpeg_inputs_and_grey_channels(tmp_path):
+    dataset = PairedFrames(_write_images(tmp_path / "hq"), Degradation("jpeg", jpeg_quality=10), patch_size=16,
+                           channels=1, augment=False)
+    lq, gt = dataset[(0, 0)]
+    assert lq.shape == gt.shape == (1, 16, 16)
+    assert 0 < (lq - gt).abs().mean() < 0.1
+
+
+def test_paired_folders_stay_aligned_under_augmentation(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "lq").mkdir()
+    (tmp_path / "gt").mkdir()
+    for i in range(3):
+        small = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+        Image.fromarray(small).save(tmp_path / "lq" / f"{i}.png")
+        Image.fromarray(small.repeat(3, 0).repeat(3, 1)).save(tmp_path / "gt" / f"{i}.png")   # nearest x3
+    dataset = PairedFrames(tmp_path / "gt", Degradation("sr", 3), lq_dir=tmp_path / "lq", patch_size=12)
+    for epoch in range(6):
+        lq, gt = dataset[(epoch % 3, epoch)]
+        assert torch.equal(lq.repeat_interleave(3, 1).repeat_interleave(3, 2), gt)
+
+
+def test_video_clips_from_frame_folders(tmp_path):
+    _write_images(tmp_path / "videos" / "a", count=4)
+    _write_images(tmp_path / "videos" / "b", count=2)
+    dataset = PairedFrames(tmp_path / "videos", Degradation("sr", 4), patch_size=16, frames=3)
+    assert len(dataset) == 2   # frames 0-2 and 1-3 of video a; b is too short
+    lq, gt = dataset[(1, 0)]
+    assert lq.shape == (3, 3, 4, 4) and gt.shape == (3, 3, 16, 16)
+
+
+def test_bad_data_is_refused(tmp_path):
+    data = _write_images(tmp_path / "hq", size=(12, 12))
+    with pytest.raises(ValueError, match="multiple of the scale 3"):
+        PairedFrames(data, Degradation("sr", 3), patch_size=16)
+    with pytest.raises(ValueError, match="smaller than the patch size 16"):
+        PairedFrames(data, Degradation("sr", 2), patch_size=16)[(0, 0)]
+    with pytest.raises(ValueError, match="needs a JPEG quality"):
+        Degradation("jpeg")
+    with pytest.raises(ValueError, match="scale must be 1"):
+        Degradation("denoise", 2)
+    with pytest.raises(FileNotFoundError, match="holds no images"):
+        PairedFrames(tmp_path, Degradation("sr", 2), patch_size=4)
+
+
+def test_sampler_shards_each_epoch_and_resumes_mid_stream():
+    def keys(rank: int, start: int = 0) -> list[tuple[int, int]]:
+        sampler = ShardedBatchSampler(10, 2, 10, seed=3, rank=rank, world_size=2, start_step=start)
+        return [key for batch in sampler for key in batch]
+
+    rank0, rank1 = keys(0), keys(1)
+    assert len(rank0) == len(rank1) == 20   # 10 steps x 2, i.e. 4 epochs of 5 per rank
+    for epoch in range(4):
+        shard0 = {i for i, e in rank0 if e == epoch}
+        shard1 = {i for i, e in rank1 if e == epoch}
+        assert shard0.isdisjoint(shard1) and shard0 | shard1 == set(range(10))
+    assert [i for i, e in rank0 if e == 0] != [i for i, e in rank0 if e == 1]   # reshuffled each epoch
+    assert keys(0, start=3) == rank0[6:]
+
+
+# ---- EMA and schedule ---------------------------------------------------------------------------------------------
+def test_ema_update_equals_its_formula():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = ModelEma(model, decay=0.75)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    model.train()(torch.randn(5, 3))   # moves the BatchNorm running statistics
+    ema.update(model)
+    current, params = ema.state_dict(), dict(model.named_parameters())
+    for name, value in model.state_dict().items():
+        if name in params:
+            torch.testing.assert_close(current[name], 0.75 * before[name] + 0.25 * value, rtol=0, atol=1e-7)
+        else:
+            assert torch.equal(current[name], value)   # buffers are copied
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    with pytest.raises(ValueError, match=r"EMA decay must be in \[0, 1\)"):
+        ModelEma(model, decay=1.0)
+
+
+def test_warmup_cosine_schedule():
+    factor = warmup_cosine(steps=10, warmup_steps=2, min_ratio=0.1)
+    assert [factor(0), factor(1), factor(2)] == [0.5, 1.0, 1.0]
+    assert factor(6) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))
+    assert factor(10) == pytest.approx(0.1)
+
+
+# ---- the loop -----------------------------------------------------------------------------------------------------
+def test_training_lowers_the_loss_and_exports_a_loadable_model(tmp_path):
+    data, out = _write_images(tmp_path / "hq"), tmp_path / "run"
+    assert main(_args(data, out, "--steps", "24", "--log-every", "4", "--ema-decay", "0.5", "--loss", "fcl",
+                      "--clip-grad", "1.0", "--warmup-steps", "2")) == 0
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [4, 8, 12, 16, 20, 24]
+    assert all(set(r) == {"step", "loss", "lr", "images_per_s"} and r["images_per_s"] > 0 for r in records)
+    assert records[-1]["loss"] < 0.8 * records[0]["loss"]
+    loaded = ssmblocks.create_model(f"local-dir:{out}")
+    ema = torch.load(out / "training_state.pt", weights_only=True)["ema"]
+    assert loaded.state_dict().keys() == ema.keys()
+    assert all(torch.equal(loaded.state_dict()[k], ema[k]) for k in ema)   # the exported weights are the EMA's
+    assert json.loads((out / "config.json").read_text())["architecture"] == "test_mambair_sr"
+
+
+def test_resume_continues_exactly(tmp_path):
+    data = _write_images(tmp_path / "hq")
+    common = ("--steps", "6", "--log-every", "1", "--ema-decay", "0.9", "--warmup-steps", "2")
+    assert main(_args(data, tmp_path / "whole", *common)) == 0
+    assert main(_args(data, tmp_path / "parts", *common, "--stop-after", "3")) == 0
+    assert len(_losses(tmp_path / "parts")) == 3
+    assert main(_args(data, tmp_path / "parts", *common, "--resume")) == 0
+    assert _losses(tmp_path / "parts") == _losses(tmp_path / "whole")
+    whole, parts = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("whole", "parts"))
+    assert all(torch.equal(whole[k], parts[k]) for k in whole)
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    data, out = _write_images(tmp_path / "hq"), tmp_path / "run"
+    assert main(_args(data, out, "--steps", "2")) == 0
+    with pytest.raises(ValueError, match="differs in batch_size"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(out), steps=4, batch_size=3,
+                          patch_size=16, resume=True, progress=False))
+    with pytest.raises(FileNotFoundError, match=r"training_state\.pt does not exist"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "new"), resume=True))
+
+
+def test_bad_options_are_refused(tmp_path):
+    data = _write_images(tmp_path / "hq")
+    assert main(_args(data, tmp_path / "a", "--scale", "3")) == 2   # the model upscales by 2
+    x3 = ("--patch-size", "12", "--steps", "1", "--model-kwargs", '{"upscale": 3}')
+    assert main(_args(data, tmp_path / "b", *x3, "--scale", "3")) == 0   # another architecture: --scale trusted
+    with pytest.raises(ValueError, match=r"output \(2, 3, 18, 18\) does not match the ground truth \(2, 3, 12, 12\)"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "c"), patch_size=12,
+                          batch_size=2, model_kwargs={"upscale": 3}, progress=False))
+    with pytest.raises(ValueError, match="upscales by 2"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), scale=4))
+    with pytest.raises(ValueError, match="both --teacher and --teacher-checkpoint"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), teacher="mambair_sr_x2"))
+    model = ssmblocks.create_model("test_mambair_sr", pretrained_cfg_overlay={"supports_bf16": False})
+    with pytest.raises(ValueError, match="does not support bf16"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), bf16=True), model=model)
+
+
+def test_validation_logs_psnr_and_ssim(tmp_path):
+    pytest.importorskip("ssmblocks.metrics")
+    data, val, out = _write_images(tmp_path / "hq"), _write_images(tmp_path / "val", 2, seed=1), tmp_path / "run"
+    assert main(_args(data, out, "--steps", "2", "--val-data", str(val))) == 0
+    record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert record["step"] == 2 and 5 < record["val_psnr"] < 60 and 0 < record["val_ssim"] <= 1
+
+
+def test_two_process_ddp_keeps_ranks_identical(tmp_path):
+    data, out = _write_images(tmp_path / "hq", count=6), tmp_path / "run"
+    script = tmp_path / "ddp_run.py"
+    script.write_text(textwrap.dedent(f"""
+        import os
+        import torch
+        from safetensors.torch import save_file
+        import ssmblocks
+        from ssmblocks.train import TrainConfig, train
+
+        initial = ssmblocks.create_model("test_mambair_sr").state_dict()
+        model = train(TrainConfig(model="test_mambair_sr", data={str(data)!r}, out={str(out)!r}, steps=12,
+                                  batch_size=2, patch_size=16, lr=2e-3, log_every=3, progress=False))
+        state = {{k: v.contiguous() for k, v in model.state_dict().items()}}
+        assert not all(torch.equal(state[k], initial[k]) for k in state)
+        save_file(state, os.path.join({str(out)!r}, "rank" + os.environ["RANK"] + ".safetensors"))
+    """))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                             str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = load_file(str(out / "rank0.safetensors")), load_file(str(out / "rank1.safetensors"))
+    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    losses = _losses(out)
+    assert len(losses) == 4 and losses[-1] < losses[0]   # one log, written by rank 0 only
+    saved = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(saved[k], rank0[k]) for k in saved)
+
+
+def test_distillation_from_a_teacher_checkpoint(tmp_path):
+    pytest.importorskip("ssmblocks.distill")
+    data = _write_images(tmp_path / "hq")
+    assert main(_args(data, tmp_path / "teacher", "--steps", "4")) == 0
+    teacher_weights = load_file(str(tmp_path / "teacher" / "model.safetensors"))
+    out = tmp_path / "student"
+    assert main(_args(data, out, "--steps", "8", "--log-every", "4", "--teacher", "test_mambair_sr",
+                      "--teacher-checkpoint", str(tmp_path / "teacher" / "model.safetensors"))) == 0
+    assert len(_losses(out)) == 2
+    assert load_file(str(out / "model.safetensors")).keys() == teacher_weights.keys()   # the student is exported
+    after = load_file(str(tmp_path / "teacher" / "model.safetensors"))
+    assert all(torch.equal(after[k], v) for k, v in teacher_weights.items())   # the teacher stays as it was
+
+
+class _FrameUpsampler(torch.nn.Module):
+    """A user's own video network: (B, T, 3, h, w) -> (B, T, 3, 2h, 2w), one conv and a pixel shuffle per frame."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+        self.shuffle = torch.nn.PixelShuffle(2)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        frames = clip.flatten(0, 1)
+        return self.shuffle(self.conv(frames)).unflatten(0, clip.shape[:2])
+
+
+def test_any_module_trains_on_video_clips(tmp_path):
+    for video in "ab":
+        _write_images(tmp_path / "videos" / video, count=3, seed=ord(video))
+    out = tmp_path / "run"
+    config = TrainConfig(model="frame_upsampler", data=str(tmp_path / "videos"), out=str(out), scale=2, frames=2,
+                         steps=30, batch_size=2, patch_size=16, lr=1e-2, log_every=10, loss="charbonnier",
+                         progress=False)
+    model = train(config, model=_FrameUpsampler())
+    losses = _losses(out)
+    assert len(losses) == 3 and losses[-1] < 0.7 * losses[0]
+    saved = load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    assert not (out / "config.json").exists()   # not a zoo model: weights only
