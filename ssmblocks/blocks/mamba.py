@@ -97,7 +97,7 @@ class Mamba(nn.Module):
         u, z = paths.flatten(0, 1).chunk(2, dim=1)                            # (B K, d_inner, L) each
         u = F.silu(self.conv1d(F.pad(u, (self.d_conv - 1, 0))))              # causal: left padding only
         dt, B, C = torch.split(self.x_proj(u.transpose(1, 2)), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = (dt @ self.dt_proj.weight.t()).transpose(1, 2)                # (B K, d_inner, L)
+        delta = self.dt_proj.weight @ dt.transpose(1, 2)                      # (B K, d_inner, L), no bias
         y = selective_scan_fn(u, delta, -torch.exp(self.A_log), B.transpose(1, 2).contiguous(),
                               C.transpose(1, 2).contiguous(), self.D, z=z.contiguous(),
                               delta_bias=self.dt_proj.bias, delta_softplus=True)
