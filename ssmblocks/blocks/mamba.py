@@ -60,7 +60,8 @@ class Mamba(nn.Module):
         self.d_state, self.d_conv = d_state, d_conv
         self.dt_rank = math.ceil(dim / 16) if dt_rank is None else int(dt_rank)
         self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=bias, **factory)
-        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, bias=conv_bias, **factory)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, padding=d_conv - 1, groups=self.d_inner,
+                                bias=conv_bias, **factory)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
         self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state, **factory))
@@ -89,17 +90,17 @@ class Mamba(nn.Module):
         self.D.fill_(1.0)
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, *spatial, C) -> (B, *spatial, C)."""
-        batch, *spatial, _ = x.shape
-        xz = self.in_proj(x).movedim(-1, 1)                                   # (B, 2 d_inner, *spatial)
-        paths = self.scan_order.scan(xz)                                      # (B, K, 2 d_inner, L)
+        """(B, *spatial, C) -> (B, *spatial, C). The projections run channel-first, as matmuls on (B, C, L)."""
+        batch, *spatial, channels = x.shape
+        xz = self.in_proj.weight @ x.reshape(batch, -1, channels).transpose(1, 2)   # (B, 2 d_inner, N)
+        if self.in_proj.bias is not None:
+            xz = xz + self.in_proj.bias[:, None]
+        paths = self.scan_order.scan(xz.view(batch, -1, *spatial))           # (B, K, 2 d_inner, L)
         k, length = paths.shape[1], paths.shape[-1]
         u, z = paths.flatten(0, 1).chunk(2, dim=1)                            # (B K, d_inner, L) each
-        u = F.silu(self.conv1d(F.pad(u, (self.d_conv - 1, 0))))              # causal: left padding only
-        dt, B, C = torch.split(self.x_proj(u.transpose(1, 2)), [self.dt_rank, self.d_state, self.d_state], dim=-1)
-        delta = self.dt_proj.weight @ dt.transpose(1, 2)                      # (B K, d_inner, L), no bias
-        y = selective_scan_fn(u, delta, -torch.exp(self.A_log), B.transpose(1, 2).contiguous(),
-                              C.transpose(1, 2).contiguous(), self.D, z=z.contiguous(),
+        u = F.silu(self.conv1d(u)[..., :length])                              # causal: padded both sides, cropped
+        dt, B, C = torch.split(self.x_proj.weight @ u, [self.dt_rank, self.d_state, self.d_state], dim=1)
+        y = selective_scan_fn(u, self.dt_proj.weight @ dt, -torch.exp(self.A_log), B, C, self.D, z=z,
                               delta_bias=self.dt_proj.bias, delta_softplus=True)
         y = self.scan_order.merge_sum(y.view(batch, k, self.d_inner, length), tuple(spatial))
         return self.out_proj(y.movedim(1, -1))
