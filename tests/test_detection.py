@@ -28,6 +28,8 @@ ROUND_TRIP_CASES = {
                            {"upscale": 3, "cab_variant": "light_feb2024", "mlp_ratio": 1.5}],
     "test_mambair_dn": [{"in_chans": 1, "depths": (1,)}],
     "test_mambairunet": [{"dim": 36, "num_blocks": (1, 2, 1, 1), "num_refinement_blocks": 2, "mlp_ratio": 2.0}],
+    "test_dvmsr": [{"embed_dim": 24, "depths": (2, 1, 1), "d_state": 8}, {"upscale": 2, "in_chans": 1, "d_conv": 3},
+                   {"expand": 1.5, "dt_rank": 3, "upscale": 3}],
 }
 
 

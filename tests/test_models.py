@@ -52,7 +52,8 @@ def test_backward_reaches_every_parameter(name):
     assert missing == []
     # the SSM parameters flow through the scan's own backward: their gradients must be non-zero
     ssm = [n for n, p in model.named_parameters() if n.split(".")[-1] in ("A_logs", "Ds", "x_proj_weight",
-                                                                          "dt_projs_weight", "dt_projs_bias")]
+                                                                          "dt_projs_weight", "dt_projs_bias",
+                                                                          "A_log", "D")]
     assert ssm and all(model.get_parameter(n).grad.abs().sum() > 0 for n in ssm)
 
 

@@ -1,6 +1,7 @@
 """The model zoo: one module per family; importing this package registers every model and detector."""
 
-from ssmblocks.zoo import mambair
+from ssmblocks.zoo import dvmsr, mambair
+from ssmblocks.zoo.dvmsr import DVMSR
 from ssmblocks.zoo.mambair import MambaIR, MambaIRUNet
 
-__all__ = ["MambaIR", "MambaIRUNet", "mambair"]
+__all__ = ["DVMSR", "MambaIR", "MambaIRUNet", "dvmsr", "mambair"]
