@@ -290,6 +290,7 @@ register_cfgs({
         "compressed image SR x4 (JPEG quality 10), dual-interleaved scans without cross-scale fusion",
         "Dual-Interleaved-QF10-x4.pth", notes="ablation release; its numbers are not recorded here"),
     "test_mambacsr.untrained": _cfg("CI-size MambaCSR Final (random weights)", None, notes="tiny; no weights"),
+    "test_mambacsr_wo.untrained": _cfg("CI-size MambaCSR wo (random weights)", None, notes="tiny; no weights"),
 })
 
 
@@ -307,8 +308,16 @@ def mambacsr_wo(**kwargs: Any) -> MambaCSR:
     return MambaCSR(**{"cross_scale_scan": False, **kwargs})
 
 
+_TINY = {"embed_dim": 24, "depths": (2, 2), "d_state": 4, "num_feat": 16}
+
+
 @register_model
 def test_mambacsr(**kwargs: Any) -> MambaCSR:
     """CI-size MambaCSR Final (embed 24, 2 groups of 2, one x0.5 group of 2, d_state 4)."""
-    return MambaCSR(**{"embed_dim": 24, "depths": (2, 2), "depths2": (2,), "d_state": 4, "fusion_d_state": 4,
-                       "num_feat": 16, **kwargs})
+    return MambaCSR(**{**_TINY, "depths2": (2,), "fusion_d_state": 4, **kwargs})
+
+
+@register_model
+def test_mambacsr_wo(**kwargs: Any) -> MambaCSR:
+    """CI-size MambaCSR wo (embed 24, 2 groups of 2, d_state 4)."""
+    return MambaCSR(**{**_TINY, "cross_scale_scan": False, **kwargs})
