@@ -30,6 +30,11 @@ ROUND_TRIP_CASES = {
     "test_mambairunet": [{"dim": 36, "num_blocks": (1, 2, 1, 1), "num_refinement_blocks": 2, "mlp_ratio": 2.0}],
     "test_dvmsr": [{"embed_dim": 24, "depths": (2, 1, 1), "d_state": 8}, {"upscale": 2, "in_chans": 1, "d_conv": 3},
                    {"expand": 1.5, "dt_rank": 3, "upscale": 3}],
+    "test_mambacsr": [{"embed_dim": 32, "depths": (3, 1), "depths2": (1, 2), "d_state": 8, "fusion_d_state": 16,
+                       "mlp_ratio": 1.5, "fusion_mlp_ratio": 2.0, "upscale": 2, "num_feat": 8},
+                      {"in_chans": 1, "upscale": 3, "expand": 1.5}],
+    "test_mambacsr_wo": [{"dual_interleaved_scan": False, "depths": (1, 3), "upscale": 8},
+                         {"embed_dim": 48, "d_state": 16, "mlp_ratio": 1.0}],
 }
 
 

@@ -1,0 +1,39 @@
+"""BiAttn: a channel gate computed from the mean over tokens (MambaCSR applies it to every scan path).
+
+Facts from renyulin-f/MambaCSR ``basicsr/archs/mambacsr_arch.py`` (``BiAttn``) at f71199e: LayerNorm(C), mean over
+the tokens, Linear C -> int(C * act_ratio) (act_ratio 0.125), GELU, Linear back to C, sigmoid; the gate multiplies
+the un-normalised input. Submodule names (``norm``, ``global_reduce``, ``channel_select``) are the official ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["BiAttn"]
+
+
+class BiAttn(nn.Module):
+    """(..., N, C) -> (..., N, C): x * sigmoid(channel_select(gelu(global_reduce(mean_N(norm(x)))))).
+
+    Args:
+        dim: channels C.
+        act_ratio: the hidden width is int(C * act_ratio).
+        device, dtype: factory arguments for the parameters.
+    """
+
+    def __init__(self, dim: int, *, act_ratio: float = 0.125, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        hidden = int(dim * act_ratio)
+        if hidden < 1:
+            raise ValueError(f"BiAttn needs int(dim * act_ratio) >= 1, got dim {dim}, act_ratio {act_ratio}")
+        dd = {"device": device, "dtype": dtype}
+        self.norm = nn.LayerNorm(dim, **dd)
+        self.global_reduce = nn.Linear(dim, hidden, **dd)
+        self.channel_select = nn.Linear(hidden, dim, **dd)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.norm(x).mean(-2, keepdim=True)                                  # (..., 1, C)
+        gate = torch.sigmoid(self.channel_select(nn.functional.gelu(self.global_reduce(pooled))))
+        return x * gate
