@@ -85,9 +85,8 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     py = base_y + offset[:, :, 0]                                             # (B*G, taps, H_out, W_out)
     px = base_x + offset[:, :, 1]
     parts = x.reshape(batch * offset_groups, channels // offset_groups, height, width)
-    columns = bilinear_gather(parts, py, px)                                  # (B*G, C/G, taps, H_out, W_out)
-    if mask is not None:
-        columns = columns * mask.view(batch * offset_groups, 1, taps, out_h, out_w)
+    scale = None if mask is None else mask.reshape(batch * offset_groups, taps, out_h, out_w)
+    columns = bilinear_gather(parts, py, px, scale)                           # (B*G, C/G, taps, H_out, W_out)
     columns = columns.reshape(batch, groups, group_channels * taps, out_h * out_w)
     kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
     out = torch.einsum("gok,bgkl->bgol", kernel, columns).reshape(batch, out_channels, out_h, out_w)

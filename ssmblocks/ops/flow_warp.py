@@ -59,28 +59,28 @@ def compose_flows(flow_n1: Tensor, flow_n2: Tensor) -> Tensor:
     return flow_n1 + flow_warp(flow_n2, flow_n1)
 
 
-def bilinear_gather(x: Tensor, py: Tensor, px: Tensor) -> Tensor:
+def bilinear_gather(x: Tensor, py: Tensor, px: Tensor, scale: Tensor | None = None) -> Tensor:
     """Samples ``x`` (N, C, H, W) at pixel positions ``py``, ``px`` (N, *S); zeros outside -> (N, C, *S).
 
     Each of the four neighbours outside the map contributes zero (torchvision's deform_conv2d and grid_sample's
-    zero padding). Differentiable in ``x``, ``py`` and ``px``.
+    zero padding). ``scale`` (N, *S) multiplies each sample (a modulation mask), folded into the bilinear weights.
+    One gather of all four neighbours; differentiable in ``x``, ``py``, ``px`` and ``scale``.
     """
     batch, channels, height, width = x.shape
     sample_shape = py.shape[1:]
-    py, px = py.reshape(batch, -1), px.reshape(batch, -1)
+    py, px = py.reshape(batch, 1, -1), px.reshape(batch, 1, -1)
     y0, x0 = torch.floor(py), torch.floor(px)
-    wy1, wx1 = py - y0, px - x0
-    y0, x0 = y0.long(), x0.long()
-    flat = x.reshape(batch, channels, height * width)
-    out = None
-    for dy, wy in ((0, 1 - wy1), (1, wy1)):
-        for dx, wx in ((0, 1 - wx1), (1, wx1)):
-            yy, xx = y0 + dy, x0 + dx
-            inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-            index = (yy.clamp(0, height - 1) * width + xx.clamp(0, width - 1))
-            values = flat.gather(2, index[:, None, :].expand(batch, channels, index.shape[1]))
-            term = values * (wy * wx * inside)[:, None, :]
-            out = term if out is None else out + term
+    fy, fx = py - y0, px - x0
+    ys = torch.cat((y0, y0, y0 + 1, y0 + 1), dim=1)                            # (N, 4, n) the four neighbours
+    xs = torch.cat((x0, x0 + 1, x0, x0 + 1), dim=1)
+    weights = torch.cat(((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx), dim=1)
+    inside = (ys >= 0) & (ys <= height - 1) & (xs >= 0) & (xs <= width - 1)
+    weights = torch.where(inside, weights, 0.0)
+    if scale is not None:
+        weights = weights * scale.reshape(batch, 1, -1)
+    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).long().view(batch, 1, -1)
+    values = x.reshape(batch, channels, height * width).gather(2, index.expand(batch, channels, index.shape[2]))
+    out = (values.view(batch, channels, 4, -1) * weights[:, None]).sum(dim=2)
     return out.reshape(batch, channels, *sample_shape)
 
 
