@@ -6,6 +6,7 @@ from ssmblocks.blocks.cssb import CSSB
 from ssmblocks.blocks.issr import Mamba2Block, WindowedMamba2Layer
 from ssmblocks.blocks.mamba2 import Mamba2
 from ssmblocks.blocks.mlp import GatedMLP
+from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
 from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.blocks.ss2d import SS2D
 from ssmblocks.blocks.vss_block import ResidualGroup, VSSBlock
@@ -16,11 +17,13 @@ __all__ = [
     "CSSB",
     "SS2D",
     "ChannelAttention",
+    "ConvResidualBlocks",
     "CrossMamba2",
     "GatedMLP",
     "Mamba2",
     "Mamba2Block",
     "RMSNormGated",
+    "ResidualBlockNoBN",
     "ResidualGroup",
     "VSSBlock",
     "WindowedMamba2Layer",

@@ -1,5 +1,17 @@
-"""What sits between feature extraction and the head: upsamplers (more to come: flow, alignment, propagation)."""
+"""What sits between feature extraction and the head: upsamplers, optical flow (SpyNet), flow-guided deformable
+alignment and recurrent second-order propagation."""
 
+from ssmblocks.necks.alignment import SecondOrderDeformableAlignment
+from ssmblocks.necks.propagation import BRANCHES, second_order_propagation
+from ssmblocks.necks.spynet import SPYNET_SINTEL, SpyNet
 from ssmblocks.necks.upsample import PixelShuffleDirect, PixelShuffleUpsample
 
-__all__ = ["PixelShuffleDirect", "PixelShuffleUpsample"]
+__all__ = [
+    "BRANCHES",
+    "SPYNET_SINTEL",
+    "PixelShuffleDirect",
+    "PixelShuffleUpsample",
+    "SecondOrderDeformableAlignment",
+    "SpyNet",
+    "second_order_propagation",
+]
