@@ -28,6 +28,9 @@ ROUND_TRIP_CASES = {
                            {"upscale": 3, "cab_variant": "light_feb2024", "mlp_ratio": 1.5}],
     "test_mambair_dn": [{"in_chans": 1, "depths": (1,)}],
     "test_mambairunet": [{"dim": 36, "num_blocks": (1, 2, 1, 1), "num_refinement_blocks": 2, "mlp_ratio": 2.0}],
+    "test_medvsr": [{"mid_channels": 64, "num_blocks": 2, "num_extract_blocks": 2, "num_reconstruct_blocks": 4,
+                     "mamba_layers": 2, "reconstruct_kernel": 5, "d_state": 8, "headdim": 8, "cssb_mlp_ratio": 2.0,
+                     "issr_mlp_ratio": 3.0, "deformable_groups": 8, "hr_channels": 32}],
 }
 
 

@@ -15,6 +15,8 @@ TEST_MODELS = ssmblocks.list_models("test_*")
 def _input(model_name: str, size: int = 8) -> torch.Tensor:
     cfg = ssmblocks.get_pretrained_cfg(model_name)
     side = max(size, cfg.min_size)
+    if cfg.input_kind == "video":      # 3 frames: second-order propagation runs from the third frame on
+        return torch.rand(1, max(cfg.min_frames, 3), cfg.in_chans, side, side + 3)
     return torch.rand(1, cfg.in_chans, side, side + 3)
 
 
@@ -33,19 +35,23 @@ def test_forward_shape_and_finite(name):
     x = _input(name)
     with torch.no_grad():
         out = model(x)
-    assert out.shape == (1, cfg.out_chans, x.shape[2] * cfg.scale, x.shape[3] * cfg.scale)
+    assert out.shape == (*x.shape[:-3], cfg.out_chans, x.shape[-2] * cfg.scale, x.shape[-1] * cfg.scale)
     assert torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("name", TEST_MODELS)
 def test_backward_reaches_every_parameter(name):
     model = ssmblocks.create_model(name)
+    with torch.no_grad():   # official inits zero some layers (MedVSR's offset heads), which would stop gradients
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
     model(_input(name, 16)).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert missing == []
     # the SSM parameters flow through the scan's own backward: their gradients must be non-zero
     ssm = [n for n, p in model.named_parameters() if n.split(".")[-1] in ("A_logs", "Ds", "x_proj_weight",
-                                                                          "dt_projs_weight", "dt_projs_bias")]
+                                                                          "dt_projs_weight", "dt_projs_bias",
+                                                                          "A_log", "D", "dt_bias")]
     assert ssm and all(model.get_parameter(n).grad.abs().sum() > 0 for n in ssm)
 
 
