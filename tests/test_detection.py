@@ -35,6 +35,9 @@ ROUND_TRIP_CASES = {
                       {"in_chans": 1, "upscale": 3, "expand": 1.5}],
     "test_mambacsr_wo": [{"dual_interleaved_scan": False, "depths": (1, 3), "upscale": 8},
                          {"embed_dim": 48, "d_state": 16, "mlp_ratio": 1.0}],
+    "test_medvsr": [{"mid_channels": 64, "num_blocks": 2, "num_extract_blocks": 2, "num_reconstruct_blocks": 4,
+                     "mamba_layers": 2, "reconstruct_kernel": 5, "d_state": 8, "headdim": 8, "cssb_mlp_ratio": 2.0,
+                     "issr_mlp_ratio": 3.0, "deformable_groups": 8, "hr_channels": 32}],
 }
 
 

@@ -5,11 +5,37 @@ class with a ``Schedule`` of scan orders or a block factory (see docs/blocks.md)
 """
 
 from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
+from ssmblocks.blocks.cross_mamba import CrossMamba2
+from ssmblocks.blocks.cssb import CSSB
 from ssmblocks.blocks.groups import BlockSequence, ResidualGroup
+from ssmblocks.blocks.issr import Mamba2Block, WindowedMamba2Layer
 from ssmblocks.blocks.mamba import Mamba
+from ssmblocks.blocks.mamba2 import Mamba2
+from ssmblocks.blocks.mlp import GatedMLP
+from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
+from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.blocks.ss2d import SS2D
 from ssmblocks.blocks.vimm import ViMM, ViMMGroup
 from ssmblocks.blocks.vss_block import VSSBlock
 
-__all__ = ["CAB", "CAB_VARIANTS", "SS2D", "BlockSequence", "ChannelAttention", "Mamba", "ResidualGroup", "VSSBlock",
-           "ViMM", "ViMMGroup"]
+__all__ = [
+    "CAB",
+    "CAB_VARIANTS",
+    "CSSB",
+    "SS2D",
+    "BlockSequence",
+    "ChannelAttention",
+    "ConvResidualBlocks",
+    "CrossMamba2",
+    "GatedMLP",
+    "Mamba",
+    "Mamba2",
+    "Mamba2Block",
+    "RMSNormGated",
+    "ResidualBlockNoBN",
+    "ResidualGroup",
+    "VSSBlock",
+    "ViMM",
+    "ViMMGroup",
+    "WindowedMamba2Layer",
+]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ssmblocks.blocks.cab import CAB
 from ssmblocks.blocks.local_ss2d import LocalSS2D
-from ssmblocks.blocks.mlp import Mlp
+from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.scan_orders import ScanOrder, Schedule
 
 __all__ = ["RLMB", "RLMG"]
@@ -48,7 +48,7 @@ class RLMB(nn.Module):
         self.conv_block.to(**dd)                   # CAB on main takes no factory arguments yet
         self.ln_2 = nn.LayerNorm(dim, **dd)
         self.skip_scale2 = nn.Parameter(torch.ones(dim, **dd))
-        self.mlp = Mlp(dim, hidden=int(mlp_ratio * dim), **dd)
+        self.mlp = GatedMLP(dim, hidden_features=int(mlp_ratio * dim), **dd)
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.ln_1(x)

@@ -1,7 +1,19 @@
-"""What sits between feature extraction and the head: upsamplers, cross-scale fusion (more to come: flow,
-alignment, propagation)."""
+"""What sits between feature extraction and the head: upsamplers, optical flow (SpyNet), flow-guided deformable
+alignment, recurrent second-order propagation, and cross-scale fusion."""
 
+from ssmblocks.necks.alignment import SecondOrderDeformableAlignment
 from ssmblocks.necks.cross_scale import CrossScaleFusion
+from ssmblocks.necks.propagation import BRANCHES, second_order_propagation
+from ssmblocks.necks.spynet import SPYNET_SINTEL, SpyNet
 from ssmblocks.necks.upsample import PixelShuffleDirect, PixelShuffleUpsample
 
-__all__ = ["CrossScaleFusion", "PixelShuffleDirect", "PixelShuffleUpsample"]
+__all__ = [
+    "BRANCHES",
+    "SPYNET_SINTEL",
+    "CrossScaleFusion",
+    "PixelShuffleDirect",
+    "PixelShuffleUpsample",
+    "SecondOrderDeformableAlignment",
+    "SpyNet",
+    "second_order_propagation",
+]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmblocks.blocks.local_ss2d import LocalSS2D
-from ssmblocks.blocks.mlp import Mlp
+from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.scan_orders import ScanOrder, cross_scale_scan
 
 __all__ = ["CrossScaleFusion"]
@@ -48,7 +48,7 @@ class CrossScaleFusion(LocalSS2D):
                                  bias=conv_bias, **dd)
         self.ln_1 = nn.LayerNorm(dim, **dd)
         self.ln_2 = nn.LayerNorm(dim, **dd)
-        self.mlp = Mlp(dim, hidden=int(mlp_ratio * dim), **dd)
+        self.mlp = GatedMLP(dim, hidden_features=int(mlp_ratio * dim), **dd)
         self.skip_scale = nn.Parameter(torch.ones(dim, **dd))
         self.skip_scale2 = nn.Parameter(torch.ones(dim, **dd))
         nn.init.trunc_normal_(self.in_proj_down.weight, std=0.02)

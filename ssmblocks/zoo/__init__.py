@@ -1,8 +1,9 @@
 """The model zoo: one module per family; importing this package registers every model and detector."""
 
-from ssmblocks.zoo import dvmsr, mambacsr, mambair
+from ssmblocks.zoo import dvmsr, mambacsr, mambair, medvsr
 from ssmblocks.zoo.dvmsr import DVMSR
 from ssmblocks.zoo.mambacsr import MambaCSR
 from ssmblocks.zoo.mambair import MambaIR, MambaIRUNet
+from ssmblocks.zoo.medvsr import MedVSR
 
-__all__ = ["DVMSR", "MambaCSR", "MambaIR", "MambaIRUNet", "dvmsr", "mambacsr", "mambair"]
+__all__ = ["DVMSR", "MambaCSR", "MambaIR", "MambaIRUNet", "MedVSR", "dvmsr", "mambacsr", "mambair", "medvsr"]
