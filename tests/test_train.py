@@ -233,7 +233,6 @@ def test_bad_options_are_refused(tmp_path):
 
 
 def test_validation_logs_psnr_and_ssim(tmp_path):
-    pytest.importorskip("ssmblocks.metrics")
     data, val, out = _write_images(tmp_path / "hq"), _write_images(tmp_path / "val", 2, seed=1), tmp_path / "run"
     assert main(_args(data, out, "--steps", "2", "--val-data", str(val))) == 0
     record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
@@ -270,7 +269,6 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
 
 
 def test_distillation_from_a_teacher_checkpoint(tmp_path):
-    pytest.importorskip("ssmblocks.distill")
     data = _write_images(tmp_path / "hq")
     assert main(_args(data, tmp_path / "teacher", "--steps", "4")) == 0
     teacher_weights = load_file(str(tmp_path / "teacher" / "model.safetensors"))
