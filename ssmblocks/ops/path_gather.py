@@ -15,8 +15,9 @@ backward costs what the forward does.
 Backends: ``native`` (the C++ kernel, CPU float32/float64) runs as the torch custom op
 ``torch.ops.ssmblocks.path_gather`` with a fake implementation and its own backward, so torch.compile and
 torch.export see one op; everywhere else (half precision, GPUs, no compiler) the pure-PyTorch gather
-``path_gather_ref`` runs, ordinary differentiable torch code that traces as such. ``SSMBLOCKS_DISABLE_NATIVE=1``
-forces the PyTorch path.
+``path_gather_ref`` runs (backend ``torch``), ordinary differentiable torch code that traces as such. Choose as for
+the scans: ``use_backend("path_gather", "torch")``, ``set_backend``, ``SSMBLOCKS_PATH_GATHER_BACKEND``, or
+``SSMBLOCKS_DISABLE_NATIVE=1``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ssmblocks.ops import _native
-from ssmblocks.ops._backends import _native_available
+from ssmblocks.ops._backends import get_backend
 
 __all__ = ["path_gather", "path_gather_ref"]
 
@@ -82,7 +83,7 @@ def path_gather_ref(src: Tensor, index: Tensor, adjoint_index: Tensor | None, sh
 
 
 def _native_applies(src: Tensor) -> bool:
-    return src.device.type == "cpu" and src.dtype in _native.GATHER_DTYPES and _native_available()
+    return src.dtype in _native.GATHER_DTYPES and get_backend("path_gather", src.device, src.dtype) == "native"
 
 
 def path_gather(src: Tensor, index: Tensor, adjoint_index: Tensor, shared_source: bool, sum_paths: bool) -> Tensor:
