@@ -76,7 +76,7 @@ def path_gather_ref(src: Tensor, index: Tensor, adjoint_index: Tensor | None, sh
     padded = F.pad(src, (0, 1))                                      # index N reads the zero token
     index = index.clamp(max=src.shape[-1])
     if shared_source:
-        out = padded[:, :, index].transpose(1, 2)                    # (B, C, K, M) -> (B, K, C, M)
+        out = padded[:, :, index].transpose(1, 2).contiguous()       # (B, C, K, M) -> (B, K, C, M), as native
     else:
         out = padded.gather(-1, index[None, :, None, :].expand(src.shape[0], -1, src.shape[2], -1))
     return out.sum(1) if sum_paths else out
