@@ -41,13 +41,16 @@ def test_cab_widths_match_the_official_ones(variant, dim, hidden):
 
 def test_every_mixer_option_is_exposed_on_the_block():
     block = VSSBlock(32, d_state=5, expand=1.5, d_conv=5, dt_rank=3, bias=True, conv_bias=False, cab_variant="classic",
-                     compress_ratio=4, squeeze_factor=8, norm_eps=1e-6, scan_order=bidirectional(Windowed(4)))
+                     compress_ratio=4, squeeze_factor=8, norm_eps=1e-6, scan_order=bidirectional(Windowed(4)),
+                     dt_min=0.01, dt_max=0.02, dt_init_floor=0.015)
     mixer = block.self_attention
     assert mixer.conv2d.kernel_size == (5, 5) and mixer.conv2d.bias is None
     assert mixer.in_proj.bias is not None and mixer.out_proj.bias is not None
     assert mixer.x_proj_weight.shape == (2, 3 + 2 * 5, 48) and mixer.dt_projs_weight.shape == (2, 48, 3)
     assert block.conv_blk.cab[0].out_channels == 8 and block.conv_blk.cab[-1].attention[1].out_channels == 4
     assert block.ln_1.eps == block.ln_2.eps == 1e-6
+    dt = F.softplus(mixer.dt_projs_bias)       # the initial dt lies in [max(dt_min, floor), dt_max]
+    assert dt.min() >= 0.015 - 1e-6 and dt.max() <= 0.02 + 1e-6
     assert block(torch.rand(1, 6, 9, 32)).shape == (1, 6, 9, 32)
 
 
