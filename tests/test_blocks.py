@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import ssmblocks
-from ssmblocks.blocks import CAB, SS2D, BlockSequence, ChannelAttention, ResidualGroup, VSSBlock
+from ssmblocks.blocks import CAB, SS2D, BlockSequence, ChannelAttention, ResidualGroup, VSSBlock, _heap
 from ssmblocks.ops import selective_scan_ref
 from ssmblocks.scan_orders import Windowed, bidirectional, cross_scan, dual_interleaved
 
@@ -41,13 +41,16 @@ def test_cab_widths_match_the_official_ones(variant, dim, hidden):
 
 def test_every_mixer_option_is_exposed_on_the_block():
     block = VSSBlock(32, d_state=5, expand=1.5, d_conv=5, dt_rank=3, bias=True, conv_bias=False, cab_variant="classic",
-                     compress_ratio=4, squeeze_factor=8, norm_eps=1e-6, scan_order=bidirectional(Windowed(4)))
+                     compress_ratio=4, squeeze_factor=8, norm_eps=1e-6, scan_order=bidirectional(Windowed(4)),
+                     dt_min=0.01, dt_max=0.02, dt_init_floor=0.015)
     mixer = block.self_attention
     assert mixer.conv2d.kernel_size == (5, 5) and mixer.conv2d.bias is None
     assert mixer.in_proj.bias is not None and mixer.out_proj.bias is not None
     assert mixer.x_proj_weight.shape == (2, 3 + 2 * 5, 48) and mixer.dt_projs_weight.shape == (2, 48, 3)
     assert block.conv_blk.cab[0].out_channels == 8 and block.conv_blk.cab[-1].attention[1].out_channels == 4
     assert block.ln_1.eps == block.ln_2.eps == 1e-6
+    dt = F.softplus(mixer.dt_projs_bias)       # the initial dt lies in [max(dt_min, floor), dt_max]
+    assert dt.min() >= 0.015 - 1e-6 and dt.max() <= 0.02 + 1e-6
     assert block(torch.rand(1, 6, 9, 32)).shape == (1, 6, 9, 32)
 
 
@@ -203,3 +206,64 @@ def test_docs_example_trains_a_small_sr_network_on_the_dual_interleaved_schedule
     assert losses[-1] < losses[0]
     mixed = scope["mixed"].residual_group.blocks
     assert [b.self_attention.x_proj_weight.shape[0] for b in mixed] == [2, 4, 2, 4]
+
+
+# ---- heap reuse during inference -----------------------------------------------------------------------------------
+def _minor_faults(fn) -> int:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def _churn() -> None:
+    """Allocates, touches and frees four 64 MB tensors (above glibc's largest mmap threshold)."""
+    for _ in range(4):
+        torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
+
+
+@pytest.mark.skipif(_heap._LIBC is None, reason="heap reuse acts on glibc's malloc only")
+def test_heap_reuse_keeps_large_blocks():
+    outside = _minor_faults(_churn)
+    if outside < 4 * 16384 // 2:
+        pytest.skip(f"large blocks did not page-fault outside heap_reuse here ({outside} faults for 256 MB: "
+                    "transparent huge pages, or a heap kept by an earlier test)")
+    with _heap.heap_reuse():
+        _churn()
+        inside = _minor_faults(_churn)
+    assert inside < outside / 4                 # the freed 64 MB blocks were reused, not faulted in afresh
+
+
+def test_heap_reuse_restores_the_settings_once_when_nested(monkeypatch):
+    calls = []
+
+    class Recorder:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+
+    monkeypatch.setattr(_heap, "_LIBC", Recorder())
+    with _heap.heap_reuse(), _heap.heap_reuse():
+        assert calls == [(-4, 0), (-1, 2**31 - 1)]          # M_MMAP_MAX 0, M_TRIM_THRESHOLD huge, set once
+    assert calls[2:] == [(-4, 65536), (-3, 32 << 20), (-1, 64 << 20)]
+
+
+def test_models_reuse_the_heap_only_in_inference(monkeypatch):
+    entered = []
+
+    class Spy:
+        def __enter__(self):
+            entered.append(True)
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(_heap, "_LIBC", object())
+    monkeypatch.setattr(_heap, "heap_reuse", Spy)
+    model = ssmblocks.create_model("test_mambair_dn")
+    x = torch.rand(1, 3, 8, 8)
+    model(x)
+    assert entered == []
+    with torch.no_grad():
+        model(x)
+    assert entered == [True]

@@ -22,7 +22,8 @@ class VSSBlock(nn.Module):
 
     Args:
         dim: channels C.
-        d_state, expand, d_conv, dt_rank, scan_order, conv_bias, bias: the SS2D mixer's options (see ``SS2D``).
+        d_state, expand, d_conv, dt_rank, scan_order, conv_bias, bias, dt_min, dt_max, dt_init_floor: the SS2D
+            mixer's options (see ``SS2D``).
         cab_variant, compress_ratio, squeeze_factor: the CAB's options (see ``CAB``); small ``dim`` works (the
             hidden widths are at least 1).
         norm_eps: epsilon of both LayerNorms.
@@ -33,14 +34,16 @@ class VSSBlock(nn.Module):
 
     def __init__(self, dim: int, *, d_state: int = 16, expand: float = 2.0, d_conv: int = 3,
                  dt_rank: int | str = "auto", scan_order: ScanOrder | None = None, conv_bias: bool = True,
-                 bias: bool = False, cab_variant: str = "classic", compress_ratio: int | None = None,
+                 bias: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
+                 cab_variant: str = "classic", compress_ratio: int | None = None,
                  squeeze_factor: int = 30, norm_eps: float = 1e-5, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         self.ln_1 = nn.LayerNorm(dim, eps=norm_eps, **dd)
         self.self_attention = SS2D(dim, d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank,
-                                   scan_order=scan_order, conv_bias=conv_bias, bias=bias, **dd)
+                                   scan_order=scan_order, conv_bias=conv_bias, bias=bias, dt_min=dt_min, dt_max=dt_max,
+                                   dt_init_floor=dt_init_floor, **dd)
         self.skip_scale = nn.Parameter(torch.ones(dim, **dd))
         self.conv_blk = CAB(dim, variant=cab_variant, compress_ratio=compress_ratio, squeeze_factor=squeeze_factor,
                             **dd)
