@@ -287,7 +287,7 @@ class TemporalModel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(()))
-        self.pretrained_cfg = PretrainedCfg(scale=2, task="video SR")
+        self.pretrained_cfg = PretrainedCfg(scale=2, task="video SR", input_kind="video")
 
     def forward(self, x):
         b, t, c, h, w = x.shape

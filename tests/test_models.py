@@ -138,8 +138,8 @@ def _dynamic_sizes(name: str) -> tuple[dict[int, object], tuple[int, int], tuple
     first = (base, base + step)
     # the second size: other H and W, and paths longer than the scan's 64-step chunks
     second = (base + step, base + 2 * step) if base * base > 64 else (2 * base + step, 3 * base)
-    if getattr(cfg, "input_kind", "image") == "video":
-        return {1: Dim("frames", min=max(2, getattr(cfg, "min_frames", 1)), max=16), 3: height, 4: width}, first, second
+    if cfg.input_kind == "video":
+        return {1: Dim("frames", min=max(2, cfg.min_frames), max=16), 3: height, 4: width}, first, second
     return {2: height, 3: width}, first, second
 
 

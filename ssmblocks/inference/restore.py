@@ -43,14 +43,13 @@ class ModelInfo:
 
 def model_info(model: nn.Module) -> ModelInfo:
     """From the model's pretrained cfg (models built by ssmblocks); for other modules, from their first
-    convolution and a probe run. A model is a video model if it says so (``model.is_video``) or its cfg's task
-    or protocol names video."""
+    convolution and a probe run. A model is a video model if its cfg says so (``input_kind == "video"``) or, for
+    modules outside the zoo, if it has ``is_video = True``."""
     cfg = getattr(model, "pretrained_cfg", None)
     video = bool(getattr(model, "is_video", False))
     if cfg is not None:
-        video = video or "video" in cfg.task.lower() or getattr(cfg, "protocol", "") == "medvsr"
-        return ModelInfo(cfg.scale, cfg.in_chans, max(cfg.multiple_of, 1), max(cfg.min_size, 1),
-                         getattr(cfg, "protocol", ""), video)
+        return ModelInfo(cfg.scale, cfg.in_chans, max(cfg.multiple_of, 1), max(cfg.min_size, 1), cfg.protocol,
+                         cfg.input_kind == "video")
     conv = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
     in_chans = conv.in_channels if conv is not None else 3
     param = next(model.parameters(), None)
