@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntr
 from safetensors.torch import save_file
 from torch import nn
 
+from ssmblocks._atomic import atomic_path
 from ssmblocks._registry import PretrainedCfg
 from ssmblocks.ops._native.build import cache_dir as ssmblocks_cache_dir
 
@@ -89,23 +89,21 @@ def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
     if _offline():
         raise PretrainedUnavailableError(f"{cfg.name}: {target.name} is not cached in {target.parent} and "
                                          f"HF_HUB_OFFLINE is set. Download {cfg.url} there, or pass checkpoint_path=.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
     try:
-        with urllib.request.urlopen(cfg.url, timeout=60) as response, open(tmp, "wb") as out:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-        if cfg.sha256 and _sha256(Path(tmp)) != cfg.sha256:
-            raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from {cfg.url} does not have the "
-                                             f"expected sha256 {cfg.sha256}; it was discarded")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            with urllib.request.urlopen(cfg.url, timeout=60) as response, open(tmp, "wb") as out:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+            _verify(cfg, tmp, cfg.url)
     except OSError as err:
         raise PretrainedUnavailableError(f"{cfg.name}: cannot download {cfg.url}: {err}") from err
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
+
+
+def _verify(cfg: PretrainedCfg, path: Path, origin: str) -> None:
+    if cfg.sha256 and _sha256(path) != cfg.sha256:
+        raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from {origin} does not have the "
+                                         f"expected sha256 {cfg.sha256}; it was discarded")
 
 
 def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> Path:
@@ -158,19 +156,10 @@ def _download_gdrive(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
     if _offline():
         raise PretrainedUnavailableError(_manual_advice(
             cfg, gdrive_url(cfg.gdrive_id), f"it is not cached in {target.parent} and HF_HUB_OFFLINE is set"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
-    try:
-        if gdown.download(id=cfg.gdrive_id, output=tmp, quiet=False) is None:
+    with atomic_path(target) as tmp:
+        if gdown.download(id=cfg.gdrive_id, output=str(tmp), quiet=False) is None:
             raise PretrainedUnavailableError(_manual_advice(cfg, gdrive_url(cfg.gdrive_id), "gdown could not fetch it"))
-        if cfg.sha256 and _sha256(Path(tmp)) != cfg.sha256:
-            raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from Google Drive does not have the "
-                                             f"expected sha256 {cfg.sha256}; it was discarded")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _verify(cfg, tmp, "Google Drive")
     return target
 
 

@@ -40,7 +40,7 @@ from ssmblocks.profiling import profile
 __all__ = ["DEFAULT_MODEL", "main"]
 
 # The model `restore`, `eval` and `info` use when neither --model nor --checkpoint is given (None: ask for one).
-DEFAULT_MODEL: str | None = None
+DEFAULT_MODEL: str | None = "dvmsr"     # bundled with the package: works offline
 BENCH_MODEL = "mambair_light_x4"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError)
@@ -286,6 +286,23 @@ def _cmd_train(argv: list[str]) -> None:
     train.main(argv)
 
 
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from ssmblocks.demo import main as demo
+
+    demo(args.out)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from ssmblocks.export import export_onnx
+
+    model = _load_model(args.model, args.checkpoint)
+    cfg = model.pretrained_cfg
+    shape = (cfg.in_chans, *args.size)
+    example = torch.rand(1, args.frames, *shape) if cfg.input_kind == "video" else torch.rand(1, *shape)
+    path = export_onnx(model, args.output, example)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
+
+
 # ---- parser ------------------------------------------------------------------------------------------------------
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="registered name, 'local-dir:FOLDER' or 'hf-hub:ORG/REPO'"
@@ -351,6 +368,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
     p.set_defaults(run=_cmd_bench)
+
+    p = sub.add_parser("demo", help="restore the bundled sample with the bundled default model (offline)")
+    p.add_argument("--out", default="ssmblocks-demo", help="output folder (default ./ssmblocks-demo)")
+    p.set_defaults(run=_cmd_demo)
+
+    p = sub.add_parser("export", help="a model -> ONNX (scans decomposed into standard operators), fixed size")
+    _add_model_args(p)
+    p.add_argument("output", help="the .onnx file")
+    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH (default 64x64)")
+    p.add_argument("--frames", type=int, default=3, help="frames per clip for video models (default 3)")
+    p.set_defaults(run=_cmd_export)
 
     sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)
     return parser

@@ -10,14 +10,13 @@ Outputs match PyTorch to ~1e-6 in float32 (tests/test_export.py checks 1e-4 on e
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from ssmblocks._atomic import atomic_path
 from ssmblocks.ops import use_backend
 from ssmblocks.ops._backends import _BACKENDS
 
@@ -45,18 +44,12 @@ def export_onnx(model: nn.Module, path: str | Path, example: Tensor, *, opset_ve
     Returns the path. The graph's input is named ``input`` and its output ``output``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.part")
-    os.close(fd)
     was_training = model.training
     try:
-        with portable_backends(), torch.no_grad():
-            torch.onnx.export(model.eval(), (example,), tmp, dynamo=True, optimize=True, external_data=False,
+        with atomic_path(path, suffix=".onnx.part") as tmp, portable_backends(), torch.no_grad():
+            torch.onnx.export(model.eval(), (example,), str(tmp), dynamo=True, optimize=True, external_data=False,
                               input_names=["input"], output_names=["output"], opset_version=opset_version,
                               verbose=False)
-        os.replace(tmp, path)
     finally:
         model.train(was_training)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

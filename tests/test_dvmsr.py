@@ -167,8 +167,8 @@ def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_
     for name, file, expected in cases:
         cfg = ssmblocks.get_pretrained_cfg(name)
         assert cfg.url.endswith(f"/model_zoo/{file}") and cfg.sha256          # the sha256 is kept: verified
-        model = ssmblocks.create_model(name, pretrained=True, pretrained_cfg_overlay={"url": f"{base}/{file}"},
-                                       cache_dir=cache)
+        overlay = {"url": f"{base}/{file}", "file": None}                     # past the bundled copy: the URL
+        model = ssmblocks.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=cache)
         assert (cache / file).is_file()
         value = _psnr_on_test_bmp(model)
         print(f"{name} ({file}) on test.bmp: {value:.4f} dB (official {expected:.4f} dB; bicubic 20.8645 dB)")
@@ -177,7 +177,20 @@ def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_
     shutil.copy(WEIGHTS / "DVMSR.pth", root / "team07_DVMSR.pth")
     with pytest.raises(ssmblocks.PretrainedUnavailableError, match="does not have the expected sha256"):
         ssmblocks.create_model("dvmsr", pretrained=True, cache_dir=tmp_path / "other",
-                               pretrained_cfg_overlay={"url": f"{base}/team07_DVMSR.pth"})
+                               pretrained_cfg_overlay={"url": f"{base}/team07_DVMSR.pth", "file": None})
+
+
+@needs_golden
+@needs_weights
+def test_the_bundled_default_model_is_the_release_and_loads_offline():
+    """create_model('dvmsr', pretrained=True) reads the copy shipped in the package: the same tensors as the
+    released team07_DVMSR.pth, the published PSNR, no download."""
+    model = ssmblocks.create_model("dvmsr", pretrained=True)
+    released = torch.load(WEIGHTS / "team07_DVMSR.pth", map_location="cpu", weights_only=True)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in released.items())
+    assert model.pretrained_cfg.file.endswith("dvmsr_team07.safetensors")
+    expected = _meta("dvmsr_official_team07")["psnr"]["team07_DVMSR_pth_fp32"]
+    assert _psnr_on_test_bmp(model.eval()) == pytest.approx(expected, abs=PSNR_TOL)
 
 
 @needs_golden

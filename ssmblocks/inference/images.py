@@ -6,11 +6,11 @@ always complete.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from ssmblocks._atomic import atomic_path
 
 __all__ = ["IMAGE_SUFFIXES", "expand_inputs", "list_images", "read_image", "write_image"]
 
@@ -36,15 +36,8 @@ def write_image(image: Any, path: str | Path) -> Path:
     """Writes a PIL image atomically (temporary file in the same folder, then rename); the format follows the
     suffix. Returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         image.save(tmp, format=_format(path))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

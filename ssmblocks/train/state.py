@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ssmblocks import save_for_hub
+from ssmblocks._atomic import atomic_path
 
 __all__ = ["STATE_NAME", "export_weights", "load_state", "rng_state", "save_state", "set_rng_state", "write_json"]
 
@@ -49,9 +50,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_state(out: Path, state: dict[str, Any]) -> None:
-    partial = out / (STATE_NAME + ".part")
-    torch.save(state, partial)
-    os.replace(partial, out / STATE_NAME)
+    with atomic_path(out / STATE_NAME) as partial:
+        torch.save(state, partial)
 
 
 def load_state(out: Path) -> dict[str, Any]:

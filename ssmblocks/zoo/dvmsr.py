@@ -32,6 +32,7 @@ from ssmblocks._hparams import records_hparams
 from ssmblocks._inputs import check_image
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import ViMMGroup
+from ssmblocks.data import bundled_file
 from ssmblocks.necks import PixelShuffleDirect
 from ssmblocks.scan_orders import ScanOrder
 
@@ -163,9 +164,12 @@ _COMMON = {"license": "MIT", "paper": _PAPER, "origin_url": _ORIGIN, "scale": 4,
            "supports_bf16": True}
 
 
-def _released(file: str, sha256: str, task: str, metrics: dict[str, Any], notes: str) -> PretrainedCfg:
-    return PretrainedCfg(url=f"{_RAW}/{file}", sha256=sha256, task=task, test_protocol=_PROTOCOL, protocol="dvmsr",
-                         metrics=metrics, notes=notes, **_COMMON)
+def _released(file: str, sha256: str, task: str, metrics: dict[str, Any], notes: str,
+              bundled: str | None = None) -> PretrainedCfg:
+    """A released file on GitHub (URL + sha256); ``bundled`` names the copy shipped in ssmblocks/data, used first."""
+    return PretrainedCfg(file=str(bundled_file(bundled)) if bundled else None, url=f"{_RAW}/{file}", sha256=sha256,
+                         task=task, test_protocol=_PROTOCOL, protocol="dvmsr", metrics=metrics, notes=notes,
+                         **_COMMON)
 
 
 def _untrained(task: str) -> PretrainedCfg:
@@ -177,7 +181,8 @@ register_cfgs({
         "team07_DVMSR.pth", "37ff9ece556b84e2aa63533d0d1a0ee27ab63cc6a46d4df8f6bfa16e325d34fe",
         "lightweight SR x4 (the NTIRE 2024 ESR submission)",
         {"NTIRE 2024 ESR validation PSNR": 26.930, "utils/test.bmp RGB PSNR (official code)": 27.2026},
-        "model_zoo/team07_DVMSR.pth, a raw state_dict"),
+        "model_zoo/team07_DVMSR.pth, a raw state_dict; shipped with the package (the offline default model)",
+        bundled="dvmsr_team07.safetensors"),
     "dvmsr.params_ema": _released(
         "DVMSR.pth", "b9993f169da81ee63c4b5d4fc770c2f05a4af1e9481aa18a16577fe78fb6f174",
         "lightweight SR x4 (the repository's DVMSR.pth, EMA weights)",
