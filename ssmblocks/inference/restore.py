@@ -232,8 +232,11 @@ def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, t
     if memory_budget is not None and tile is None:
         tile = _budget_tile(fn, x, info, parse_bytes(memory_budget))
     if video and temporal_chunk is not None:
-        inner = fn
-        fn = lambda clip: _run_temporal(inner, clip, temporal_chunk, temporal_overlap)  # noqa: E731
+        whole_clip = fn
+
+        def fn(clip: Tensor) -> Tensor:
+            return _run_temporal(whole_clip, clip, temporal_chunk, temporal_overlap)
+
     if protocol and PROTOCOLS[protocol] is not None:
         split = PROTOCOLS[protocol]
         return run_protocol(protocol, fn, x, info.scale, bars(split.tile_count(*x.shape[-2:])))
