@@ -28,7 +28,7 @@ __all__ = ["ModelInfo", "model_info", "restore"]
 
 _PROBE_SIDES = (32, 64)
 # Peak resident memory over the live-tensor estimate of ssmblocks.profiling.LiveBytes: kernel scratch space, oneDNN
-# buffers and allocator slack. Measured 1.7-2.3x on CPU for MambaIR light x4 at 64-192 px (docs/benchmarks.md).
+# buffers and allocator slack. Measured 1.8-2.4x on CPU for MambaIR light x4 at 64-192 px (docs/benchmarks.md).
 _MEMORY_OVERHEAD = 2.3
 
 
