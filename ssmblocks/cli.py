@@ -206,10 +206,13 @@ def _gather(rows: list[tuple[str, float, float]], world: int) -> list[tuple[str,
         return rows
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owned = not dist.is_initialized()
+    if owned:
         dist.init_process_group("gloo")
     gathered: list[Any] = [None] * world
     dist.all_gather_object(gathered, rows)
+    if owned:
+        dist.destroy_process_group()
     return sorted(row for part in gathered for row in part)
 
 

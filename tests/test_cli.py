@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -144,6 +145,24 @@ def test_eval_reports_each_image_and_the_mean(capsys, tmp_path, checkpoint):
     assert abs(mean - np.mean(per_image)) < 1e-3 and "Y, crop 4" in lines[2]
     code, _, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", tmp_path / "gt", "--gt", tmp_path / "lq")
     assert code == 1 and "no ground truth" in err
+
+
+def test_eval_under_torchrun_gathers_every_shard(tmp_path, checkpoint):
+    for folder in ("lq", "gt"):
+        (tmp_path / folder).mkdir()
+    for i in range(3):
+        hr = np.random.default_rng(i).integers(0, 256, (28, 28, 3)).astype(np.uint8)
+        Image.fromarray(hr).save(tmp_path / "gt" / f"{i}.png")
+        Image.fromarray(hr).resize((7, 7), Image.BICUBIC).save(tmp_path / "lq" / f"{i}.png")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+               "-m", "ssmblocks.cli", "eval", "--checkpoint", str(checkpoint), "--lq", str(tmp_path / "lq"),
+               "--gt", str(tmp_path / "gt"), "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines[:3]] == ["0.png", "1.png", "2.png"]
+    assert lines[3].startswith("mean over 3 images")
 
 
 def test_convert_writes_a_hub_folder(capsys, tmp_path, checkpoint):

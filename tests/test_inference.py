@@ -197,6 +197,16 @@ def test_outputs_are_clamped_but_models_are_not():
     assert model(x).max() > 1
     assert restore(model, x).max() == 1
 
+    class Identity(PointwiseModel):
+        def forward(self, x):
+            return x
+
+    x = torch.rand(1, 3, 4, 4) * 0.5
+    x[0, 0, 0, 0] = 1.0005  # inside the tolerance of the [0, 1] check, changed by clamping
+    before = x.clone()
+    out = restore(Identity(scale=1), x)
+    assert out[0, 0, 0, 0] == 1.0 and torch.equal(x, before)  # the output is clamped, the caller's input is not
+
 
 def test_uint8_numpy_and_uint16_round_trip():
     model = PointwiseModel(scale=2)

@@ -33,7 +33,7 @@ class Prepared:
     """A float batch for the model and the function that turns the model's output back into the input's kind.
 
     ``tensor``: (N, C, H, W) images or (N, T, C, H, W) video, float in [0, 1], ``C`` = the model's channels.
-    ``finish(output)``: output of the same rank, scaled by the model -> the user's kind (clamped to [0, 1]).
+    ``finish(output)``: the model's output (same rank, scaled), already clamped to [0, 1] -> the user's kind.
     """
 
     tensor: Tensor
@@ -79,11 +79,11 @@ def _to_float(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
     if x.is_floating_point():
         _check_values(x)
         dtype = x.dtype
-        return x, lambda y: y.clamp(0, 1).to(dtype)
+        return x, lambda y: y.to(dtype)
     if x.dtype not in _INT_RANGES:
         raise ValueError(f"models take float images in [0, 1]; integer images must be uint8 or uint16, got {x.dtype}")
     peak, dtype = _INT_RANGES[x.dtype], x.dtype
-    return x.float() / peak, lambda y: (y.clamp(0, 1) * peak).round().to(dtype)
+    return x.float() / peak, lambda y: (y * peak).round_().to(dtype)
 
 
 def _split_alpha(x: Tensor, dim: int, channels: int) -> tuple[Tensor, Tensor | None]:
@@ -127,7 +127,7 @@ def _from_tensor(x: Tensor, channels: int) -> Prepared:
     model_in, back = _prepare_channels_first(data, channels, video=x.dim() == 5)
 
     def finish(y: Tensor) -> Tensor:
-        out = to_dtype(back(y.clamp(0, 1)))
+        out = to_dtype(back(y))
         return out[0] if single else out
 
     return Prepared(model_in.contiguous(), finish, video=x.dim() == 5)

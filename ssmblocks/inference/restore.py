@@ -27,6 +27,9 @@ from ssmblocks.profiling import LiveBytes, run_without_arithmetic
 __all__ = ["ModelInfo", "model_info", "restore"]
 
 _PROBE_SIDES = (32, 64)
+# Peak resident memory over the live-tensor estimate of ssmblocks.profiling.LiveBytes: kernel scratch space, oneDNN
+# buffers and allocator slack. Measured 1.8-2.4x on CPU for MambaIR light x4 at 64-192 px (docs/benchmarks.md).
+_MEMORY_OVERHEAD = 2.3
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,8 @@ class _Progress:
 
 def _budget_tile(fn: Callable[[Tensor], Tensor], x: Tensor, info: ModelInfo, budget: int) -> int | None:
     """Tile side for ``budget`` bytes: the model's activation memory is measured (shapes only, no arithmetic) at
-    two tile sizes and extrapolated linearly in the pixel count; the blending canvases are added."""
+    two tile sizes, scaled by the measured overhead factor, and extrapolated linearly in the pixel count; the
+    blending canvases and the input are added."""
     multiple = max(info.multiple_of, 8)
     peaks = []
     for side in _PROBE_SIDES:
@@ -121,14 +125,15 @@ def _budget_tile(fn: Callable[[Tensor], Tensor], x: Tensor, info: ModelInfo, bud
         live = LiveBytes()
         shape = (1, *x.shape[1:-2], side, side)
         run_without_arithmetic(fn, shape, live, dtype=x.dtype, device=x.device)
-        peaks.append((side * side, live.peak))
+        peaks.append((side * side, live.peak * _MEMORY_OVERHEAD))
     (p1, m1), (p2, m2) = peaks
     per_pixel = max((m2 - m1) / (p2 - p1), 1.0) * x.shape[0]
     fixed = max(m1 - per_pixel * p1, 0.0)
     height, width = x.shape[-2:]
     out_pixels = height * width * info.scale**2
-    frames = x[0, :, 0].numel() // (height * width) if x.dim() == 5 else 1
-    canvas = 4 * out_pixels * (1 + x.shape[0] * frames * 4) + x.numel() * x.element_size()
+    frames = x.shape[1] if x.dim() == 5 else 1
+    # float32 blending sums and weights, the normalised result, and the input
+    canvas = 4 * out_pixels * (1 + 2 * x.shape[0] * frames * info.in_chans) + x.numel() * x.element_size()
     return tile_for_budget(per_pixel, fixed + canvas, budget, image_size=(height, width), multiple=multiple)
 
 
@@ -206,10 +211,13 @@ def restore(
         with torch.inference_mode():
             out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, memory_budget,
                                   bars, temporal_chunk, temporal_overlap)
+            out = out.float()
+            if out.untyped_storage().data_ptr() == data.untyped_storage().data_ptr():
+                out = out.clone()  # a model that returns (a view of) its input: do not clamp the caller's tensor
+            return prepared.finish(out.clamp_(0, 1))
     finally:
         model.train(was_training)
         bars.close()
-    return prepared.finish(out.float())
 
 
 def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int,
@@ -223,8 +231,11 @@ def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, t
     if memory_budget is not None and tile is None:
         tile = _budget_tile(fn, x, info, parse_bytes(memory_budget))
     if video and temporal_chunk is not None:
-        inner = fn
-        fn = lambda clip: _run_temporal(inner, clip, temporal_chunk, temporal_overlap)  # noqa: E731
+        whole_clip = fn
+
+        def fn(clip: Tensor) -> Tensor:
+            return _run_temporal(whole_clip, clip, temporal_chunk, temporal_overlap)
+
     if protocol and PROTOCOLS[protocol] is not None:
         split = PROTOCOLS[protocol]
         return run_protocol(protocol, fn, x, info.scale, bars(split.tile_count(*x.shape[-2:])))
