@@ -65,8 +65,9 @@ def test_one_line_errors(capsys, tmp_path, checkpoint):
     code, _, err = _run(capsys, "restore", bad, "-o", tmp_path / "out", "--checkpoint", checkpoint)
     assert code == 1 and "cannot read" in err and err.count("\n") == 1
     _image(tmp_path / "ok.png")
-    code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "o.png")
-    assert code == 1 and "pass --model NAME or --checkpoint PATH" in err
+    code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "default.png")
+    assert code == 0, err                                # no --model: the bundled default model (dvmsr, x4)
+    assert Image.open(tmp_path / "default.png").size == tuple(4 * s for s in Image.open(tmp_path / "ok.png").size)
     unet = tmp_path / "unet.pth"
     torch.save({"params": ssmblocks.create_model("test_mambairunet").state_dict()}, unet)
     code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--model",
@@ -191,3 +192,17 @@ def test_module_entry_point():
     out = subprocess.run([sys.executable, "-m", "ssmblocks.cli", "list", "test_mambair_s*"], capture_output=True,
                          text=True, check=True).stdout
     assert out.split() == ["test_mambair_sr"]
+
+
+def test_demo_restores_the_bundled_sample_offline(capsys, tmp_path):
+    code, out, err = _run(capsys, "demo", "--out", tmp_path / "demo")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir()) == ["comparison.png", "lr.png", "restored.png"]
+    assert Image.open(tmp_path / "demo" / "comparison.png").size == (3 * 256, 256)
+    assert "bicubic x4:       PSNR 20.86 dB" in out and "dvmsr x4:         PSNR 27.20 dB" in out
+
+
+def test_export_writes_an_onnx_file(capsys, tmp_path):
+    code, out, err = _run(capsys, "export", tmp_path / "dvmsr.onnx", "--model", "dvmsr", "--size", "16x16")
+    assert code == 0, err
+    assert (tmp_path / "dvmsr.onnx").stat().st_size > 1_000_000 and "(1, 3, 16, 16)" in out
