@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -123,9 +124,10 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}, "
           f"{'CPU time of the calling thread' if args.cpu_time else 'wall time'}")
+    print(f"SSMBLOCKS_KEEP_FREED_MB={os.environ.get('SSMBLOCKS_KEEP_FREED_MB', 'unset (default 1024)')}")
     print("| size (batch, dim, N, L) | backend | forward ms | fwd+bwd ms | fwd peak extra MB | fwd speed-up vs "
-          "sequential | fwd+bwd speed-up vs torch |")
-    print("|---|---|---|---|---|---|---|")
+          "sequential | fwd+bwd speed-up vs torch | fwd+bwd page faults / call |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in QUICK_SIZES if args.quick else SIZES:
         batch, dim, dstate, length = size
         kwargs = _inputs(batch, dim, dstate, length)
@@ -136,20 +138,23 @@ def main() -> None:
             fwd = timer(lambda b=backend, kw=kwargs: _forward(b, kw), repeats)
             mem = _peak_extra_mb(backend, size)
             reason = _skip_reason(backend, "fwd+bwd", size)
+            fwdbwd, faults = None, None
             if reason is None:
-                fwdbwd = timer(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g), max(1, repeats // 2))
-            else:
-                fwdbwd = None
-            results[backend] = (fwd, fwdbwd, mem, reason)
-        for backend, (fwd, fwdbwd, mem, reason) in results.items():
+                n_fb = max(1, repeats // 2)
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                fwdbwd = timer(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g), n_fb)
+                faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (n_fb + 1)
+            results[backend] = (fwd, fwdbwd, mem, reason, faults)
+        for backend, (fwd, fwdbwd, mem, reason, faults) in results.items():
             seq = results.get("sequential", (None,))[0]
             torch_fb = results.get("torch", (None, None))[1]
             speed = f"{seq / fwd:.0f}x" if seq else "-"
             speed_fb = f"{torch_fb / fwdbwd:.1f}x" if torch_fb and fwdbwd else "-"
             fb = f"{fwdbwd:.1f}" if fwdbwd is not None else f"not run ({reason})"
-            print(f"| {size} | {backend} | {fwd:.1f} | {fb} | {mem:.0f} | {speed} | {speed_fb} |")
+            fl = f"{faults:.0f}" if faults is not None else "-"
+            print(f"| {size} | {backend} | {fwd:.1f} | {fb} | {mem:.0f} | {speed} | {speed_fb} | {fl} |")
         out_mb = batch * dim * length * 4 / 2**20
-        print(f"|  | (output tensor size: {out_mb:.0f} MB) | | | | | |")
+        print(f"|  | (output tensor size: {out_mb:.0f} MB) | | | | | | |")
 
 
 if __name__ == "__main__":
