@@ -6,7 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _status_kb(field: str) -> int:
+def status_kb(field: str) -> int:
+    """A memory field of /proc/self/status (VmRSS, VmHWM, ...) in kB."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1])
@@ -19,6 +20,6 @@ def peak_extra_mb(fn: Callable[[], object]) -> float:
     Call it in a fresh process (or on a first call): memory freed earlier stays resident and hides allocations.
     """
     Path("/proc/self/clear_refs").write_text("5")
-    before = _status_kb("VmRSS")
+    before = status_kb("VmRSS")
     fn()
-    return (_status_kb("VmHWM") - before) / 1024
+    return (status_kb("VmHWM") - before) / 1024

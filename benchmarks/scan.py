@@ -2,6 +2,7 @@
 
     python benchmarks/scan.py                 # the sizes recorded in docs/benchmarks.md
     python benchmarks/scan.py --quick         # a small size only, to check the script
+    python benchmarks/scan.py --cpu-time      # one thread, the calling thread's CPU time (for a shared machine)
 
 Every backend runs in this one process, side by side, on the same inputs. The baseline is the sequential loop
 (``selective_scan_ref``: mamba_ssm's ``selective_scan_ref`` semantics, what the official code runs without CUDA).
@@ -10,18 +11,22 @@ Times are medians of --repeats runs after a warm-up. Peak extra memory is measur
 call, so it counts every allocation: output, workspaces, intermediates (a fresh process, because freed heap memory
 stays resident and would hide the next call's allocations).
 Configuration as in SS2D: one group, D, delta_bias, softplus.
-Run it on a quiet machine: another busy process on 2 cores slows threaded kernels several-fold.
+Run it on a quiet machine: another busy process on 2 cores slows threaded kernels several-fold. On a shared
+machine, ``--cpu-time`` runs one thread and measures that thread's CPU time (``time.thread_time``: time the
+process was descheduled does not count), which compares kernels fairly while the wall clock cannot.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import resource
 import subprocess
 import sys
+import time
 
 import torch
+from _machine import cpu_model
 from _memory import peak_extra_mb
 
 from ssmblocks._timing import median_ms
@@ -49,6 +54,17 @@ def _memory_probe(backend: str, size: tuple[int, ...]) -> None:
 def _peak_extra_mb(backend: str, size: tuple[int, ...]) -> float:
     cmd = [sys.executable, __file__, "--memory-probe", backend, *map(str, size)]
     return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
+
+
+def _median_cpu_ms(fn, repeats: int) -> float:
+    """Median CPU time of this thread over ``repeats`` calls of ``fn`` (after a warm-up call), in ms."""
+    fn()
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.thread_time()
+        fn()
+        times.append(time.thread_time() - start)
+    return sorted(times)[len(times) // 2] * 1e3
 
 
 def _inputs(batch, dim, dstate, length):
@@ -91,6 +107,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one small size (checks that the script runs)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--backends", default="sequential,torch,native")
+    parser.add_argument("--cpu-time", action="store_true", help="one thread, its CPU time instead of wall time")
     parser.add_argument("--memory-probe", nargs=5, metavar=("BACKEND", "BATCH", "DIM", "N", "L"), help="internal")
     args = parser.parse_args()
     if args.memory_probe:
@@ -98,13 +115,19 @@ def main() -> None:
         _memory_probe(backend, tuple(int(v) for v in size))
         return
     backends = args.backends.split(",")
+    timer = median_ms
+    if args.cpu_time:
+        torch.set_num_threads(1)
+        timer = _median_cpu_ms
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, "
-          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}, "
+          f"{'CPU time of the calling thread' if args.cpu_time else 'wall time'}")
+    print(f"SSMBLOCKS_KEEP_FREED_MB={os.environ.get('SSMBLOCKS_KEEP_FREED_MB', 'unset (default 1024)')}")
     print("| size (batch, dim, N, L) | backend | forward ms | fwd+bwd ms | fwd peak extra MB | fwd speed-up vs "
-          "sequential | fwd+bwd speed-up vs torch |")
-    print("|---|---|---|---|---|---|---|")
+          "sequential | fwd+bwd speed-up vs torch | fwd+bwd page faults / call |")
+    print("|---|---|---|---|---|---|---|---|")
     for size in QUICK_SIZES if args.quick else SIZES:
         batch, dim, dstate, length = size
         kwargs = _inputs(batch, dim, dstate, length)
@@ -112,24 +135,26 @@ def main() -> None:
         results = {}
         for backend in backends:
             repeats = max(1, args.repeats // 3) if backend == "sequential" else args.repeats
-            fwd = median_ms(lambda b=backend, kw=kwargs: _forward(b, kw), repeats)
+            fwd = timer(lambda b=backend, kw=kwargs: _forward(b, kw), repeats)
             mem = _peak_extra_mb(backend, size)
             reason = _skip_reason(backend, "fwd+bwd", size)
+            fwdbwd, faults = None, None
             if reason is None:
-                fwdbwd = median_ms(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g),
-                                   max(1, repeats // 2))
-            else:
-                fwdbwd = None
-            results[backend] = (fwd, fwdbwd, mem, reason)
-        for backend, (fwd, fwdbwd, mem, reason) in results.items():
+                n_fb = max(1, repeats // 2)
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                fwdbwd = timer(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g), n_fb)
+                faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (n_fb + 1)
+            results[backend] = (fwd, fwdbwd, mem, reason, faults)
+        for backend, (fwd, fwdbwd, mem, reason, faults) in results.items():
             seq = results.get("sequential", (None,))[0]
             torch_fb = results.get("torch", (None, None))[1]
             speed = f"{seq / fwd:.0f}x" if seq else "-"
             speed_fb = f"{torch_fb / fwdbwd:.1f}x" if torch_fb and fwdbwd else "-"
             fb = f"{fwdbwd:.1f}" if fwdbwd is not None else f"not run ({reason})"
-            print(f"| {size} | {backend} | {fwd:.1f} | {fb} | {mem:.0f} | {speed} | {speed_fb} |")
+            fl = f"{faults:.0f}" if faults is not None else "-"
+            print(f"| {size} | {backend} | {fwd:.1f} | {fb} | {mem:.0f} | {speed} | {speed_fb} | {fl} |")
         out_mb = batch * dim * length * 4 / 2**20
-        print(f"|  | (output tensor size: {out_mb:.0f} MB) | | | | | |")
+        print(f"|  | (output tensor size: {out_mb:.0f} MB) | | | | | | |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import warnings
 
 import torch
 
+from ssmblocks.ops import _memory
 from ssmblocks.ops._native import build as _build
 
 _ABI_VERSION = 2
@@ -60,6 +61,7 @@ def native_library() -> ctypes.CDLL | None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.ssm_gather_paths.argtypes = [ctypes.c_int, ptr, i64, i64, i64, i64, ctypes.c_int, ptr, i64, ctypes.c_int,
                                      ptr, ctypes.c_int]
+    _memory.apply_default()  # the CPU path is in use: keep freed activations for reuse (bounded, see _memory)
     return lib
 
 

@@ -638,7 +638,6 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* delta = static_cast<const float*>(p.delta);
-  const float* bias = static_cast<const float*>(p.delta_bias);
   const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
 
