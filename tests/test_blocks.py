@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import ssmblocks
-from ssmblocks.blocks import CAB, SS2D, BlockSequence, ChannelAttention, ResidualGroup, VSSBlock, _heap
+from ssmblocks.blocks import CAB, SS2D, BlockSequence, ChannelAttention, ResidualGroup, VSSBlock
 from ssmblocks.ops import selective_scan_ref
 from ssmblocks.scan_orders import Windowed, bidirectional, cross_scan, dual_interleaved
 
@@ -209,61 +209,3 @@ def test_docs_example_trains_a_small_sr_network_on_the_dual_interleaved_schedule
 
 
 # ---- heap reuse during inference -----------------------------------------------------------------------------------
-def _minor_faults(fn) -> int:
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    fn()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-
-def _churn() -> None:
-    """Allocates, touches and frees four 64 MB tensors (above glibc's largest mmap threshold)."""
-    for _ in range(4):
-        torch.empty(64 << 20, dtype=torch.uint8).fill_(1)
-
-
-@pytest.mark.skipif(_heap._LIBC is None, reason="heap reuse acts on glibc's malloc only")
-def test_heap_reuse_keeps_large_blocks():
-    outside = _minor_faults(_churn)
-    if outside < 4 * 16384 // 2:
-        pytest.skip(f"large blocks did not page-fault outside heap_reuse here ({outside} faults for 256 MB: "
-                    "transparent huge pages, or a heap kept by an earlier test)")
-    with _heap.heap_reuse():
-        _churn()
-        inside = _minor_faults(_churn)
-    assert inside < outside / 4                 # the freed 64 MB blocks were reused, not faulted in afresh
-
-
-def test_heap_reuse_restores_the_settings_once_when_nested(monkeypatch):
-    calls = []
-
-    class Recorder:
-        def mallopt(self, param, value):
-            calls.append((param, value))
-
-    monkeypatch.setattr(_heap, "_LIBC", Recorder())
-    with _heap.heap_reuse(), _heap.heap_reuse():
-        assert calls == [(-4, 0), (-1, 2**31 - 1)]          # M_MMAP_MAX 0, M_TRIM_THRESHOLD huge, set once
-    assert calls[2:] == [(-4, 65536), (-3, 32 << 20), (-1, 64 << 20)]
-
-
-def test_models_reuse_the_heap_only_in_inference(monkeypatch):
-    entered = []
-
-    class Spy:
-        def __enter__(self):
-            entered.append(True)
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(_heap, "_LIBC", object())
-    monkeypatch.setattr(_heap, "heap_reuse", Spy)
-    model = ssmblocks.create_model("test_mambair_dn")
-    x = torch.rand(1, 3, 8, 8)
-    model(x)
-    assert entered == []
-    with torch.no_grad():
-        model(x)
-    assert entered == [True]

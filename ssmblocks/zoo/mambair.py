@@ -26,7 +26,6 @@ from ssmblocks._hub import gdrive_url
 from ssmblocks._inputs import check_image
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CAB_VARIANTS, BlockSequence, ResidualGroup
-from ssmblocks.blocks._heap import reuse_heap_in_inference
 from ssmblocks.necks import PixelShuffleDirect, PixelShuffleUpsample
 from ssmblocks.scan_orders import ScanOrder, Schedule
 
@@ -110,7 +109,6 @@ class MambaIR(nn.Module):
             x = layer(x)
         return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
-    @reuse_heap_in_inference
     def forward(self, x: Tensor) -> Tensor:
         check_image(x, self.in_chans, type(self).__name__)
         mean = self.mean.to(x.dtype)
@@ -211,7 +209,6 @@ class MambaIRUNet(nn.Module):
         """A level's blocks on a (B, C, H, W) map, through channels-last tokens."""
         return blocks(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
-    @reuse_heap_in_inference
     def forward(self, image: Tensor) -> Tensor:
         check_image(image, self.inp_channels, type(self).__name__)
         height, width = image.shape[-2:]

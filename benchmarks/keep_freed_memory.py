@@ -1,9 +1,11 @@
-"""Inference with and without heap reuse: CPU time in user and kernel mode, and page faults, per forward.
+"""Inference with and without keeping freed memory (ssmblocks/ops/_memory.py): user and kernel CPU time and
+page faults per forward.
 
-    python benchmarks/heap_reuse.py                       # mambair_light_x4 at 128, 256, 384; sr_x4 at 64
-    python benchmarks/heap_reuse.py --cases mambair_light_x4:256 --threads 2
+    python benchmarks/keep_freed_memory.py                       # mambair_light_x4 at 128, 256, 384; sr_x4 at 64
+    python benchmarks/keep_freed_memory.py --cases mambair_light_x4:256 --threads 2
 
-Each (model, size, setting) runs in a fresh subprocess with SSMBLOCKS_HEAP_REUSE=0 or 1: one warm-up forward in
+Each (model, size, setting) runs in a fresh subprocess with SSMBLOCKS_KEEP_FREED_MB=0 (off) or the default (on):
+one warm-up forward in
 torch.inference_mode, then the median (by CPU time) of --repeats forwards, measured with getrusage. CPU time (user +
 system) is less disturbed by other processes on a shared machine than wall time; both are printed. Random weights.
 """
@@ -56,17 +58,19 @@ def main() -> None:
         print(json.dumps(_probe(args.probe[0], int(args.probe[1]), args.repeats)))
         return
     print(f"{os.cpu_count()} cores, {args.threads} thread(s), fp32, batch 1, median of {args.repeats}")
-    print("| model | input | heap reuse | user s | system s | CPU s | wall s | page faults |")
+    print("| model | input | keep freed memory | user s | system s | CPU s | wall s | page faults |")
     print("|---|---|---|---|---|---|---|---|")
     for case in args.cases:
         name, size = case.split(":")
-        for setting in ("0", "1"):
+        for keep in (False, True):
             cmd = [sys.executable, __file__, "--probe", name, size, "--threads", str(args.threads),
                    "--repeats", str(args.repeats)]
-            env = {**os.environ, "SSMBLOCKS_HEAP_REUSE": setting}
+            env = {k: v for k, v in os.environ.items() if k != "SSMBLOCKS_KEEP_FREED_MB"}
+            if not keep:
+                env["SSMBLOCKS_KEEP_FREED_MB"] = "0"
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.splitlines()[-1]
             r = json.loads(out)
-            print(f"| {name} | {size}x{size} | {'on' if setting == '1' else 'off'} | {r['user_s']:.2f} | "
+            print(f"| {name} | {size}x{size} | {'on' if keep else 'off'} | {r['user_s']:.2f} | "
                   f"{r['sys_s']:.2f} | {r['user_s'] + r['sys_s']:.2f} | {r['wall_s']:.2f} | {r['faults']} |",
                   flush=True)
 
