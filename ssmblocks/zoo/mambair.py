@@ -81,8 +81,7 @@ class MambaIR(nn.Module):
             raise ValueError(f"cab_variant must be one of {CAB_VARIANTS}, got {cab_variant!r}")
         self.in_chans, self.upscale, self.upsampler, self.img_range = in_chans, upscale, upsampler, img_range
         self.cab_variant = cab_variant
-        mean = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
-        self.register_buffer("mean", torch.tensor(mean).view(1, in_chans, 1, 1), persistent=False)
+        self.mean_values = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
         self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, padding=1)
         self.patch_embed = _Norm(embed_dim)
         self.layers = nn.ModuleList(
@@ -111,7 +110,9 @@ class MambaIR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_image(x, self.in_chans, type(self).__name__)
-        mean = self.mean.to(x.dtype)
+        # the official mean is a float32 tensor cast to the input's dtype (a constant, not a buffer: models load
+        # on the meta device and take every tensor from the checkpoint)
+        mean = x.new_tensor(self.mean_values, dtype=torch.float32).to(x.dtype).view(1, -1, 1, 1)
         x = (x - mean) * self.img_range
         first = self.conv_first(x)
         res = self.conv_after_body(self.forward_features(first)) + first
