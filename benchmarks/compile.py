@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))        # this checkout's ssmblocks
 
 CASES = [("mambair_light_x4", 64), ("mambair_sr_x4", 48)]
 QUICK = [("test_mambair_light", 32)]

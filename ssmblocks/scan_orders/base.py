@@ -94,15 +94,17 @@ class ScanOrder:
         size = self.source_size(shape)
         steps = torch.arange(paths.shape[1], device=device).expand_as(paths)
         # every path visits every source token once; the zero token (index ``size``) may repeat and is dropped
-        source_inverse = paths.new_empty(paths.shape[0], size + 1).scatter(1, paths, steps)[:, :size]
-        return _Tables(paths, source_inverse, source_inverse[:, : math.prod(shape)])
+        source_inverse = paths.new_empty(paths.shape[0], size + 1).scatter(1, paths, steps)[:, :size].contiguous()
+        # the same tensor unless the source has more than the output map (the coarse map of the cross-scale order)
+        pixel_inverse = source_inverse[:, : math.prod(shape)].contiguous()
+        return _Tables(paths, source_inverse, pixel_inverse)
 
     def _build_checked(self, shape: tuple[int, ...], device: torch.device) -> _Tables:
         """Eager tables for the cache: built outside inference mode (so autograd may save them later) and checked."""
         with torch.inference_mode(False):
-            tables = self._build(shape, torch.device("cpu"))
+            tables = self._build(shape, device)
             _check_visits_once(tables.paths, self.source_size(shape), repr(self))
-            return _Tables(*(t.to(device) for t in tables)) if device.type != "cpu" else tables
+        return tables
 
     def _check_map(self, x: Tensor, name: str = "x") -> tuple[int, ...]:
         if not isinstance(x, Tensor) or x.dim() != self.ndim + 2:
@@ -168,7 +170,7 @@ class ScanOrder:
 def _check_visits_once(paths: Tensor, source_size: int, name: str) -> None:
     """Every path visits every source token exactly once (and otherwise only the zero token ``source_size``)."""
     visited = paths.sort(dim=1).values
-    tokens = torch.arange(source_size).expand(paths.shape[0], -1)
+    tokens = torch.arange(source_size, device=paths.device).expand(paths.shape[0], -1)
     if not (torch.equal(visited[:, :source_size], tokens) and (visited[:, source_size:] == source_size).all()):
         raise AssertionError(f"{name}: a path does not visit every source token exactly once")
 
