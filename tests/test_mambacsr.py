@@ -201,3 +201,21 @@ def test_published_numbers_are_in_the_cfg():
     metrics = ssmblocks.get_pretrained_cfg("mambacsr").metrics
     assert metrics["Set5 PSNR/SSIM"] == "25.20/0.7209" and metrics["Urban100 PSNR/SSIM"] == "22.26/0.6081"
     assert "crop_border 4" in ssmblocks.get_pretrained_cfg("mambacsr").test_protocol
+
+
+# ---- blocks ---------------------------------------------------------------------------------------------------
+def test_biattn_gate_from_channel_first_paths_equals_the_token_layout_one():
+    from ssmblocks.blocks.biattn import BiAttn
+
+    torch.manual_seed(0)
+    attn = BiAttn(16).double()
+    for p in attn.parameters():
+        p.data += 0.1 * torch.randn_like(p)
+    tokens = torch.randn(2, 3, 40, 16, dtype=torch.float64) * 3 + 1            # (B, K, N, C)
+    real = torch.rand(40) < 0.6                                                  # the tokens that count
+    weights = (real.double() / real.sum()).view(1, 1, 1, 40)
+    pooled = attn.pooled_channel_first(tokens.transpose(-1, -2), weights)
+    expected = attn.norm(tokens[..., real, :]).mean(-2)
+    torch.testing.assert_close(pooled, expected, rtol=0, atol=1e-12)
+    gated = attn(tokens[..., real, :])
+    torch.testing.assert_close(gated, tokens[..., real, :] * attn.gate(expected).unsqueeze(-2), rtol=0, atol=1e-12)

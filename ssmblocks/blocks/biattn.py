@@ -8,6 +8,7 @@ the un-normalised input. Submodule names (``norm``, ``global_reduce``, ``channel
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["BiAttn"]
@@ -34,6 +35,19 @@ class BiAttn(nn.Module):
         self.channel_select = nn.Linear(hidden, dim, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = self.norm(x).mean(-2, keepdim=True)                                  # (..., 1, C)
-        gate = torch.sigmoid(self.channel_select(nn.functional.gelu(self.global_reduce(pooled))))
-        return x * gate
+        return x * self.gate(self.norm(x).mean(-2)).unsqueeze(-2)
+
+    def gate(self, pooled: Tensor) -> Tensor:
+        """(..., C) token mean of the normalised input -> (..., C) gate in (0, 1)."""
+        return torch.sigmoid(self.channel_select(F.gelu(self.global_reduce(pooled))))
+
+    def pooled_channel_first(self, x: Tensor, weights: Tensor) -> Tensor:
+        """The weighted token mean of norm(x) for channel-first tokens, without transposing them.
+
+        x: (..., C, L); weights: (..., 1, L), summing to 1 over the tokens that count (0 elsewhere). Returns (..., C).
+        With per-token mean m and r = 1/sqrt(var + eps): sum_l w_l (x_l - m_l) r_l = x @ (w r) - sum_l w_l r_l m_l.
+        """
+        var, mean = torch.var_mean(x, dim=-2, keepdim=True, correction=0)             # (..., 1, L)
+        scaled = weights * torch.rsqrt(var + self.norm.eps)
+        pooled = (x @ scaled.transpose(-1, -2)).squeeze(-1) - (scaled * mean).sum(-1)
+        return pooled * self.norm.weight + self.norm.bias

@@ -4,11 +4,14 @@ Facts from renyulin-f/MambaCSR ``basicsr/archs/mambacsr_arch.py`` (``LW_SS2D``, 
 ``MultiScanVSSM``) at f71199e: the parameters and the path computation are SS2D's (in_proj C -> 2 d_inner without
 bias, depthwise conv + SiLU, per-path x_proj / dt_projs / A_logs / Ds, selective scan with softplus); after the scan
 every path is mapped back to (H, W) on its own (padding dropped), gated by ONE shared ``BiAttn`` (key
-``multi_scan.attn``), and only then summed; out_norm LayerNorm(d_inner) -> * SiLU(z) -> out_proj. MambaCSR gives
-each block a two-path order (a window order and its reverse, see ``ssmblocks.scan_orders.dual_interleaved``).
+``multi_scan.attn``, its token mean over the H x W output pixels), and only then summed; out_norm LayerNorm(d_inner)
+-> * SiLU(z) -> out_proj. MambaCSR gives each block a two-path order (a window order and its reverse, see
+``ssmblocks.scan_orders.dual_interleaved``).
 
 SS2D merges and sums its paths in one step, so this mixer reuses SS2D's parameters and initialisation and has its
-own forward; the few lines of the selective-scan call are the ones the official structure forces.
+own forward; the few lines of the selective-scan call are the ones the official structure forces. The gate is
+constant over the tokens, so it is computed from the channel-first paths (``BiAttn.pooled_channel_first``) and
+applied before one ``merge_sum``; the result equals gating every merged map.
 """
 
 from __future__ import annotations
@@ -57,25 +60,42 @@ class LocalSS2D(SS2D):
     def scan_paths(self, paths: Tensor) -> Tensor:
         """The selective scan of every path: (B, K, d_inner, L) -> (B, K, d_inner, L)."""
         batch, k, _, length = paths.shape
-        x_dbl = torch.einsum("bkdl,kcd->bkcl", paths, self.x_proj_weight)
+        x_dbl = torch.matmul(self.x_proj_weight, paths)                             # (B, K, R + 2N, L)
         dts, Bs, Cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
-        dts = torch.einsum("bkrl,kdr->bkdl", dts, self.dt_projs_weight)
+        dts = torch.matmul(self.dt_projs_weight, dts)                               # (B, K, d_inner, L)
         return selective_scan_fn(
             paths.reshape(batch, k * self.d_inner, length), dts.reshape(batch, k * self.d_inner, length),
             -torch.exp(self.A_logs), Bs.contiguous(), Cs.contiguous(), self.Ds,
             delta_bias=self.dt_projs_bias.flatten(), delta_softplus=True,
         ).view(batch, k, self.d_inner, length)
 
-    def gated_output(self, y: Tensor, shape: tuple[int, int], z: Tensor) -> Tensor:
-        """Path outputs (B, K, d_inner, L) and the gate branch z (B, H, W, d_inner) -> (B, H, W, C): every path
-        back to (H, W), BiAttn on each, sum, out_norm, * SiLU(z), out_proj."""
-        maps = self.scan_order.merge(y, shape)                                      # (B, K, d_inner, H, W)
-        tokens = maps.flatten(3).transpose(2, 3)                                    # (B, K, HW, d_inner)
-        summed = self.multi_scan.attn(tokens).sum(1).unflatten(1, shape)           # (B, H, W, d_inner)
-        return self.out_proj(self.out_norm(summed) * F.silu(z))
+    def gated_output(self, y: Tensor, shape: tuple[int, int], z: Tensor, token_weights: Tensor) -> Tensor:
+        """Path outputs (B, K, d_inner, L) and the gate branch z (B, H, W, d_inner) -> (B, H, W, C): BiAttn gate of
+        every path, paths summed back onto (H, W), out_norm, * SiLU(z), out_proj.
+
+        ``token_weights`` (1, K, 1, L) are 1 / (H W) on the tokens that are output pixels and 0 on padding (or other
+        inputs'), so the gate's token mean is the official mean over the merged map; the gate is constant over the
+        tokens, so gating the paths before ``merge_sum`` equals gating each merged map.
+        """
+        attn = self.multi_scan.attn
+        gate = attn.gate(attn.pooled_channel_first(y, token_weights))              # (B, K, d_inner)
+        summed = self.scan_order.merge_sum(y * gate.unsqueeze(-1), shape)           # (B, d_inner, H, W)
+        return self.out_proj(self.out_norm(summed.permute(0, 2, 3, 1)) * F.silu(z))
+
+    def token_weights(self, *maps: Tensor) -> Tensor:
+        """(1, K, 1, L): 1 / (H W) where a path visits a pixel of the first map, 0 elsewhere."""
+        first = maps[0].new_full((1, 1, *maps[0].shape[2:]), 1.0 / maps[0].shape[2:].numel())
+        return self.scan_order.scan(first, *(m.new_zeros((1, 1, *m.shape[2:])) for m in maps[1:]))
+
+    def project(self, x: Tensor, proj: nn.Linear) -> tuple[Tensor, Tensor]:
+        """(B, H, W, C) -> the x and z halves of ``proj(x)``, each contiguous (B, H, W, d_inner)."""
+        w_x, w_z = proj.weight.chunk(2)
+        b_x, b_z = (None, None) if proj.bias is None else proj.bias.chunk(2)
+        return F.linear(x, w_x, b_x), F.linear(x, w_z, b_z)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""
-        u, z = self.in_proj(x).chunk(2, dim=-1)
+        u, z = self.project(x, self.in_proj)
         u = F.silu(self.conv2d(u.permute(0, 3, 1, 2)))                               # (B, d_inner, H, W)
-        return self.gated_output(self.scan_paths(self.scan_order.scan(u)), tuple(x.shape[1:3]), z)
+        y = self.scan_paths(self.scan_order.scan(u))
+        return self.gated_output(y, tuple(x.shape[1:3]), z, self.token_weights(u))

@@ -57,11 +57,11 @@ class CrossScaleFusion(LocalSS2D):
 
     def forward(self, x: Tensor, coarse: Tensor) -> Tensor:
         """fine (B, H, W, C), coarse (B, H/2, W/2, C) -> (B, H, W, C)."""
-        u, z = self.in_proj(self.ln_1(x)).chunk(2, dim=-1)
+        u, z = self.project(self.ln_1(x), self.in_proj)
         u = F.silu(self.conv2d(u.permute(0, 3, 1, 2)))                                 # (B, d_inner, H, W)
-        d = F.linear(coarse, self.in_proj_down.weight[: self.d_inner],
-                     None if self.in_proj_down.bias is None else self.in_proj_down.bias[: self.d_inner])
+        d = self.project(coarse, self.in_proj_down)[0]                                 # its z half is unused
         d = F.silu(self.conv2d2(d.permute(0, 3, 1, 2)))                               # (B, d_inner, H/2, W/2)
-        y = self.gated_output(self.scan_paths(self.scan_order.scan(u, d)), tuple(x.shape[1:3]), z)
+        y = self.scan_paths(self.scan_order.scan(u, d))
+        y = self.gated_output(y, tuple(x.shape[1:3]), z, self.token_weights(u, d))
         out = x * self.skip_scale + y
         return out * self.skip_scale2 + self.mlp(self.ln_2(out))
