@@ -3,6 +3,7 @@ the deformable convolution against the convolutions around it.
 
     python benchmarks/video.py              # released MedVSR, 64x64 clips of 7, 14 and 28 frames (long)
     python benchmarks/video.py --quick      # test_medvsr, 7 frames
+    python benchmarks/video.py --model test_medvsr --frames 4 8 16 --repeats 0   # first forwards only
 
 Each (model, frames, scan backend) runs in a fresh subprocess: one forward in ``torch.inference_mode`` (its wall
 time and its peak resident memory above the memory before it, Linux VmHWM), then the median of --repeats more
@@ -83,6 +84,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--frames", type=int, nargs="+", default=[7, 14, 28])
+    parser.add_argument("--model", default="medvsr")
     parser.add_argument("--probe", nargs=4, metavar=("MODEL", "FRAMES", "SIZE", "BACKEND"), help="internal")
     args = parser.parse_args()
     if args.probe:
@@ -91,7 +93,7 @@ def main() -> None:
         return
     import torch
 
-    model, frames_list = ("test_medvsr", [7]) if args.quick else ("medvsr", args.frames)
+    model, frames_list = ("test_medvsr", [7]) if args.quick else (args.model, args.frames)
     print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, batch 1, "
           f"load average {os.getloadavg()[0]:.1f}")
     print("| model | clip | chunked SSD ms/frame | sequential SSD ms/frame | speed-up | chunked peak MB | "
@@ -103,7 +105,7 @@ def main() -> None:
         print(f"| {model} | {frames}x64x64 | {chunked['ms_per_frame']:.0f} | {sequential['ms_per_frame']:.0f} | "
               f"{sequential['ms_per_frame'] / chunked['ms_per_frame']:.2f}x | {chunked['peak_mb']:.0f} | "
               f"{sequential['peak_mb']:.0f} |", flush=True)
-    mid = 32 if args.quick else 64
+    mid = 32 if model.startswith("test_") else 64
     print(f"\n| one alignment step at 64x64, mid {mid} | ms |\n|---|---|")
     for name, ms in _deform_vs_convs(mid, 64, max(args.repeats, 3)):
         print(f"| {name} | {ms:.1f} |", flush=True)
