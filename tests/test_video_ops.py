@@ -122,3 +122,13 @@ def test_deform_conv_bad_shapes_name_the_argument():
         deform_conv2d(**{**tensors, "mask": tensors["mask"][:, :-1]}, **geometry)
     with pytest.raises(ValueError, match="x must be a float"):
         deform_conv2d(**{**tensors, "x": tensors["x"].long()}, **geometry)
+
+
+def test_deform_conv_in_bfloat16_keeps_the_dtype_and_samples_at_float32_positions():
+    tensors, geometry = _dcn_inputs(*CASES["medvsr_like"])
+    low = {k: v.bfloat16() for k, v in tensors.items()}
+    out = deform_conv2d(**low, **geometry)
+    # the reference sees the same (rounded) inputs; only products and sums are rounded further
+    ref = deform_conv2d_ref(**{k: v.double() for k, v in low.items()}, **geometry)
+    assert out.dtype == torch.bfloat16
+    assert (out.double() - ref).abs().max() < 0.05 * ref.abs().max()

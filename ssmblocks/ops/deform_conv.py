@@ -73,7 +73,7 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     batch, channels, height, width = x.shape
     out_channels, group_channels, kh, kw = weight.shape
     taps = kh * kw
-    dtype, device = offset.dtype, offset.device
+    dtype, device = torch.promote_types(offset.dtype, torch.float32), offset.device   # positions: >= float32
     # base sampling positions per tap: (taps, H_out, W_out)
     rows = torch.arange(out_h, dtype=dtype, device=device) * stride[0] - padding[0]
     cols = torch.arange(out_w, dtype=dtype, device=device) * stride[1] - padding[1]
@@ -81,12 +81,12 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     tap_cols = torch.arange(kw, dtype=dtype, device=device).repeat(kh) * dilation[1]
     base_y = (tap_rows[:, None, None] + rows[None, :, None]).expand(taps, out_h, out_w)
     base_x = (tap_cols[:, None, None] + cols[None, None, :]).expand(taps, out_h, out_w)
-    offset = offset.view(batch * offset_groups, taps, 2, out_h, out_w)
+    offset = offset.to(dtype).view(batch * offset_groups, taps, 2, out_h, out_w)
     py = base_y + offset[:, :, 0]                                             # (B*G, taps, H_out, W_out)
     px = base_x + offset[:, :, 1]
     parts = x.reshape(batch * offset_groups, channels // offset_groups, height, width)
     scale = None if mask is None else mask.reshape(batch * offset_groups, taps, out_h, out_w)
-    columns = bilinear_gather(parts, py, px, scale)                           # (B*G, C/G, taps, H_out, W_out)
+    columns = bilinear_gather(parts, py, px, scale).to(x.dtype)               # (B*G, C/G, taps, H_out, W_out)
     columns = columns.reshape(batch, groups, group_channels * taps, out_h * out_w)
     kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
     out = torch.einsum("gok,bgkl->bgol", kernel, columns).reshape(batch, out_channels, out_h, out_w)

@@ -71,16 +71,18 @@ def bilinear_gather(x: Tensor, py: Tensor, px: Tensor, scale: Tensor | None = No
     py, px = py.reshape(batch, 1, -1), px.reshape(batch, 1, -1)
     y0, x0 = torch.floor(py), torch.floor(px)
     fy, fx = py - y0, px - x0
-    ys = torch.cat((y0, y0, y0 + 1, y0 + 1), dim=1)                            # (N, 4, n) the four neighbours
-    xs = torch.cat((x0, x0 + 1, x0, x0 + 1), dim=1)
-    weights = torch.cat(((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx), dim=1)
-    inside = (ys >= 0) & (ys <= height - 1) & (xs >= 0) & (xs <= width - 1)
-    weights = torch.where(inside, weights, 0.0)
+    # the two rows and two columns around each sample: (N, 2, n); neighbour q = 2 * row + column
+    step = torch.arange(2, dtype=py.dtype, device=py.device).view(1, 2, 1)
+    ys, xs = y0 + step, x0 + step
+    wy, wx = torch.cat((1 - fy, fy), dim=1), torch.cat((1 - fx, fx), dim=1)
+    valid_y, valid_x = (ys >= 0) & (ys <= height - 1), (xs >= 0) & (xs <= width - 1)
+    weights = torch.where(valid_y[:, :, None] & valid_x[:, None, :], wy[:, :, None] * wx[:, None, :], 0.0)
     if scale is not None:
-        weights = weights * scale.reshape(batch, 1, -1)
-    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).long().view(batch, 1, -1)
+        weights = weights * scale.reshape(batch, 1, 1, -1)
+    index = (ys.clamp(0, height - 1) * width)[:, :, None] + xs.clamp(0, width - 1)[:, None, :]
+    index = index.long().view(batch, 1, -1)                                    # (N, 1, 4 n)
     values = x.reshape(batch, channels, height * width).gather(2, index.expand(batch, channels, index.shape[2]))
-    out = (values.view(batch, channels, 4, -1) * weights[:, None]).sum(dim=2)
+    out = (values.view(batch, channels, 4, -1) * weights.view(batch, 1, 4, -1)).sum(dim=2)
     return out.reshape(batch, channels, *sample_shape)
 
 
