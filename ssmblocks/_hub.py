@@ -201,9 +201,11 @@ def save_for_hub(model: nn.Module, folder: str | Path) -> Path:
         "pretrained_cfg": {k: v for k, v in cfg.to_dict().items() if k not in ("file", "hf_hub_id", "url", "sha256")},
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHT_NAMES[0]))
-    (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2))
-    (folder / "README.md").write_text(_model_card(architecture, cfg))
+    with atomic_path(folder / WEIGHT_NAMES[0]) as tmp:          # whole files, with the user's umask permissions
+        save_file(state, str(tmp))
+    for name, text in ((CONFIG_NAME, json.dumps(config, indent=2)), ("README.md", _model_card(architecture, cfg))):
+        with atomic_path(folder / name) as tmp:
+            tmp.write_text(text)
     return folder
 
 

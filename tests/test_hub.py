@@ -239,3 +239,12 @@ def test_checkpoint_path_and_file_overlay(tmp_path):
     torch.save({"params": source.state_dict()}, path)
     by_file = ssmblocks.create_model("test_mambair_light", pretrained=True, pretrained_cfg_overlay={"file": str(path)})
     assert _same_weights(by_file, source)
+
+
+def test_exported_files_are_whole_and_readable_like_any_file(tmp_path):
+    folder = ssmblocks.save_for_hub(ssmblocks.create_model("test_mambair_sr"), tmp_path / "export")
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("model.safetensors", "config.json", "README.md"):
+        assert (folder / name).stat().st_mode & 0o777 == 0o666 & ~mask
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors"]
