@@ -20,11 +20,9 @@ Layout of this file: model -> checkpoint_filter_fn and detection -> pretrained c
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ssmblocks._builder import Detection, register_detector
@@ -35,10 +33,10 @@ from ssmblocks.blocks import ViMMGroup
 from ssmblocks.data import bundled_file
 from ssmblocks.necks import PixelShuffleDirect
 from ssmblocks.scan_orders import ScanOrder
+from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of
 
 __all__ = ["DVMSR"]
 
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 # The registered sizes: one table behind the entry points and the names detection gives checkpoints.
 _VARIANTS: dict[str, dict[str, Any]] = {
     "dvmsr": {"embed_dim": 60, "depths": (2,) * 4},                 # the released student
@@ -85,7 +83,7 @@ class DVMSR(nn.Module):
         self.norm_f = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
         self.upsample = PixelShuffleDirect(upscale, embed_dim, in_chans)
-        self.apply(_init_weights)
+        self.apply(init_linear_and_norm)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, C, H, W), C = embed_dim: LayerNorm, residual groups, LayerNorm (over channels)."""
@@ -96,9 +94,7 @@ class DVMSR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_image(x, self.in_chans, type(self).__name__)
-        # the official mean is a float32 tensor cast to the input's dtype
-        mean = x.new_tensor(RGB_MEAN if self.in_chans == 3 else (0.0,) * self.in_chans, dtype=torch.float32)
-        mean = mean.to(x.dtype).view(1, -1, 1, 1)
+        mean = mean_of(x, RGB_MEAN if self.in_chans == 3 else (0.0,) * self.in_chans)
         first = self.conv_first((x - mean) * self.img_range)
         out = self.upsample(self.conv_after_body(self.forward_features(first)) + first)
         return out / self.img_range + mean
@@ -109,25 +105,12 @@ class DVMSR(nn.Module):
         return state_dict
 
 
-def _init_weights(m: nn.Module) -> None:
-    """The official constructor's init: every Linear (the Mamba projections, dt_proj included, whose bias thus
-    starts at 0) trunc_normal(std 0.02) with zero bias; LayerNorm weight 1, bias 0."""
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
 _BLOCK0 = "layers.0.residual_group.blocks.0."
 
 
-def _count(state: Mapping[str, Tensor], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
 
 
 def _claims_dvmsr(state: Mapping[str, Tensor]) -> bool:
@@ -139,8 +122,8 @@ def _claims_dvmsr(state: Mapping[str, Tensor]) -> bool:
 @register_detector("DVMSR", claims=_claims_dvmsr)
 def detect_dvmsr(state: Mapping[str, Tensor]) -> Detection:
     embed_dim, in_chans = state["conv_first.weight"].shape[:2]
-    depths = [_count(state, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm\.weight")
-              for i in range(_count(state, r"layers\.(\d+)\.conv\.weight"))]
+    depths = [count_indices(state, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm\.weight")
+              for i in range(count_indices(state, r"layers\.(\d+)\.conv\.weight"))]
     d_inner, d_state = state[f"{_BLOCK0}mixer.A_log"].shape
     args = {"upscale": math.isqrt(state["upsample.0.weight"].shape[0] // in_chans), "in_chans": in_chans,
             "embed_dim": embed_dim, "depths": depths, "d_state": d_state,

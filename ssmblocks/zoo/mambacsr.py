@@ -32,7 +32,6 @@ window) and crops the output back; window scans zero-pad their own maps. The off
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,10 +47,10 @@ from ssmblocks.blocks.rlmb import RLMG
 from ssmblocks.necks import CrossScaleFusion, PixelShuffleUpsample
 from ssmblocks.scan_orders import Schedule, concat, dual_interleaved, mambacsr_order
 from ssmblocks.scan_orders import cross_scale_scan as cross_scale_paths
+from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of
 
 __all__ = ["MambaCSR"]
 
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 CROSS_WINDOW = 16
 
 
@@ -170,7 +169,7 @@ class MambaCSR(nn.Module):
         self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, padding=1), nn.LeakyReLU())
         self.upsample = PixelShuffleUpsample(upscale, num_feat)
         self.conv_last = nn.Conv2d(num_feat, in_chans, 3, padding=1)
-        self.apply(_init_weights)
+        self.apply(init_linear_and_norm)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Shallow features (B, C, H, W) -> deep features (B, C, H, W); H, W multiples of 16 for the Final model."""
@@ -191,7 +190,7 @@ class MambaCSR(nn.Module):
         if self.cross_scale_scan:
             x = F.pad(x, (0, -width % CROSS_WINDOW, 0, -height % CROSS_WINDOW), mode="replicate")
         # the official mean is a float32 tensor cast to the input's dtype
-        mean = x.new_tensor(self.mean_values, dtype=torch.float32).to(x.dtype).view(1, -1, 1, 1)
+        mean = mean_of(x, self.mean_values)
         x = (x - mean) * self.img_range
         first = self.conv_first(x)
         res = self.conv_after_body(self.forward_features(first)) + first
@@ -205,28 +204,17 @@ class MambaCSR(nn.Module):
         return state_dict
 
 
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
 _BLOCK0 = "layers.0.residual_group.blocks.0."
 
 
-def _count(state: Mapping[str, Tensor], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
 
 
 def _depths(state: Mapping[str, Tensor], prefix: str) -> list[int]:
-    return [_count(state, rf"{prefix}\.{i}\.residual_group\.blocks\.(\d+)\.ln_1\.weight")
-            for i in range(_count(state, rf"{prefix}\.(\d+)\.conv\.weight"))]
+    return [count_indices(state, rf"{prefix}\.{i}\.residual_group\.blocks\.(\d+)\.ln_1\.weight")
+            for i in range(count_indices(state, rf"{prefix}\.(\d+)\.conv\.weight"))]
 
 
 def _claims_mambacsr(state: Mapping[str, Tensor]) -> bool:
@@ -242,7 +230,7 @@ def detect_mambacsr(state: Mapping[str, Tensor]) -> Detection:
     paths = state[f"{_BLOCK0}self_attention.x_proj_weight"].shape[0]
     cross = "layers3.0.in_proj_down.weight" in state
     num_feat = state["conv_before_upsample.0.weight"].shape[0]
-    convs = _count(state, r"upsample\.(\d+)\.weight")
+    convs = count_indices(state, r"upsample\.(\d+)\.weight")
     args: dict[str, Any] = {
         "upscale": 3 if state["upsample.0.weight"].shape[0] == 9 * num_feat else 2**convs,
         "in_chans": in_chans, "embed_dim": embed_dim, "depths": _depths(state, "layers"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,10 +27,10 @@ from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CAB_VARIANTS, BlockSequence, ResidualGroup
 from ssmblocks.necks import PixelShuffleDirect, PixelShuffleUpsample
 from ssmblocks.scan_orders import ScanOrder, Schedule
+from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of
 
 __all__ = ["MambaIR", "MambaIRUNet"]
 
-RGB_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "")
 
 
@@ -99,7 +98,7 @@ class MambaIR(nn.Module):
             self.upsample = PixelShuffleDirect(upscale, embed_dim, in_chans)
         else:
             self.conv_last = nn.Conv2d(embed_dim, in_chans, 3, padding=1)
-        self.apply(_init_weights)
+        self.apply(init_linear_and_norm)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, C, H, W): LayerNorm, residual groups, LayerNorm (over channels)."""
@@ -112,7 +111,7 @@ class MambaIR(nn.Module):
         check_image(x, self.in_chans, type(self).__name__)
         # the official mean is a float32 tensor cast to the input's dtype (a constant, not a buffer: models load
         # on the meta device and take every tensor from the checkpoint)
-        mean = x.new_tensor(self.mean_values, dtype=torch.float32).to(x.dtype).view(1, -1, 1, 1)
+        mean = mean_of(x, self.mean_values)
         x = (x - mean) * self.img_range
         first = self.conv_first(x)
         res = self.conv_after_body(self.forward_features(first)) + first
@@ -130,14 +129,6 @@ class MambaIR(nn.Module):
         return state_dict
 
 
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 class _Resample(nn.Module):
@@ -203,7 +194,7 @@ class MambaIRUNet(nn.Module):
         self.decoder_level1 = level(dim * 2, num_blocks[0])
         self.refinement = level(dim * 2, num_refinement_blocks)
         self.output = nn.Conv2d(dim * 2, out_channels, 3, padding=1, bias=bias)
-        self.apply(_init_weights)
+        self.apply(init_linear_and_norm)
 
     @staticmethod
     def _run(blocks: BlockSequence, x: Tensor) -> Tensor:
@@ -234,9 +225,6 @@ class MambaIRUNet(nn.Module):
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
-def _count(state: Mapping[str, Tensor], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
 
 
 def _expand_ratio(d_inner: int, dim: int) -> float:
@@ -269,8 +257,8 @@ def _claims_mambairunet(state: Mapping[str, Tensor]) -> bool:
 def detect_mambair(state: Mapping[str, Tensor]) -> Detection:
     block = _BLOCK0
     embed_dim, in_chans = state["conv_first.weight"].shape[:2]
-    depths = [_count(state, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.ln_1\.weight")
-              for i in range(_count(state, r"layers\.(\d+)\.conv\.weight"))]
+    depths = [count_indices(state, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.ln_1\.weight")
+              for i in range(count_indices(state, r"layers\.(\d+)\.conv\.weight"))]
     d_state, mlp_ratio = _ssm_shapes(state, block, embed_dim)
     cab0 = tuple(state[f"{block}conv_blk.cab.0.weight"].shape)
     if cab0 == (embed_dim, 1, 3, 3):
@@ -283,7 +271,7 @@ def detect_mambair(state: Mapping[str, Tensor]) -> Detection:
         cab = "classic"
     if "conv_before_upsample.0.weight" in state:
         upsampler = "pixelshuffle"
-        convs = _count(state, r"upsample\.(\d+)\.weight")
+        convs = count_indices(state, r"upsample\.(\d+)\.weight")
         num_feat = state["conv_before_upsample.0.weight"].shape[0]
         upscale = 3 if state["upsample.0.weight"].shape[0] == 9 * num_feat else 2**convs
     elif "upsample.0.weight" in state:
@@ -307,11 +295,11 @@ def detect_mambair(state: Mapping[str, Tensor]) -> Detection:
 @register_detector("MambaIRUNet", claims=_claims_mambairunet)
 def detect_mambairunet(state: Mapping[str, Tensor]) -> Detection:
     dim, inp_channels = state["patch_embed.proj.weight"].shape[:2]
-    counts = [_count(state, rf"{name}\.(\d+)\.ln_1\.weight")
+    counts = [count_indices(state, rf"{name}\.(\d+)\.ln_1\.weight")
               for name in ("encoder_level1", "encoder_level2", "encoder_level3", "latent")]
     d_state, mlp_ratio = _ssm_shapes(state, "encoder_level1.0.", dim)
     args = {"inp_channels": inp_channels, "out_channels": state["output.weight"].shape[0], "dim": dim,
-            "num_blocks": counts, "num_refinement_blocks": _count(state, r"refinement\.(\d+)\.ln_1\.weight"),
+            "num_blocks": counts, "num_refinement_blocks": count_indices(state, r"refinement\.(\d+)\.ln_1\.weight"),
             "mlp_ratio": mlp_ratio, "bias": "output.bias" in state, "d_state": d_state}
     return Detection("MambaIRUNet", "mambairunet_realdn", args,
                      f"MambaIRUNet real denoising; dim {dim}, num_blocks {counts}, mlp_ratio {mlp_ratio}")

@@ -23,7 +23,6 @@ Layout: family layers -> the model -> checkpoint conversion -> detection -> pret
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +36,7 @@ from ssmblocks._inputs import check_video
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CSSB, ConvResidualBlocks, ResidualBlockNoBN, WindowedMamba2Layer
 from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, second_order_propagation
+from ssmblocks.zoo._common import count_indices
 
 __all__ = ["ISSR", "MedVSR"]
 
@@ -172,9 +172,6 @@ class MedVSR(nn.Module):
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
-def _count(state: Mapping[str, Tensor], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
 
 
 def _claims_medvsr(state: Mapping[str, Tensor]) -> bool:
@@ -185,14 +182,15 @@ def _claims_medvsr(state: Mapping[str, Tensor]) -> bool:
 @register_detector("MedVSR", claims=_claims_medvsr)
 def detect_medvsr(state: Mapping[str, Tensor]) -> Detection:
     mid = state["feat_extract.main.0.weight"].shape[0]
-    mamba_layers = _count(state, r"reconstruction\.main\.2\.(\d+)\.blocks\.0\.norm1\.weight")
+    mamba_layers = count_indices(state, r"reconstruction\.main\.2\.(\d+)\.blocks\.0\.norm1\.weight")
     cross = "cross_arc_block.mixer."
     issr = "reconstruction.main.2.0.blocks.0."
     args = {
         "mid_channels": mid,
-        "num_blocks": _count(state, r"backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight"),
-        "num_extract_blocks": _count(state, r"feat_extract\.main\.2\.(\d+)\.conv1\.weight"),
-        "num_reconstruct_blocks": mamba_layers + _count(state, r"reconstruction\.main\.3\.(\d+)\.conv1\.0\.weight"),
+        "num_blocks": count_indices(state, r"backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_extract_blocks": count_indices(state, r"feat_extract\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_reconstruct_blocks": mamba_layers
+        + count_indices(state, r"reconstruction\.main\.3\.(\d+)\.conv1\.0\.weight"),
         "mamba_layers": mamba_layers,
         "reconstruct_kernel": state["reconstruction.main.3.0.conv1.0.weight"].shape[-1],
         "window_size": 16,                                  # not in the weights; every MedVSR config uses 16

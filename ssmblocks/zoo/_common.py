@@ -1,0 +1,38 @@
+"""Pieces every image-family zoo file shares: the official transformer-style init, the RGB mean shift of the
+SwinIR lineage, and counting numbered keys during detection."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["RGB_MEAN", "count_indices", "init_linear_and_norm", "mean_of"]
+
+RGB_MEAN = (0.4488, 0.4371, 0.4040)     # the DIV2K RGB mean of SwinIR / MambaIR / MambaCSR / DVMSR
+
+
+def init_linear_and_norm(m: nn.Module) -> None:
+    """The official constructors' ``_init_weights``: Linear trunc_normal(std 0.02) with zero bias; LayerNorm 1, 0.
+    Use as ``model.apply(init_linear_and_norm)``."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
+
+
+def mean_of(x: Tensor, values: Sequence[float]) -> Tensor:
+    """(1, C, 1, 1) mean for images ``x``: the official code keeps it as a float32 tensor cast to the input's dtype.
+    A constant, not a buffer: models load on the meta device and take every tensor from the checkpoint."""
+    return x.new_tensor(values, dtype=torch.float32).to(x.dtype).view(1, -1, 1, 1)
+
+
+def count_indices(state: Mapping[str, Tensor], pattern: str) -> int:
+    """How many distinct values the first group of ``pattern`` takes over the keys (e.g. blocks per layer)."""
+    regex = re.compile(pattern)
+    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
