@@ -143,13 +143,7 @@ def _dynamic_sizes(name: str) -> tuple[dict[int, object], tuple[int, int], tuple
     return {2: height, 3: width}, first, second
 
 
-# test_mambairunet's cfg declares min_size 1 and multiple_of 1, but the model refuses maps under 8x8 and pads others
-# to multiples of 8 (a branch on the size): exported with symbolic sizes it needs min_size=8, multiple_of=8 in its cfg.
-_CFG_NOT_EXPORTABLE = {"test_mambairunet": "its cfg must declare min_size=8, multiple_of=8 (zoo/mambair.py cfgs)"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_CFG_NOT_EXPORTABLE[n]))
-                                  if n in _CFG_NOT_EXPORTABLE else n for n in TEST_MODELS])
+@pytest.mark.parametrize("name", TEST_MODELS)
 def test_export_with_dynamic_size_matches_eager_at_a_second_size(name):
     torch.manual_seed(0)
     model = ssmblocks.create_model(name).eval()

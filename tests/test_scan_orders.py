@@ -469,12 +469,7 @@ SS2D_ORDERS = {
     "w3_rowwin_colpix": Windowed(3, windows="row", pixels="col"),
     "dual_interleaved_entry": dual_interleaved(4, 8)[3],
     "mixed": concat(Windowed(4), Windowed(4, column_major=True).reversed()),
-    "window_partition": pytest.param(
-        WindowPartition(4),
-        marks=pytest.mark.xfail(strict=True, raises=RuntimeError,
-                                reason="SS2D reshapes the paths with the input's batch; a window partition puts "
-                                       "the windows on the batch axis (B * nW): SS2D must take paths.shape[0]"),
-    ),
+    "window_partition": WindowPartition(4),
 }
 
 

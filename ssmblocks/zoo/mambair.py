@@ -319,11 +319,12 @@ _HUB_FILES = {"mambair_sr_x4.official": "MambaIRv1_ckpt/MambaIR_classicSRx4.pth"
 
 
 def _cfg(task: str, scale: int, drive_id: str | None = None, *, in_chans: int = 3, metrics: dict | None = None,
-         protocol: str = _SR_PROTOCOL, **extra: Any) -> PretrainedCfg:
-    """A released checkpoint on Google Drive (through gdown when installed; else the error explains)."""
+         protocol: str = _SR_PROTOCOL, preset: str = "mambair", **extra: Any) -> PretrainedCfg:
+    """A released checkpoint on Google Drive (through gdown when installed; else the error explains). ``protocol``
+    describes the evaluation in words; ``preset`` names the restore() procedure that reproduces its tiling."""
     return PretrainedCfg(
         gdrive_id=drive_id, license="Apache-2.0", paper=_PAPER, origin_url=_ORIGIN, task=task,
-        test_protocol=protocol if drive_id else "", protocol="mambair" if drive_id else "", scale=scale,
+        test_protocol=protocol if drive_id else "", protocol=preset if drive_id else "", scale=scale,
         in_chans=in_chans, out_chans=in_chans, supports_fp16=False, supports_bf16=True, metrics=metrics or {}, **extra,
     )
 
@@ -374,9 +375,11 @@ register_cfgs(_on_hub({
                             metrics={"Classic5 PSNR/SSIM": "34.53/0.9084"}, protocol=_CAR_PROTOCOL),
     "mambairunet_realdn.official": _cfg("real-world denoising (SIDD)", 1, "1iMcapgaT7VPfR2UFYy21KbX3rUHFJCU8",
                                         metrics={"SIDD PSNR/SSIM": "39.89/0.960"}, multiple_of=8, min_size=8,
-                                        protocol="SIDD validation, RGB PSNR/SSIM"),
+                                        protocol="SIDD validation (whole 256x256 crops), RGB PSNR/SSIM", preset=""),
     **{f"test_{name}.untrained": _cfg(f"CI-size {name} (random weights)", scale, notes="tiny; no weights")
-       for name, scale in (("mambair_sr", 2), ("mambair_light", 4), ("mambair_dn", 1), ("mambairunet", 1))},
+       for name, scale in (("mambair_sr", 2), ("mambair_light", 4), ("mambair_dn", 1))},
+    "test_mambairunet.untrained": _cfg("CI-size mambairunet (random weights)", 1, notes="tiny; no weights",
+                                       multiple_of=8, min_size=8),
 }))
 
 
