@@ -172,7 +172,9 @@ def test_bad_input_is_refused_with_a_clear_error():
 
 
 def test_checkpoint_of_another_family_is_refused(tmp_path):
-    # The brief asks for a DVMSR checkpoint here; DVMSR is written in parallel, so a MambaIR one stands in.
+    dvmsr = Path(__file__).resolve().parents[2] / "shared" / "weights" / "dvmsr" / "team07_DVMSR.pth"
+    with pytest.raises(CheckpointError, match=r"is a DVMSR checkpoint .* but the model is MambaCSR"):
+        ssmblocks.create_model("mambacsr", checkpoint_path=dvmsr)          # the released DVMSR weights
     path = tmp_path / "mambair.pth"
     torch.save({"params": ssmblocks.create_model("test_mambair_sr").state_dict()}, path)
     with pytest.raises(CheckpointError, match=r"is a MambaIR checkpoint .* but the model is MambaCSR"):
