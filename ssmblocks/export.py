@@ -1,9 +1,10 @@
 """Exporting models: ONNX files that run in onnxruntime, and ``torch.export`` programs.
 
 ONNX has no selective-scan operator, and an opaque custom op would not run in onnxruntime. ``export_onnx``
-therefore traces the model with the library's pure-PyTorch backends (the chunked scan, ``torch.gather`` for scan
-orders), so the scan is decomposed into standard operators (MatMul, Exp, CumSum, GatherElements, ...). The ONNX
-graph is specialised to the example's size: the chunked scan unrolls about 2 sqrt(L) steps for a path of length L.
+therefore traces the model with the library's pure-PyTorch backends (the log-depth ``parallel`` scan,
+``torch.gather`` for scan orders), so the scan is decomposed into standard operators (Mul, Exp, Pad, Add,
+GatherElements, ...): about log2(L) doubling steps for a path of length L. The ONNX graph is specialised to the
+example's size; the parallel scan holds (batch, channels, L, state) tensors, so memory grows with the size.
 Outputs match PyTorch to ~1e-6 in float32 (tests/test_export.py checks 1e-4 on every image model).
 """
 
@@ -23,13 +24,18 @@ from ssmblocks.ops._backends import _BACKENDS
 __all__ = ["export_onnx", "portable_backends"]
 
 
+# The pure-PyTorch backend each op traces with: the selective scan in its log-depth form, whose graph has
+# O(log L) operations (the chunked form unrolls O(sqrt L) Python steps into the graph).
+_PORTABLE = {"selective_scan": "parallel"}
+
+
 @contextlib.contextmanager
 def portable_backends() -> Iterator[None]:
-    """Every op of the library on its pure-PyTorch backend while the context is open (for tracing to formats
-    that cannot hold the library's custom ops)."""
+    """Every op of the library on a pure-PyTorch backend while the context is open (for tracing to formats that
+    cannot hold the library's custom ops)."""
     with contextlib.ExitStack() as stack:
         for op in _BACKENDS:
-            stack.enter_context(use_backend(op, "torch"))
+            stack.enter_context(use_backend(op, _PORTABLE.get(op, "torch")))
         yield
 
 

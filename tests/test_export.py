@@ -62,3 +62,13 @@ def test_torch_export_program_saved_and_loaded(name, tmp_path):
     loaded = torch.export.load(tmp_path / "model.pt2")
     with torch.no_grad():
         assert torch.allclose(loaded.module()(x), model(x), atol=1e-6, rtol=0)
+
+
+def test_the_released_dvmsr_exports_at_64x64(tmp_path):
+    """The real weights (bundled team07 release) through ONNX: onnxruntime within 1e-4 of PyTorch."""
+    model = ssmblocks.create_model("dvmsr", pretrained=True).eval()
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(x).numpy()
+    path = export_onnx(model, tmp_path / "dvmsr.onnx", x)
+    assert np.abs(_run_onnx(path, x) - expected).max() < 1e-4

@@ -10,13 +10,13 @@ from scan_inputs import scan_inputs, tolerance
 
 from ssmblocks.ops import available_backends, selective_scan_fn, selective_scan_ref, use_backend
 
-CPU_BACKENDS = [b for b in ("native", "torch") if b in available_backends("selective_scan", "cpu")]
+CPU_BACKENDS = [b for b in ("native", "torch", "parallel") if b in available_backends("selective_scan", "cpu")]
 GRAD_NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
 def test_native_backend_is_built_here():
     # CI machines have a C++ compiler: the native kernel must be available, not silently skipped.
-    assert CPU_BACKENDS == ["native", "torch"]
+    assert CPU_BACKENDS == ["native", "torch", "parallel"]
 
 
 def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

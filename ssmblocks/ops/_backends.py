@@ -25,7 +25,7 @@ import torch
 
 # Priority order per op; "reference" is the sequential test oracle and is never chosen automatically.
 _BACKENDS: dict[str, tuple[str, ...]] = {
-    "selective_scan": ("cuda", "native", "torch", "reference"),
+    "selective_scan": ("cuda", "native", "torch", "parallel", "reference"),
     "ssd_scan": ("cuda", "torch", "reference"),
     "path_gather": ("native", "torch"),
 }
@@ -63,6 +63,7 @@ _AVAILABILITY: dict[str, Callable[[torch.device, torch.dtype], bool]] = {
     "cuda": lambda device, dtype: device.type == "cuda" and dtype in _CUDA_DTYPES and mamba_ssm_available(),
     "native": lambda device, dtype: device.type == "cpu" and _native_available(),
     "torch": lambda device, dtype: True,
+    "parallel": lambda device, dtype: True,
     "reference": lambda device, dtype: True,
 }
 

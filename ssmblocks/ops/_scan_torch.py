@@ -52,6 +52,26 @@ def scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dtype):
     return _finish(y, u, D, z, dtype), h.reshape(batch, dim, -1)
 
 
+def scan_parallel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dtype):
+    """Log-depth scan (Hillis-Steele): ceil(log2 L) doubling steps, each h[t] += a[t] h[t - s], a[t] *= a[t - s].
+
+    Only multiplies by decays <= 1, so it is as stable as the recurrence. It materialises (b, D, L, N), which the
+    chunked scan avoids, but its graph has O(log L) operations instead of O(sqrt L): the form ONNX export uses
+    (``ssmblocks.export.portable_backends``), whose graphs the chunked scan's Python loops would unroll.
+    """
+    batch, dim, length = u.shape
+    uu, dt, A4, B, C = _prepare(u, delta, A, B, C, delta_bias, delta_softplus, dtype)
+    decay = torch.exp(dt[..., None] * A4[:, :, :, None, :])              # (b, G, Dg, L, N)
+    h = (dt * uu)[..., None] * B.transpose(-1, -2)[:, :, None]          # (b, G, Dg, L, N)
+    shift = 1
+    while shift < length:
+        h = h + decay * F.pad(h[..., :-shift, :], (0, 0, shift, 0))       # h[t] += a[t] h[t - shift]
+        decay = decay * F.pad(decay[..., :-shift, :], (0, 0, shift, 0), value=1.0)
+        shift *= 2
+    y = (h * C.transpose(-1, -2)[:, :, None]).sum(-1).reshape(batch, dim, length)
+    return _finish(y, u, D, z, dtype), h[..., -1, :].reshape(batch, dim, -1)
+
+
 def default_chunk(length: int) -> int:
     """Chunk length ~ sqrt(L): the two Python loops below then take ~2 sqrt(L) steps."""
     return max(1, 2 ** round(math.log2(math.sqrt(length))))

@@ -12,11 +12,12 @@ Recurrence: dt = softplus(delta + delta_bias); h_t = exp(dt_t A) h_{t-1} + dt_t 
 out = y * silu(z).
 
 Backends (see ``ssmblocks.ops.get_backend``): ``cuda`` (mamba_ssm's kernel), ``native`` (the C++ CPU kernel),
-``torch`` (chunked pure PyTorch), ``reference`` (sequential loop, the test oracle). The native kernel is registered
-as the torch custom op ``torch.ops.ssmblocks.selective_scan`` (fake implementation + the kernel's backward as
-``ssmblocks::selective_scan_backward``), so torch.compile and torch.export see one op on CPU. The pure-PyTorch
-backends are ordinary differentiable torch code, traceable as such; the ``cuda`` backend calls mamba_ssm's own
-autograd function.
+``torch`` (chunked pure PyTorch), ``parallel`` (log-depth pure PyTorch: more memory, a small graph — what ONNX
+export uses; never chosen automatically before ``torch``), ``reference`` (sequential loop, the test oracle). The
+native kernel is registered as the torch custom op ``torch.ops.ssmblocks.selective_scan`` (fake implementation +
+the kernel's backward as ``ssmblocks::selective_scan_backward``), so torch.compile and torch.export see one op on
+CPU. The pure-PyTorch backends are ordinary differentiable torch code, traceable as such; the ``cuda`` backend
+calls mamba_ssm's own autograd function.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from torch import Tensor
 
 from ssmblocks.ops import _native
 from ssmblocks.ops._backends import get_backend
-from ssmblocks.ops._scan_torch import scan_chunked, scan_reference
+from ssmblocks.ops._scan_torch import scan_chunked, scan_parallel, scan_reference
 from ssmblocks.ops._validate import check_selective_scan_args, compute_dtype
 
 __all__ = ["selective_scan_fn", "selective_scan_ref"]
 
-_TORCH_IMPLS = {"torch": scan_chunked, "reference": scan_reference}
+_TORCH_IMPLS = {"torch": scan_chunked, "parallel": scan_parallel, "reference": scan_reference}
 
 
 def _grouped(t: Tensor) -> Tensor:
