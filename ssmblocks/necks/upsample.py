@@ -1,8 +1,9 @@
 """Upsamplers (SwinIR / MambaIR heads). Layouts (B, C, H, W).
 
-Facts (shared/reference/mambair.md): ``pixelshuffle`` = [Conv3x3 F -> 4F, PixelShuffle(2)] x log2(s) for s = 2^n,
-or [Conv3x3 F -> 9F, PixelShuffle(3)] for s = 3 (keys upsample.0, upsample.2, ...); ``pixelshuffledirect`` = one
-Conv3x3 C -> out * s^2 + PixelShuffle(s) (key upsample.0).
+Facts (csguoh/MambaIR at 33d7b34, ``basicsr/archs/mambair_arch.py`` ``Upsample`` / ``UpsampleOneStep``):
+``pixelshuffle`` = [Conv3x3 F -> 4F, PixelShuffle(2)] x log2(s) for s = 2^n, or [Conv3x3 F -> 9F, PixelShuffle(3)] for s
+= 3 (keys upsample.0, upsample.2, ...); ``pixelshuffledirect`` = one Conv3x3 C -> out * s^2 + PixelShuffle(s) (key
+upsample.0).
 """
 
 from __future__ import annotations

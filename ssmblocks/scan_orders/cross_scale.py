@@ -1,11 +1,12 @@
 """Position-aligned cross-scale order (MambaCSR): a fine map and its x0.5 coarse map in one sequence.
 
-Facts (shared/reference/mambacsr.md): fine tokens by a nested scan — outer windows of ``window`` x ``window`` (16
-in MambaCSR), inside each window its 2x2 sub-blocks, inside each sub-block its 4 pixels, all in the same order
-(row- or column-major); coarse tokens by the matching ``window/2`` local scan of the half-size map; the streams are
-interleaved so every coarse token comes right before the four fine tokens it covers: [d0, f0, f1, f2, f3, d1, ...]
-(length 5HW/4). ``_flip`` reverses the fine and the coarse streams separately, then interleaves them. The split
-back keeps only the fine tokens. H and W must be multiples of ``window``; no padding.
+Facts (renyulin-f/MambaCSR at f71199e, ``basicsr/archs/mambacsr_arch.py``, ``basicsr/archs/mamba/local_scan.py``): fine
+tokens by a nested scan — outer windows of ``window`` x ``window`` (16 in MambaCSR), inside each window its 2x2
+sub-blocks, inside each sub-block its 4 pixels, all in the same order (row- or column-major); coarse tokens by the
+matching ``window/2`` local scan of the half-size map; the streams are interleaved so every coarse token comes right
+before the four fine tokens it covers: [d0, f0, f1, f2, f3, d1, ...] (length 5HW/4). ``_flip`` reverses the fine and the
+coarse streams separately, then interleaves them. The split back keeps only the fine tokens. H and W must be multiples
+of ``window``; no padding.
 
 This is the correct general order for any H x W. The official code un-scans its column-major paths with the grid
 transposed when H != W; that quirk belongs to the MambaCSR zoo model, not here.

@@ -1,9 +1,9 @@
 """Orders on one 2-D map (B, C, H, W): raster (row/column-major), VMamba's cross-scan, LocalMamba windows.
 
-Facts: MambaIR's SS2D uses K = 4 paths [row-major, column-major, reversed row, reversed column]
-(shared/reference/mambair.md); MambaCSR's ``wK`` / ``c_wK`` / ``_flip`` windows (local_scan.py, summarised in
-shared/reference/mambacsr.md): zero-pad right/bottom to a multiple of K, windows and the pixels inside them both
-row-major (``wK``) or both column-major (``c_wK``); the padding tokens stay in the sequence.
+Facts: MambaIR's SS2D uses K = 4 paths [row-major, column-major, reversed row, reversed column] (csguoh/MambaIR at
+33d7b34, ``basicsr/archs/mambair_arch.py``); MambaCSR's ``wK`` / ``c_wK`` / ``_flip`` windows (renyulin-f/MambaCSR at
+f71199e, ``basicsr/archs/mamba/local_scan.py``): zero-pad right/bottom to a multiple of K, windows and the pixels inside
+them both row-major (``wK``) or both column-major (``c_wK``); the padding tokens stay in the sequence.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Interleave schedules: which scan order block i of a stage uses.
 
-Facts (shared/reference/mambacsr.md): MambaCSR's dual-interleaved schedule gives block i of every residual group
-entry i % 4 of [w8 + w8_flip, c_w8 + c_w8_flip, w64 + w64_flip, c_w64 + c_w64_flip]: horizontal/vertical
-interleaving (row- vs column-major windows) crossed with hierarchical local/global interleaving (8 vs 64 windows;
-on 64x64 training patches w64 is one global raster scan).
+Facts (renyulin-f/MambaCSR at f71199e, ``basicsr/archs/mambacsr_arch.py`` ``BasicLayer``): MambaCSR's dual-interleaved
+schedule gives block i of every residual group entry i % 4 of [w8 + w8_flip, c_w8 + c_w8_flip, w64 + w64_flip, c_w64 +
+c_w64_flip]: horizontal/vertical interleaving (row- vs column-major windows) crossed with hierarchical local/global
+interleaving (8 vs 64 windows; on 64x64 training patches w64 is one global raster scan).
 """
 
 from __future__ import annotations

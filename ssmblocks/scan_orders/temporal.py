@@ -1,6 +1,6 @@
 """Orders on clips (B, C, T, H, W): VSRM's spatial-to-temporal and temporal-to-spatial scans.
 
-Facts (shared/reference/vsrm.md, from the VSRM paper; no official code exists): S2T flattens the clip spatial-first
+Facts (the VSRM paper, arXiv 2506.22762, Eqs. 4-5; no official code exists): S2T flattens the clip spatial-first
 then temporal — all of frame 1, then frame 2, ... — and scans it forward and backward; T2S is temporal-first — for
 each position all frames — and scans forward only. The order inside a frame is not published; the library's
 choice is row-major (documented in docs/scan_orders.md).

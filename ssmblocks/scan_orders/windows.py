@@ -1,8 +1,9 @@
 """Window partition: every window becomes its own short sequence (MedVSR's CSSB and ISSR Mamba-2 blocks).
 
-Facts (shared/reference/medvsr.md): both inputs are zero-padded (right/bottom) to multiples of 16 and split into
-16x16 windows; each window is one sequence of 256 tokens, row-major, one causal direction. Unlike ``Windowed``,
-the state does not carry from one window to the next, so the windows go to the batch axis.
+Facts (CUHK-AIM-Group/MedVSR at 3421505, ``archs/medvsr_arch.py``): both inputs are zero-padded (right/bottom) to
+multiples of 16 and split into 16x16 windows; each window is one sequence of 256 tokens, row-major, one causal
+direction. Unlike ``Windowed``, the state does not carry from one window to the next, so the windows go to the batch
+axis.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """MambaIR (ECCV 2024) and MambaIRUNet: image super-resolution, denoising, JPEG artefact reduction.
 
-Facts: shared/reference/mambair.md and shared/golden/README.md, from csguoh/MambaIR (Apache-2.0)
+Facts from csguoh/MambaIR (Apache-2.0)
 ``basicsr/archs/mambair_arch.py`` at 33d7b34 (light CAB variants at 06dc6cd / 3ad5892) and
 ``realDenoising/basicsr/models/archs/mambairunet_arch.py``. Parameter names follow the official ones, so official
 checkpoints load without renaming.

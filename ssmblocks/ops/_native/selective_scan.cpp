@@ -15,7 +15,7 @@
 //   h_t  = exp(dt_t * A[n]) * h_{t-1} + dt_t * u_t * B_t[n]
 //   y_t  = sum_n C_t[n] * h_t[n] + D * u_t ;   out_t = y_t * silu(z_t)  (when z is given)
 //
-// float32 design (see docs/benchmarks.md and shared/reference/scan-performance.md):
+// float32 design (see docs/benchmarks.md and docs/scan_engine.md):
 //   * 16 channels of one group sit in the 16 lanes of a vector; each thread owns a (16 channels x 16 states)
 //     tile of h in registers. B_t and C_t are shared by the group, so they are scalar broadcasts.
 //   * exp is exp2 with log2(e) folded into A once, evaluated by a branch-free polynomial that vectorises.
