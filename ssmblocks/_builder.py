@@ -124,11 +124,22 @@ def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], me
             model = model_entrypoint(architecture)(**model_args)
     else:
         model = model_entrypoint(architecture)(**model_args)
-    model.pretrained_cfg = cfg
-    model.architecture = architecture
     if not hasattr(model, "model_args"):           # a class without @records_hparams: keep what we know
         model.model_args = dict(model_args)
+    model.pretrained_cfg = _cfg_of_built(cfg, model.model_args)
+    model.architecture = architecture
     return model
+
+
+def _cfg_of_built(cfg: PretrainedCfg, args: Mapping[str, Any]) -> PretrainedCfg:
+    """The cfg with scale and channels as the model was built (``create_model(name, upscale=2)`` is x2 whatever the
+    tag says): restore(), export and spandrel read them from the cfg."""
+    scale = args.get("upscale", cfg.scale)
+    in_chans = args.get("in_chans", args.get("inp_channels", cfg.in_chans))
+    out_chans = args.get("out_channels", in_chans if cfg.out_chans == cfg.in_chans else cfg.out_chans)
+    if (scale, in_chans, out_chans) == (cfg.scale, cfg.in_chans, cfg.out_chans):
+        return cfg
+    return dataclasses.replace(cfg, scale=scale, in_chans=in_chans, out_chans=out_chans)
 
 
 def _check_name(model_name: object) -> str:
@@ -214,7 +225,7 @@ def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module
     initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes."""
     found = detect_checkpoint(state, origin)
     model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
-    model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
+    model.pretrained_cfg = _cfg_of_built(_detected_cfg(found, model.model_args, Path(origin)), model.model_args)
     _load_weights(model, state, origin, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
         model = _build(found.architecture, model.pretrained_cfg, found.model_args)

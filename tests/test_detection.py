@@ -165,3 +165,22 @@ def test_integer_images_are_refused(dtype):
     model = ssmblocks.create_model("test_mambair_sr")
     with pytest.raises(TypeError, match=r"float images in \[0, 1\]"):
         model(torch.zeros(1, 3, 8, 8, dtype=dtype))
+
+
+def test_width_ratios_read_from_shapes_rebuild_the_same_widths():
+    from ssmblocks.zoo._common import width_ratio
+
+    pairs = [(width, dim) for dim in range(16, 257) for width in range(dim // 2, 4 * dim + 1)]
+    assert all(int(width_ratio(width, dim) * dim) == width for width, dim in pairs)
+    assert width_ratio(360, 180) == 2.0 and width_ratio(216, 180) == 1.2   # the usual values stay exact
+
+
+def test_the_cfg_follows_the_built_scale_and_channels(tmp_path):
+    """create_model(name, upscale=2) is x2 whatever its tag says; restore(), export and spandrel read the cfg."""
+    model = ssmblocks.create_model("test_dvmsr", upscale=2, in_chans=1)
+    assert (model.pretrained_cfg.scale, model.pretrained_cfg.in_chans, model.pretrained_cfg.out_chans) == (2, 1, 1)
+    out = ssmblocks.restore(model.eval(), torch.rand(1, 1, 20, 20), tile=8)
+    assert out.shape == (1, 1, 40, 40)
+    path = tmp_path / "x2.pth"
+    torch.save(model.state_dict(), path)
+    assert ssmblocks.load_checkpoint(path).pretrained_cfg.scale == 2

@@ -484,3 +484,13 @@ def test_every_2d_order_runs_in_ss2d(order):
     assert out.shape == x.shape and torch.isfinite(out).all()
     out.square().mean().backward()
     assert x.grad.abs().sum() > 0 and mixer.A_logs.grad.abs().sum() > 0
+
+
+def test_path_gather_refuses_what_it_cannot_do():
+    from ssmblocks.ops import path_gather
+
+    src, index = torch.rand(1, 2, 6), torch.arange(6).view(1, 6)
+    with pytest.raises(TypeError, match=r"int64 indices, got index torch\.int32"):
+        path_gather(src, index.int(), index, True, False)
+    with pytest.raises(ValueError, match="shared_source and sum_paths together"):
+        path_gather(src, index, index, True, True)

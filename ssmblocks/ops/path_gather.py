@@ -88,6 +88,12 @@ def _native_applies(src: Tensor) -> bool:
 
 def path_gather(src: Tensor, index: Tensor, adjoint_index: Tensor, shared_source: bool, sum_paths: bool) -> Tensor:
     """Gathers K paths out of ``src`` (or back); see the module docstring for layouts and semantics."""
+    if index.dtype != torch.int64 or adjoint_index.dtype != torch.int64:
+        raise TypeError(f"path_gather takes int64 indices, got index {index.dtype}, adjoint_index "
+                        f"{adjoint_index.dtype}")
+    if shared_source and sum_paths:
+        raise ValueError("path_gather: shared_source and sum_paths together (every path read from one map, then "
+                         "summed) is K times one gather; gather once instead")
     if _native_applies(src):
         return _native_gather_op(src.contiguous(), index, adjoint_index, shared_source, sum_paths)
     return path_gather_ref(src, index, adjoint_index, shared_source, sum_paths)

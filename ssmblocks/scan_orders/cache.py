@@ -13,6 +13,7 @@ frees everything. A table larger than the whole budget is built, used and not ke
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
@@ -35,6 +36,7 @@ class IndexCache:
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._entries: OrderedDict[Hashable, tuple[tuple[Tensor, ...], int]] = OrderedDict()
         self._nbytes = 0
+        self._lock = threading.RLock()          # threads of one server share the cache
         self.max_bytes = max_bytes
 
     @property
@@ -46,8 +48,9 @@ class IndexCache:
     def max_bytes(self, value: int) -> None:
         if value < 0:
             raise ValueError(f"the index cache budget must be >= 0 bytes, got {value}")
-        self._max_bytes = int(value)
-        self._evict()
+        with self._lock:
+            self._max_bytes = int(value)
+            self._evict()
 
     @property
     def nbytes(self) -> int:
@@ -62,20 +65,23 @@ class IndexCache:
 
     def clear(self) -> None:
         """Drops every entry."""
-        self._entries.clear()
-        self._nbytes = 0
+        with self._lock:
+            self._entries.clear()
+            self._nbytes = 0
 
     def get(self, key: Hashable, build: Callable[[], tuple[Tensor, ...]]) -> tuple[Tensor, ...]:
         """The entry for ``key``, built with ``build()`` and kept (if it fits the budget) on a miss."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            return self._entries[key][0]
-        value = build()
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key][0]
+        value = build()                         # outside the lock: building may take a while
         size = _nbytes(value)
-        if size <= self._max_bytes:
-            self._entries[key] = (value, size)
-            self._nbytes += size
-            self._evict()
+        with self._lock:
+            if key not in self._entries and size <= self._max_bytes:
+                self._entries[key] = (value, size)
+                self._nbytes += size
+                self._evict()
         return value
 
     def _evict(self) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["RGB_MEAN", "count_indices", "init_linear_and_norm", "mean_of"]
+__all__ = ["RGB_MEAN", "count_indices", "init_linear_and_norm", "mean_of", "width_ratio"]
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)     # the DIV2K RGB mean of SwinIR / MambaIR / MambaCSR / DVMSR
 
@@ -36,3 +36,13 @@ def count_indices(state: Mapping[str, Tensor], pattern: str) -> int:
     """How many distinct values the first group of ``pattern`` takes over the keys (e.g. blocks per layer)."""
     regex = re.compile(pattern)
     return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
+
+
+def width_ratio(width: int, dim: int) -> float:
+    """The ratio a constructor was given for a layer of ``width`` channels built as ``int(ratio * dim)``: a usual
+    value or width / dim when it gives ``width`` back, else width / dim nudged up (a plain width / dim can land one
+    short: int(60 / 44 * 44) == 59)."""
+    for ratio in (4.0, 2.0, 1.5, 1.2, 1.0, width / dim):
+        if int(ratio * dim) == width:
+            return ratio
+    return width / dim + 1e-9

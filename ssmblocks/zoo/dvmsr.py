@@ -33,7 +33,7 @@ from ssmblocks.blocks import ViMMGroup
 from ssmblocks.data import bundled_file
 from ssmblocks.necks import PixelShuffleDirect
 from ssmblocks.scan_orders import ScanOrder
-from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of
+from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of, width_ratio
 
 __all__ = ["DVMSR"]
 
@@ -127,7 +127,7 @@ def detect_dvmsr(state: Mapping[str, Tensor]) -> Detection:
     d_inner, d_state = state[f"{_BLOCK0}mixer.A_log"].shape
     args = {"upscale": math.isqrt(state["upsample.0.weight"].shape[0] // in_chans), "in_chans": in_chans,
             "embed_dim": embed_dim, "depths": depths, "d_state": d_state,
-            "d_conv": state[f"{_BLOCK0}mixer.conv1d.weight"].shape[-1], "expand": d_inner / embed_dim,
+            "d_conv": state[f"{_BLOCK0}mixer.conv1d.weight"].shape[-1], "expand": width_ratio(d_inner, embed_dim),
             "dt_rank": state[f"{_BLOCK0}mixer.dt_proj.weight"].shape[1]}
     arch = next((name for name, size in _VARIANTS.items() if not name.startswith("test_")
                  and (size["embed_dim"], list(size["depths"])) == (embed_dim, depths)), "dvmsr")

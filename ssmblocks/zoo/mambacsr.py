@@ -47,7 +47,7 @@ from ssmblocks.blocks.rlmb import RLMG
 from ssmblocks.necks import CrossScaleFusion, PixelShuffleUpsample
 from ssmblocks.scan_orders import Schedule, concat, dual_interleaved, mambacsr_order
 from ssmblocks.scan_orders import cross_scale_scan as cross_scale_paths
-from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of
+from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of, width_ratio
 
 __all__ = ["MambaCSR"]
 
@@ -234,13 +234,13 @@ def detect_mambacsr(state: Mapping[str, Tensor]) -> Detection:
     args: dict[str, Any] = {
         "upscale": 3 if state["upsample.0.weight"].shape[0] == 9 * num_feat else 2**convs,
         "in_chans": in_chans, "embed_dim": embed_dim, "depths": _depths(state, "layers"),
-        "d_state": a_logs.shape[1], "expand": a_logs.shape[0] // paths / embed_dim,
-        "mlp_ratio": state[f"{_BLOCK0}mlp.fc1.weight"].shape[0] / embed_dim,
+        "d_state": a_logs.shape[1], "expand": width_ratio(a_logs.shape[0] // paths, embed_dim),
+        "mlp_ratio": width_ratio(state[f"{_BLOCK0}mlp.fc1.weight"].shape[0], embed_dim),
         "dual_interleaved_scan": cross or paths == 2, "cross_scale_scan": cross, "num_feat": num_feat,
     }
     if cross:
         args |= {"depths2": _depths(state, "layers2"), "fusion_d_state": state["layers3.0.A_logs"].shape[1],
-                 "fusion_mlp_ratio": state["layers3.0.mlp.fc1.weight"].shape[0] / embed_dim}
+                 "fusion_mlp_ratio": width_ratio(state["layers3.0.mlp.fc1.weight"].shape[0], embed_dim)}
     name = "Final (cross-scale)" if cross else "wo (dual-interleaved only)"
     variant = (f"MambaCSR {name} x{args['upscale']}; embed_dim {embed_dim}, depths {args['depths']}, "
                f"d_state {args['d_state']}")

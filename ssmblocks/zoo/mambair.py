@@ -27,7 +27,7 @@ from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CAB_VARIANTS, BlockSequence, ResidualGroup
 from ssmblocks.necks import PixelShuffleDirect, PixelShuffleUpsample
 from ssmblocks.scan_orders import ScanOrder, Schedule
-from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of
+from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of, width_ratio
 
 __all__ = ["MambaIR", "MambaIRUNet"]
 
@@ -227,18 +227,11 @@ class MambaIRUNet(nn.Module):
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
 
 
-def _expand_ratio(d_inner: int, dim: int) -> float:
-    """The expansion the official constructors were given (int(ratio * dim) == d_inner)."""
-    for ratio in (2.0, 1.5, 1.2, 1.0):
-        if int(ratio * dim) == d_inner:
-            return ratio
-    return d_inner / dim + 1e-9
-
 
 def _ssm_shapes(state: Mapping[str, Tensor], prefix: str, dim: int) -> tuple[int, float]:
     a_logs = state[f"{prefix}self_attention.A_logs"]
     paths = state[f"{prefix}self_attention.x_proj_weight"].shape[0]
-    return a_logs.shape[1], _expand_ratio(a_logs.shape[0] // paths, dim)
+    return a_logs.shape[1], width_ratio(a_logs.shape[0] // paths, dim)
 
 
 _BLOCK0 = "layers.0.residual_group.blocks.0."

@@ -36,7 +36,7 @@ from ssmblocks._inputs import check_video
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CSSB, ConvResidualBlocks, ResidualBlockNoBN, WindowedMamba2Layer
 from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, second_order_propagation
-from ssmblocks.zoo._common import count_indices
+from ssmblocks.zoo._common import count_indices, width_ratio
 
 __all__ = ["ISSR", "MedVSR"]
 
@@ -197,8 +197,8 @@ def detect_medvsr(state: Mapping[str, Tensor]) -> Detection:
         "d_state": state[f"{cross}in_proj_b.weight"].shape[0],
         "headdim": mid // state[f"{cross}A_log"].shape[0],
         "d_conv": state[f"{cross}conv1d.weight"].shape[-1],
-        "cssb_mlp_ratio": state["cross_arc_block.mlp.fc1.weight"].shape[0] / mid,
-        "issr_mlp_ratio": state[f"{issr}mlp.fc1.weight"].shape[0] / mid,
+        "cssb_mlp_ratio": width_ratio(state["cross_arc_block.mlp.fc1.weight"].shape[0], mid),
+        "issr_mlp_ratio": width_ratio(state[f"{issr}mlp.fc1.weight"].shape[0], mid),
         "deformable_groups": state["deform_align.backward_1.conv_offset.6.weight"].shape[0] // 27,
         "max_residue_magnitude": 10.0,                      # not in the weights; the official default
         "hr_channels": state["conv_hr.weight"].shape[0],
