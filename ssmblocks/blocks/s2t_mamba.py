@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.ops import selective_scan_fn
@@ -65,12 +65,12 @@ class S2TMamba(Mamba):
     def forward(self, x: Tensor) -> Tensor:
         if self.share_directions:
             return super().forward(x)
-        batch, *spatial, channels = x.shape
+        spatial = tuple(x.shape[1:-1])
         xz = self.in_proj(x).movedim(-1, 1)                                   # (B, 2 d_inner, T, H, W)
         paths = self.scan_order.scan(xz)                                       # (B, 2, 2 d_inner, L)
         forward_path, backward_path = (p.chunk(2, dim=1) for p in paths.unbind(1))
         y = torch.stack([self._path_ssm(*forward_path, False), self._path_ssm(*backward_path, True)], dim=1)
-        return self.out_proj(self.scan_order.merge_sum(y, tuple(spatial)).movedim(1, -1))
+        return self.out_proj(self.scan_order.merge_sum(y, spatial).movedim(1, -1))
 
 
 def t2s_mamba(dim: int, *, scan_order: ScanOrder | None = None, device=None, dtype=None, **mamba_options) -> Mamba:

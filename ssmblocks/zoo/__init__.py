@@ -7,4 +7,5 @@ from ssmblocks.zoo.mambair import MambaIR, MambaIRUNet
 from ssmblocks.zoo.medvsr import MedVSR
 from ssmblocks.zoo.vsrm import VSRM
 
-__all__ = ["DVMSR", "MambaCSR", "MambaIR", "MambaIRUNet", "MedVSR", "VSRM", "dvmsr", "mambacsr", "mambair", "medvsr", "vsrm"]
+__all__ = ["DVMSR", "VSRM", "MambaCSR", "MambaIR", "MambaIRUNet", "MedVSR", "dvmsr", "mambacsr", "mambair", "medvsr",
+           "vsrm"]
