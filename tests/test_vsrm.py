@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import ssmblocks
+from ssmblocks._hub import PretrainedUnavailableError
 from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
 from ssmblocks.blocks.tgfn import TGFN
 from ssmblocks.blocks.vsrm_blocks import DAMB, S2TMB, T2SMB
@@ -43,8 +44,8 @@ def test_no_weights_cfg_points_to_the_training_recipe():
     cfg = ssmblocks.get_pretrained_cfg("vsrm")
     assert cfg.tag == "none" and not cfg.has_weights
     assert "ssmblocks train --model vsrm" in cfg.notes and cfg.input_kind == "video" and cfg.min_frames == 2
-    with pytest.raises(Exception, match="(?i)weights"):
-        ssmblocks.create_model("test_vsrm", pretrained=True)
+    with pytest.raises(PretrainedUnavailableError, match=r"vsrm\.none has no published weights"):
+        ssmblocks.create_model("vsrm", pretrained=True)
 
 
 @pytest.mark.parametrize(("clip", "message"), [
