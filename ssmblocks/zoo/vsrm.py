@@ -226,8 +226,9 @@ def detect_vsrm(state: Mapping[str, Tensor]) -> Detection:
 _PAPER = "VSRM: A Robust Mamba-Based Framework for Video Super-Resolution (ICCV 2025), arXiv:2506.22762"
 _ORIGIN = "https://github.com/PhuTran1005/VSRM"
 _NO_WEIGHTS = ("the authors published no code and no weights; this is the library's implementation from the paper. "
-               "Train it with `ssmblocks train --model vsrm ...` (docs/training.md; the paper trains with the "
-               "Charbonnier + Frequency Charbonnier-like loss, ssmblocks.losses.FrequencyCharbonnierLoss)")
+               "Train it with `ssmblocks train --model vsrm --data <frame folders> --frames 6 --loss fcl ...` "
+               "(docs/training.md; `fcl` is the paper's Charbonnier + Frequency Charbonnier-like loss, "
+               "ssmblocks.losses.FrequencyCharbonnierLoss)")
 _COMMON = {"license": "library implementation (the paper's repository states no license for code; none exists)",
            "paper": _PAPER, "origin_url": _ORIGIN, "scale": 4, "input_kind": "video", "min_frames": 2,
            "supports_bf16": True, "supports_fp16": False, "task": "video super-resolution x4"}
