@@ -38,6 +38,10 @@ ROUND_TRIP_CASES = {
     "test_medvsr": [{"mid_channels": 64, "num_blocks": 2, "num_extract_blocks": 2, "num_reconstruct_blocks": 4,
                      "mamba_layers": 2, "reconstruct_kernel": 5, "d_state": 8, "headdim": 8, "cssb_mlp_ratio": 2.0,
                      "issr_mlp_ratio": 3.0, "deformable_groups": 8, "hr_channels": 32}],
+    "test_vsrm": [{"mid_channels": 8, "embed_dim": 12, "num_extract_blocks": 1, "num_refine_blocks": 1,
+                   "num_reconstruct_blocks": 2, "num_dambs": 2, "damb_depth": 2, "d_conv": 3, "expand": 1.5,
+                   "share_directions": False, "ffn_expansion": 1.5, "ffn_kernel": (1, 3, 3), "region_size": (3, 3),
+                   "offset_layers": 1, "dca_d_state": 8, "dca_expand": 1, "dca_headdim": 4, "hr_channels": 8}],
 }
 
 

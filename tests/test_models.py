@@ -139,7 +139,7 @@ def _dynamic_sizes(name: str) -> tuple[dict[int, object], tuple[int, int], tuple
     # the second size: other H and W, and paths longer than the scan's 64-step chunks
     second = (base + step, base + 2 * step) if base * base > 64 else (2 * base + step, 3 * base)
     if cfg.input_kind == "video":
-        return {1: Dim("frames", min=max(2, cfg.min_frames), max=16), 3: height, 4: width}, first, second
+        return {3: height, 4: width}, first, second     # recurrent over frames: T is fixed, H and W are not
     return {2: height, 3: width}, first, second
 
 

@@ -1,0 +1,267 @@
+"""VSRM (arXiv 2506.22762): video super-resolution x4 with spatial-to-temporal Mamba and deformable cross-mamba
+alignment — the first public implementation, built from the paper (github PhuTran1005/VSRM publishes a README and
+figures only: no code, no weights). Every choice the paper leaves open is a constructor argument; docs/models/vsrm.md
+gives each choice and its reason.
+
+The network (paper Fig. 2, on a BasicVSR++/IART-style recurrent propagation as its README says):
+
+* per-frame features: Conv3x3 + LeakyReLU + residual blocks (``feat_extract``); SpyNet flows between neighbours;
+* second-order bidirectional propagation over branches backward_1, forward_1, backward_2, forward_2
+  (``second_order_propagation``). At each step a Feature Propagation Block (``fpb.<branch>``) aligns the branch's
+  previous and second-previous outputs to the current frame with one DCA (``DeformableCrossMambaAlignment``,
+  SpyNet flow and the composed second-order flow), stacks the 3-frame clip [aligned t-1, current, aligned t-2]
+  (IART's clip), projects it to ``embed_dim`` and runs ``num_dambs`` DAMBs (``damb_depth`` S2TMBs + one T2SMB)
+  over it; the clip's centre frame, projected back, is added to the aligned t-1 feature. A conv trunk
+  (``refine.<branch>``) then fuses [current, earlier branches, propagated] into a residual, as in BasicVSR++;
+* per frame, reconstruction of cat[spatial, 4 branches] (conv trunk), two PixelShuffle x2 stages, ``conv_hr``,
+  ``conv_last``, plus the bilinearly x4 upsampled LR frame.
+
+Layout: family layers -> the model -> checkpoint conversion -> detection -> pretrained cfgs -> entry points.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ssmblocks._builder import Detection, register_detector
+from ssmblocks._hparams import records_hparams
+from ssmblocks._inputs import check_video
+from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
+from ssmblocks.blocks import ConvResidualBlocks
+from ssmblocks.blocks.vsrm_blocks import DAMB
+from ssmblocks.necks import BRANCHES, SpyNet, second_order_propagation
+from ssmblocks.necks.dca import DeformableCrossMambaAlignment
+
+__all__ = ["VSRM", "FeaturePropagationBlock"]
+
+SPYNET_MIN_SIZE = 64
+
+
+class FeaturePropagationBlock(nn.Module):
+    """FPB = DCA + DAMBs, called as the propagation's ``align``:
+    ``(feat_prop, cond, flow_n1, feat_n2, flow_n2) -> (B, C, H, W)`` with ``cond`` = cat[warped t-1, current,
+    warped t-2] (B, 3C, H, W) of which only ``current`` is read (DCA does its own sampling).
+
+    Args:
+        dim: propagation channels C. embed_dim: channels of the DAMBs. num_dambs, damb_depth: DAMBs, S2TMBs each.
+        dca_options: keyword options of ``DeformableCrossMambaAlignment``. damb_options: of ``DAMB``.
+    """
+
+    def __init__(self, dim: int, *, embed_dim: int, num_dambs: int, damb_depth: int, dca_options: dict[str, Any],
+                 damb_options: dict[str, Any], device=None, dtype=None) -> None:
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.dca = DeformableCrossMambaAlignment(dim, **dca_options, **factory)
+        self.proj_in = nn.Linear(dim, embed_dim, **factory)
+        self.dambs = nn.Sequential(*(DAMB(embed_dim, depth=damb_depth, **damb_options, **factory)
+                                     for _ in range(num_dambs)))
+        self.norm = nn.LayerNorm(embed_dim, **factory)
+        self.proj_out = nn.Linear(embed_dim, dim, **factory)
+
+    def forward(self, feat_prop: Tensor, cond: Tensor, flow_n1: Tensor, feat_n2: Tensor, flow_n2: Tensor) -> Tensor:
+        current = cond.chunk(3, dim=1)[1]
+        aligned_n1 = self.dca(current, feat_prop, flow_n1)
+        aligned_n2 = self.dca(current, feat_n2, flow_n2)
+        clip = torch.stack([aligned_n1, current, aligned_n2], dim=1).permute(0, 1, 3, 4, 2)   # (B, 3, H, W, C)
+        centre = self.proj_out(self.norm(self.dambs(self.proj_in(clip)))[:, 1])            # (B, H, W, C)
+        return aligned_n1 + centre.permute(0, 3, 1, 2)
+
+
+def _neighbour_flows(spynet: SpyNet, lqs: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, T, 3, H, W) -> flows_backward (frame k -> k+1) and flows_forward (k+1 -> k), each (B, T-1, 2, H, W).
+    Frames under 64x64 are replicate-padded (right/bottom) to 64 for SpyNet; the flows are cropped back."""
+    batch, frames, _, height, width = lqs.shape
+    pad_h, pad_w = max(SPYNET_MIN_SIZE - height, 0), max(SPYNET_MIN_SIZE - width, 0)
+    if pad_h or pad_w:
+        lqs = F.pad(lqs.flatten(0, 1), (0, pad_w, 0, pad_h), mode="replicate").unflatten(0, (batch, frames))
+    earlier, later = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
+    flows = spynet(torch.cat([earlier, later]), torch.cat([later, earlier]))[..., :height, :width]
+    backward, forward = flows.unflatten(0, (2, batch, frames - 1))
+    return backward, forward
+
+
+@records_hparams
+class VSRM(nn.Module):
+    """VSRM x4 video super-resolution. Input (B, T, 3, H, W) in [0, 1], T >= 2; output (B, T, 3, 4H, 4W).
+
+    Args:
+        mid_channels: propagation width C (a multiple of 4). embed_dim: DAMB width.
+        num_extract_blocks, num_refine_blocks, num_reconstruct_blocks: residual blocks of the feature extractor,
+            of each branch's fusion trunk and of the reconstruction trunk.
+        num_dambs: DAMBs per FPB. damb_depth: S2TMBs per DAMB (then one T2SMB).
+        d_state, d_conv, expand: of the S2T/T2S Mamba mixers. share_directions: S2T's forward and backward scans
+            share conv1d and SSM parameters.
+        ffn_expansion, ffn_kernel: of TGFN.
+        region_size, offset_layers, snap_to_grid, positional_encoding: of DCA; dca_d_state, dca_expand,
+            dca_headdim: of its cross-mamba.
+        hr_channels: width after the second PixelShuffle.
+    """
+
+    family = "VSRM"
+    default_architecture = "vsrm"
+
+    def __init__(self, *, mid_channels: int = 64, embed_dim: int = 120, num_extract_blocks: int = 5,
+                 num_refine_blocks: int = 2, num_reconstruct_blocks: int = 3, num_dambs: int = 3,
+                 damb_depth: int = 5, d_state: int = 16, d_conv: int = 4, expand: float = 2.0,
+                 share_directions: bool = True, ffn_expansion: float = 1.5,
+                 ffn_kernel: tuple[int, int, int] = (3, 3, 3), region_size: tuple[int, int] = (3, 3),
+                 offset_layers: int = 3, snap_to_grid: bool = True, positional_encoding: bool = True,
+                 dca_d_state: int = 16, dca_expand: int = 2, dca_headdim: int = 16, hr_channels: int = 64) -> None:
+        super().__init__()
+        self.mid_channels = mid_channels
+        dca_options = {"region_size": tuple(region_size), "offset_layers": offset_layers,
+                       "snap_to_grid": snap_to_grid, "positional_encoding": positional_encoding,
+                       "d_state": dca_d_state, "d_conv": d_conv, "expand": dca_expand, "headdim": dca_headdim}
+        damb_options = {"share_directions": share_directions, "ffn_expansion": ffn_expansion,
+                        "ffn_kernel": tuple(ffn_kernel), "d_state": d_state, "d_conv": d_conv, "expand": expand}
+        self.spynet = SpyNet()
+        self.feat_extract = ConvResidualBlocks(3, mid_channels, num_extract_blocks)
+        self.fpb = nn.ModuleDict({
+            name: FeaturePropagationBlock(mid_channels, embed_dim=embed_dim, num_dambs=num_dambs,
+                                          damb_depth=damb_depth, dca_options=dca_options, damb_options=damb_options)
+            for name in BRANCHES})
+        self.refine = nn.ModuleDict({name: ConvResidualBlocks((2 + i) * mid_channels, mid_channels, num_refine_blocks)
+                                     for i, name in enumerate(BRANCHES)})
+        self.reconstruction = ConvResidualBlocks((len(BRANCHES) + 1) * mid_channels, mid_channels,
+                                                 num_reconstruct_blocks)
+        self.upconv1 = nn.Conv2d(mid_channels, mid_channels * 4, 3, padding=1)
+        self.upconv2 = nn.Conv2d(mid_channels, hr_channels * 4, 3, padding=1)
+        self.pixel_shuffle = nn.PixelShuffle(2)
+        self.conv_hr = nn.Conv2d(hr_channels, hr_channels, 3, padding=1)
+        self.conv_last = nn.Conv2d(hr_channels, 3, 3, padding=1)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.1)
+
+    def forward_features(self, lqs: Tensor) -> Tensor:
+        """(B, T, 3, H, W) -> (B, T, 5 mid, H, W): cat[spatial, backward_1, forward_1, backward_2, forward_2]."""
+        batch, frames = lqs.shape[:2]
+        spatial = self.feat_extract(lqs.flatten(0, 1)).unflatten(0, (batch, frames))
+        flows_backward, flows_forward = _neighbour_flows(self.spynet, lqs)
+        feats = second_order_propagation(spatial.unbind(1), flows_backward, flows_forward, align=self.fpb,
+                                         refine=self.refine)
+        return torch.stack([torch.cat([feats[k][t] for k in ("spatial", *BRANCHES)], dim=1) for t in range(frames)],
+                           dim=1)
+
+    def forward(self, lqs: Tensor) -> Tensor:
+        check_video(lqs, 3, type(self).__name__, min_frames=2)
+        features = self.forward_features(lqs)
+        outputs = []
+        for t in range(lqs.shape[1]):                       # frame by frame: peak memory of one HR frame
+            hr = self.reconstruction(features[:, t])
+            hr = self.lrelu(self.pixel_shuffle(self.upconv1(hr)))
+            hr = self.lrelu(self.pixel_shuffle(self.upconv2(hr)))
+            hr = self.conv_last(self.lrelu(self.conv_hr(hr)))
+            outputs.append(hr + F.interpolate(lqs[:, t], scale_factor=4, mode="bilinear", align_corners=False))
+        return torch.stack(outputs, dim=1)
+
+    @staticmethod
+    def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+        """No official checkpoints exist; the library's own keys load as they are."""
+        return state_dict
+
+
+# ---- detection of the library's VSRM checkpoints ------------------------------------------------------------------
+def _count(state: Mapping[str, Tensor], pattern: str) -> int:
+    regex = re.compile(pattern)
+    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
+
+
+_S2T0 = "fpb.backward_1.dambs.0.0."
+
+
+def _claims_vsrm(state: Mapping[str, Tensor]) -> bool:
+    """VSRM holds the DCA cross-mamba of its first propagation block and a TGFN in its first S2TMB."""
+    return ("fpb.backward_1.dca.cross_mamba.in_proj_b.weight" in state
+            and f"{_S2T0}ffn.dwconv1.weight" in state)
+
+
+@register_detector("VSRM", claims=_claims_vsrm)
+def detect_vsrm(state: Mapping[str, Tensor]) -> Detection:
+    mid = state["feat_extract.main.0.weight"].shape[0]
+    embed = state["fpb.backward_1.proj_in.weight"].shape[0]
+    num_dambs = _count(state, r"fpb\.backward_1\.dambs\.(\d+)\.0\.norm1\.weight")
+    blocks = _count(state, r"fpb\.backward_1\.dambs\.0\.(\d+)\.norm1\.weight")
+    mixer, ffn = f"{_S2T0}mixer.", f"{_S2T0}ffn."
+    dca = "fpb.backward_1.dca."
+    d_inner = state[f"{mixer}in_proj.weight"].shape[0] // 2
+    dca_inner = state[f"{dca}cross_mamba.norm.weight"].shape[0]
+    offset_convs = _count(state, r"fpb\.backward_1\.dca\.offset_net\.(\d+)\.weight")
+    tokens = state[f"{dca}offset_net.{2 * (offset_convs - 1)}.weight"].shape[0] // 2
+    side = round(tokens**0.5)
+    if side * side != tokens:
+        raise ValueError(f"DCA region of {tokens} points: only square regions are detected")
+    args = {
+        "mid_channels": mid,
+        "embed_dim": embed,
+        "num_extract_blocks": _count(state, r"feat_extract\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_refine_blocks": _count(state, r"refine\.backward_1\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_reconstruct_blocks": _count(state, r"reconstruction\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_dambs": num_dambs,
+        "damb_depth": blocks - 1,
+        "d_state": state[f"{mixer}A_log"].shape[1],
+        "d_conv": state[f"{mixer}conv1d.weight"].shape[-1],
+        "expand": d_inner / embed,
+        "share_directions": f"{mixer}A_b_log" not in state,
+        "ffn_expansion": state[f"{ffn}dwconv1.weight"].shape[0] / embed,
+        "ffn_kernel": tuple(state[f"{ffn}dwconv1.weight"].shape[2:]),
+        "region_size": (side, side),
+        "offset_layers": offset_convs,
+        "snap_to_grid": True,                          # not in the weights: the paper's Eq. 8
+        "positional_encoding": True,                   # not in the weights: the paper's choice
+        "dca_d_state": state[f"{dca}cross_mamba.in_proj_b.weight"].shape[0],
+        "dca_expand": dca_inner // mid,
+        "dca_headdim": dca_inner // state[f"{dca}cross_mamba.A_log"].shape[0],
+        "hr_channels": state["conv_hr.weight"].shape[0],
+    }
+    variant = f"VSRM x4; mid {mid}, embed {embed}, {num_dambs} DAMBs of {blocks - 1} S2TMBs + 1 T2SMB per FPB"
+    return Detection("VSRM", "vsrm", args, variant)
+
+
+# ---- pretrained cfgs -------------------------------------------------------------------------------------------
+_PAPER = "VSRM: A Robust Mamba-Based Framework for Video Super-Resolution (ICCV 2025), arXiv:2506.22762"
+_ORIGIN = "https://github.com/PhuTran1005/VSRM"
+_NO_WEIGHTS = ("the authors published no code and no weights; this is the library's implementation from the paper. "
+               "Train it with `ssmblocks train --model vsrm --data <frame folders> --frames 6 --loss fcl ...` "
+               "(docs/training.md; `fcl` is the paper's Charbonnier + Frequency Charbonnier-like loss, "
+               "ssmblocks.losses.FrequencyCharbonnierLoss)")
+_COMMON = {"license": "library implementation (the paper's repository states no license for code; none exists)",
+           "paper": _PAPER, "origin_url": _ORIGIN, "scale": 4, "input_kind": "video", "min_frames": 2,
+           "supports_bf16": True, "supports_fp16": False, "task": "video super-resolution x4"}
+
+register_cfgs({
+    "vsrm.none": PretrainedCfg(
+        test_protocol="REDS4 (clips of 100 frames; paper: 6- and 16-frame training) and Vid4 / Vimeo-90K-T, "
+                      "PSNR/SSIM as BasicVSR++", notes=_NO_WEIGHTS,
+        metrics={"REDS4 PSNR/SSIM (paper, 16 frames)": "33.11/0.9162", "Vid4 PSNR/SSIM (paper)": "28.44/0.8552",
+                 "Vimeo-90K-T PSNR/SSIM (paper)": "38.33/0.9543", "parameters (paper)": "17.1 M"}, **_COMMON),
+    "vsrm_ablation.none": PretrainedCfg(
+        test_protocol="REDS4, the paper's ablation setting", notes=_NO_WEIGHTS,
+        metrics={"REDS4 PSNR (paper, ablation)": "31.09", "parameters (paper)": "8.61 M"}, **_COMMON),
+    "test_vsrm.untrained": PretrainedCfg(notes="tiny CI-size VSRM; random weights", **_COMMON),
+})
+
+
+# ---- registered entry points -----------------------------------------------------------------------------------
+@register_model
+def vsrm(**kwargs: Any) -> VSRM:
+    """VSRM x4, the paper's main model (17.1 M parameters): see docs/models/vsrm.md for the chosen sizes."""
+    return VSRM(**kwargs)
+
+
+@register_model
+def vsrm_ablation(**kwargs: Any) -> VSRM:
+    """The paper's 8.61 M-parameter ablation model: see docs/models/vsrm.md for the chosen sizes."""
+    return VSRM(**{"num_dambs": 2, "damb_depth": 2, "num_reconstruct_blocks": 5, **kwargs})
+
+
+@register_model
+def test_vsrm(**kwargs: Any) -> VSRM:
+    """CI-size VSRM: mid 16, embed 16, one DAMB of one S2TMB + one T2SMB per FPB, no residual blocks."""
+    return VSRM(**{"mid_channels": 16, "embed_dim": 16, "num_extract_blocks": 0, "num_refine_blocks": 0,
+                   "num_reconstruct_blocks": 0, "num_dambs": 1, "damb_depth": 1, "d_state": 4, "dca_d_state": 4,
+                   "dca_headdim": 8, "region_size": (2, 2), "offset_layers": 2, "hr_channels": 16, **kwargs})
