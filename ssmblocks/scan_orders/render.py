@@ -1,11 +1,11 @@
 """Pictures of scan orders: ``render(order, shape)`` -> an RGB uint8 numpy image; ``save_png`` writes it.
 
 One panel per path (paths stacked top to bottom; for clips the frames of a path side by side; for a ``Schedule``
-its orders side by side, block 0 on the left). Each pixel is
-coloured by when the path visits it (dark purple first, yellow last, viridis-like); a white line traces the
-first steps, with a white square on the first pixel and an arrowhead where the trace ends. Padding tokens are
-not drawn (they are outside the map); for the cross-scale order the fine pixels are drawn, coloured by their
-position in the interleaved sequence. No plotting library is needed.
+its orders side by side, block 0 on the left). Each pixel is coloured by when the path visits it (dark purple
+first, yellow last, viridis-like); a white line traces the first steps, with a white square on the first pixel
+and an arrowhead where the trace ends. Padding tokens are not drawn (they are outside the map); for the
+cross-scale order the fine pixels are drawn, coloured by their position in the interleaved sequence.
+No plotting library is needed.
 """
 
 from __future__ import annotations
