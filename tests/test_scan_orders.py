@@ -280,6 +280,33 @@ def test_render_clip_and_cross_scale():
     assert render(cross_scale_scan(4), (8, 8), cell=2).shape[0] == 4 * 16 + 3 * 2
 
 
+def test_render_schedule_draws_each_order_in_block_order():
+    schedule = dual_interleaved(local=2, global_=4)  # [w2, c_w2, w4, c_w4], each with its reverse
+    image = render(schedule, (4, 4), cell=3)
+    panel, gap, column_gap = 12, 2, 4
+    assert image.shape == (2 * panel + gap, 4 * panel + 3 * column_gap, 3)
+    for i, entry in enumerate(schedule.orders):
+        left = i * (panel + column_gap)
+        np.testing.assert_array_equal(image[:, left:left + panel], render(entry, (4, 4), cell=3))
+    # the columns differ: row-major 2x2 windows visit pixel (0, 1) second, column-major ones pixel (1, 0)
+    assert not np.array_equal(image[:, :panel], image[:, panel + column_gap:2 * panel + column_gap])
+
+
+def test_render_clip_orders_draw_frames_side_by_side():
+    image = render(t2s_scan(), (3, 2, 2), cell=4)
+    assert image.shape == (8, 3 * 8 + 2 * 2, 3)
+    # time-major: pixel (0, 1) of frame 2 is visited at step 5, before pixel (1, 0) of frame 0 (step 6);
+    # frame-major would visit it last of all
+    frame0, frame2 = image[:, :8].astype(int).sum(-1), image[:, 20:].astype(int).sum(-1)
+    assert frame2[0, 7] < frame0[7, 0]  # cell corners: away from the traced line
+
+
+@pytest.mark.parametrize(("order", "shape"), [(s2t_scan(), (8, 8)), (cross_scan(4), (2, 4, 4))])
+def test_render_names_a_shape_of_the_wrong_rank(order, shape):
+    with pytest.raises(ValueError, match="render it on a shape"):
+        render(order, shape)
+
+
 # ---- gradients and the non-native gather ----------------------------------------------------------------------
 GRAD_CASES = {
     "cross4": (cross_scan(4), [(5, 7)]),

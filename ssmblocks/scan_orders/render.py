@@ -1,10 +1,11 @@
 """Pictures of scan orders: ``render(order, shape)`` -> an RGB uint8 numpy image; ``save_png`` writes it.
 
-One panel per path (paths stacked top to bottom; for clips the frames of a path side by side). Each pixel is
-coloured by when the path visits it (dark purple first, yellow last, viridis-like); a white line traces the
-first steps, with a white square on the first pixel and an arrowhead where the trace ends. Padding tokens are
-not drawn (they are outside the map); for the cross-scale order the fine pixels are drawn, coloured by their
-position in the interleaved sequence. No plotting library is needed.
+One panel per path (paths stacked top to bottom; for clips the frames of a path side by side; for a ``Schedule``
+its orders side by side, block 0 on the left). Each pixel is coloured by when the path visits it (dark purple
+first, yellow last, viridis-like); a white line traces the first steps, with a white square on the first pixel
+and an arrowhead where the trace ends. Padding tokens are not drawn (they are outside the map); for the
+cross-scale order the fine pixels are drawn, coloured by their position in the interleaved sequence.
+No plotting library is needed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ssmblocks.scan_orders.base import ScanOrder
+from ssmblocks.scan_orders.schedules import Schedule
 
 __all__ = ["render", "save_png"]
 
@@ -60,12 +62,22 @@ def _panel(order_pos: np.ndarray, length: int, cell: int, trace: list[tuple[int,
     return panel
 
 
-def render(order: ScanOrder, shape: tuple[int, ...], cell: int = 12, trace_steps: int | None = None) -> np.ndarray:
+def render(order: ScanOrder | Schedule, shape: tuple[int, ...], cell: int = 12,
+           trace_steps: int | None = None) -> np.ndarray:
     """RGB image (uint8, (height, width, 3)) of every path of ``order`` on a map of spatial ``shape``.
 
-    ``cell``: pixels per map pixel; ``trace_steps``: how many first steps to trace (default: one row's worth).
+    ``shape``: (H, W) for image orders, (T, H, W) for clip orders (``order.ndim``). A ``Schedule`` is drawn one
+    order per column, in block order. ``cell``: pixels per map pixel; ``trace_steps``: how many first steps to
+    trace (default: two rows' worth).
     """
     shape = tuple(shape)
+    if isinstance(order, Schedule):
+        columns = [render(entry, shape, cell, trace_steps) for entry in order.orders]
+        gap = np.full((columns[0].shape[0], 2 * max(2, cell // 2), 3), 255, np.uint8)
+        return np.concatenate([part for column in columns for part in (column, gap)][:-1], axis=1)
+    if len(shape) != order.ndim:
+        layout = "(H, W)" if order.ndim == 2 else "(T, H, W)"
+        raise ValueError(f"{order!r} scans {order.ndim}-D maps: render it on a shape {layout}, got {shape}")
     paths = order.paths(shape, "cpu").numpy()
     inverse = order.inverse(shape, "cpu").numpy()
     num_pixels = int(np.prod(shape))
