@@ -78,10 +78,30 @@ def _geometry(x, offset, weight, bias, stride, padding, dilation, mask):
     return stride, padding, dilation, groups, offset_groups, (out_h, out_w)
 
 
+def _check_im2col(x: Tensor, offset: Tensor, mask: Tensor | None, kernel, stride, padding, dilation) -> None:
+    """Guards the native kernel (which trusts its shapes) when the custom op is called directly."""
+    geometry = (kernel, stride, padding, dilation)
+    ok = x.dim() == 4 and offset.dim() == 4 and all(len(v) == 2 for v in geometry) and x.dtype in _native.GATHER_DTYPES
+    if ok:
+        taps = kernel[0] * kernel[1]
+        groups = offset.shape[1] // (2 * taps)
+        out_size = tuple((size + 2 * p - d * (k - 1) - 1) // s + 1
+                         for size, k, s, p, d in zip(x.shape[-2:], *geometry, strict=True))
+        ok = (groups > 0 and x.shape[1] % groups == 0 and offset.dtype == x.dtype
+              and tuple(offset.shape) == (x.shape[0], 2 * groups * taps, *out_size))
+        if mask is not None:
+            ok = ok and mask.dtype == x.dtype and tuple(mask.shape) == (x.shape[0], groups * taps, *out_size)
+    if not ok:
+        raise ValueError(f"deform_im2col got inconsistent inputs: x {tuple(x.shape)} {x.dtype}, offset "
+                         f"{tuple(offset.shape)} {offset.dtype}, mask {None if mask is None else tuple(mask.shape)}, "
+                         f"kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}")
+
+
 @torch.library.custom_op("ssmblocks::deform_im2col", mutates_args=())
 def _native_im2col_op(x: Tensor, offset: Tensor, mask: Tensor | None, kernel: list[int], stride: list[int],
                       padding: list[int], dilation: list[int]) -> Tensor:
     """The native bilinear im2col -> columns (B, C_in * kh * kw, H_out * W_out); inputs of one dtype."""
+    _check_im2col(x, offset, mask, kernel, stride, padding, dilation)
     return _native.deform_im2col(x.contiguous(), offset.contiguous(), None if mask is None else mask.contiguous(),
                                  kernel, stride, padding, dilation)
 
@@ -96,6 +116,10 @@ def _native_im2col_backward_op(grad_columns: Tensor, x: Tensor, offset: Tensor, 
                                kernel: list[int], stride: list[int], padding: list[int],
                                dilation: list[int]) -> list[Tensor]:
     """Gradients [x, offset, mask] of the im2col; an empty tensor stands for the mask's when there is none."""
+    _check_im2col(x, offset, mask, kernel, stride, padding, dilation)
+    if tuple(grad_columns.shape) != (x.shape[0], x.shape[1] * kernel[0] * kernel[1],
+                                     offset.shape[-2] * offset.shape[-1]) or grad_columns.dtype != x.dtype:
+        raise ValueError(f"deform_im2col_backward got grad_columns {tuple(grad_columns.shape)} for x {tuple(x.shape)}")
     grads = _native.deform_im2col_backward(
         grad_columns.contiguous(), x.contiguous(), offset.contiguous(), None if mask is None else mask.contiguous(),
         kernel, stride, padding, dilation)
