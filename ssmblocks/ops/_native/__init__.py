@@ -182,7 +182,7 @@ def deform_im2col(x, offset, mask, kernel, stride, padding, dilation) -> torch.T
 
 def deform_im2col_backward(grad_columns, x, offset, mask, kernel, stride, padding, dilation):
     """Gradients (x, offset, mask or None) of ``deform_im2col`` for ``grad_columns`` (same layouts and rules)."""
-    grad_x, grad_offset = torch.zeros_like(x), torch.empty_like(offset)
+    grad_x, grad_offset = torch.empty_like(x), torch.empty_like(offset)
     grad_mask = None if mask is None else torch.empty_like(mask)
     geometry = _deform_geometry(x, offset, kernel, stride, padding, dilation)
     native_library().ssm_deform_im2col_backward(

@@ -8,7 +8,8 @@
 //   columns, grad_columns  : (batch, C, taps, out_h * out_w)
 // Tap k of output pixel (p, q) samples x bilinearly at (p * sh - ph + i * dh + dy, q * sw - pw + j * dw + dx),
 // times the mask. A neighbour outside the map reads 0; a position with y <= -1, y >= height, x <= -1 or
-// x >= width reads 0 with zero gradient (as torchvision's deform_conv2d CPU kernel).
+// x >= width reads 0 with zero gradient (as torchvision's deform_conv2d CPU kernel). Positions are computed
+// in the data type (float32 or float64).
 
 #include <algorithm>
 #include <cmath>
@@ -23,70 +24,84 @@ struct DeformGeometry {
   int64_t batch, channels, height, width, groups, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w;
   int64_t taps() const { return kh * kw; }
   int64_t pixels() const { return out_h * out_w; }
+  int64_t padded_width() const { return width + 2; }
+  int64_t padded_plane() const { return (height + 2) * (width + 2); }
 };
 
-// Bilinear set-up of one sample: the four neighbours (y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1).
+// Every channel is read from a copy with a border of one zero pixel, (height + 2, width + 2): the four neighbours
+// of any position with -1 < y < height, -1 < x < width then lie inside the copy, so a sample is one base index
+// plus fixed steps and neighbours outside the map read the zero border (no per-neighbour tests).
 template <class T>
-struct Sample {
-  int64_t idx[4];  // flat indices into one channel, clamped into the map (read only where valid)
-  T valid[4];      // 1 where the neighbour lies inside the map, else 0
-  T w[4];          // bilinear weights, 0 where not valid
-  T fy, fx;        // fractional parts of the position
-};
+std::vector<T> zero_bordered(const DeformGeometry& g, const T* x, int n_threads) {
+  const int64_t wp = g.padded_width(), plane = g.padded_plane();
+  std::vector<T> out(g.batch * g.channels * plane, T(0));
+  ssm::parallel_items(g.batch * g.channels, n_threads, [&](int64_t bc, int) {
+    for (int64_t r = 0; r < g.height; ++r)
+      std::copy(x + (bc * g.height + r) * g.width, x + (bc * g.height + r + 1) * g.width,
+                out.data() + bc * plane + (r + 1) * wp + 1);
+  });
+  return out;
+}
 
+// Bilinear set-up of the samples of one tap at n output pixels (structure of arrays, vectorisable). Neighbour n of
+// sample l sits at base[l] + {0, 1, wp, wp + 1} in the bordered copy with weight w[n][l]. A position outside
+// (-1, height) x (-1, width) (or NaN) gets base 0 and fy = fx = 0, so its weights are 0 and, with the zero border,
+// so are all its gradient terms.
 template <class T>
-Sample<T> setup(T y, T x, int64_t height, int64_t width) {
-  Sample<T> s{};
-  if (!(y > T(-1) && y < T(height) && x > T(-1) && x < T(width))) return s;  // all zero (also for NaN)
-  const T y0f = std::floor(y), x0f = std::floor(x);
-  const int64_t y0 = static_cast<int64_t>(y0f), x0 = static_cast<int64_t>(x0f);
-  s.fy = y - y0f;
-  s.fx = x - x0f;
-  const T wy[2] = {T(1) - s.fy, s.fy}, wx[2] = {T(1) - s.fx, s.fx};
-  for (int n = 0; n < 4; ++n) {
-    const int64_t yy = y0 + n / 2, xx = x0 + n % 2;
-    const bool inside = yy >= 0 && yy < height && xx >= 0 && xx < width;
-    s.idx[n] = inside ? yy * width + xx : 0;
-    s.valid[n] = inside ? T(1) : T(0);
-    s.w[n] = inside ? wy[n / 2] * wx[n % 2] : T(0);
+struct TapSamples {
+  std::vector<int32_t> base;
+  std::vector<T> fy, fx, w[4];
+  explicit TapSamples(int64_t n) : base(n), fy(n), fx(n), w{std::vector<T>(n), std::vector<T>(n),
+                                                             std::vector<T>(n), std::vector<T>(n)} {}
+
+  // Entries first + l, l < n, from positions (y0 + dy[l], x0 + l * step + dx[l]): one output row of one tap.
+  void setup(const DeformGeometry& g, T y0, T x0, T step, const T* dy, const T* dx, int64_t first, int64_t n) {
+    const T height = T(g.height), width = T(g.width);
+    const int64_t wp = g.padded_width();
+    for (int64_t l = 0; l < n; ++l) {
+      const T y = y0 + dy[l], x = x0 + T(l) * step + dx[l];
+      const bool inside = y > T(-1) && y < height && x > T(-1) && x < width;
+      const T yf = std::floor(inside ? y : T(0)), xf = std::floor(inside ? x : T(0));
+      const T ly = inside ? y - yf : T(0), lx = inside ? x - xf : T(0);
+      const int64_t corner = (static_cast<int64_t>(yf) + 1) * wp + static_cast<int64_t>(xf) + 1;
+      base[first + l] = inside ? static_cast<int32_t>(corner) : 0;
+      const T live = inside ? T(1) : T(0);
+      fy[first + l] = ly;
+      fx[first + l] = lx;
+      w[0][first + l] = live * (T(1) - ly) * (T(1) - lx);
+      w[1][first + l] = live * (T(1) - ly) * lx;
+      w[2][first + l] = live * ly * (T(1) - lx);
+      w[3][first + l] = live * ly * lx;
+    }
   }
-  return s;
-}
-
-// Position of tap (i, j) at output pixel (p, q) before the offset.
-struct Base {
-  int64_t y, x;
 };
-inline Base base(const DeformGeometry& g, int64_t tap, int64_t p, int64_t q) {
-  return {p * g.sh - g.ph + (tap / g.kw) * g.dh, q * g.sw - g.pw + (tap % g.kw) * g.dw};
-}
 
 // Items: (batch, output row). Each item writes its row of every column, for all channels.
 template <class T>
 void im2col(const DeformGeometry& g, const T* x, const T* offset, const T* mask, T* columns, int n_threads) {
-  const int64_t taps = g.taps(), pixels = g.pixels(), plane = g.height * g.width, per_group = g.channels / g.groups;
+  const int64_t taps = g.taps(), pixels = g.pixels(), per_group = g.channels / g.groups;
+  const int64_t wp = g.padded_width(), plane = g.padded_plane();
+  const std::vector<T> padded = zero_bordered(g, x, n_threads);
   ssm::parallel_items(g.batch * g.out_h, n_threads, [&](int64_t item, int) {
     const int64_t b = item / g.out_h, p = item % g.out_h;
-    std::vector<Sample<T>> row(g.out_w);
+    TapSamples<T> s(g.out_w);
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       for (int64_t k = 0; k < taps; ++k) {
-        const int64_t gk = (b * g.groups + grp) * taps + k;
-        const T* dy = offset + (2 * gk) * pixels + p * g.out_w;
-        const T* dx = dy + pixels;
-        const T* m = mask ? mask + gk * pixels + p * g.out_w : nullptr;
-        for (int64_t q = 0; q < g.out_w; ++q) {
-          const Base at = base(g, k, p, q);
-          row[q] = setup(T(at.y) + dy[q], T(at.x) + dx[q], g.height, g.width);
-          if (m)
-            for (T& w : row[q].w) w *= m[q];
-        }
+        const int64_t gk = (b * g.groups + grp) * taps + k, row = p * g.out_w;
+        const T* dy = offset + 2 * gk * pixels + row;
+        s.setup(g, T(p * g.sh - g.ph + (k / g.kw) * g.dh), T(-g.pw + (k % g.kw) * g.dw), T(g.sw), dy, dy + pixels, 0,
+                g.out_w);
+        if (mask)
+          for (auto& w : s.w)
+            for (int64_t q = 0; q < g.out_w; ++q) w[q] *= mask[gk * pixels + row + q];
+        const int32_t* base = s.base.data();
+        const T *w0 = s.w[0].data(), *w1 = s.w[1].data(), *w2 = s.w[2].data(), *w3 = s.w[3].data();
         for (int64_t c = grp * per_group; c < (grp + 1) * per_group; ++c) {
-          const T* src = x + (b * g.channels + c) * plane;
-          T* dst = columns + ((b * g.channels + c) * taps + k) * pixels + p * g.out_w;
+          const T* src = padded.data() + (b * g.channels + c) * plane;
+          T* dst = columns + ((b * g.channels + c) * taps + k) * pixels + row;
           for (int64_t q = 0; q < g.out_w; ++q) {
-            const Sample<T>& s = row[q];
-            dst[q] = s.w[0] * src[s.idx[0]] + s.w[1] * src[s.idx[1]] + s.w[2] * src[s.idx[2]] +
-                     s.w[3] * src[s.idx[3]];
+            const T* at = src + base[q];
+            dst[q] = w0[q] * at[0] + w1[q] * at[1] + w2[q] * at[wp] + w3[q] * at[wp + 1];
           }
         }
       }
@@ -94,53 +109,64 @@ void im2col(const DeformGeometry& g, const T* x, const T* offset, const T* mask,
   });
 }
 
-// Items: (batch, offset group). Each item owns the channels of its group in grad_x and its offset/mask gradients,
-// so no two threads write the same memory. grad_x must be zeroed by the caller; grad_mask may be null.
+// Items: (batch, offset group). Each item owns the channels of its group (scattered into a private bordered
+// buffer, then cropped into grad_x) and its offset/mask gradients, so no two threads write the same memory.
+// grad_mask may be null.
 template <class T>
 void im2col_backward(const DeformGeometry& g, const T* grad_columns, const T* x, const T* offset, const T* mask,
                      T* grad_x, T* grad_offset, T* grad_mask, int n_threads) {
-  const int64_t taps = g.taps(), pixels = g.pixels(), plane = g.height * g.width, per_group = g.channels / g.groups;
+  const int64_t taps = g.taps(), pixels = g.pixels(), per_group = g.channels / g.groups;
+  const int64_t wp = g.padded_width(), plane = g.padded_plane();
+  const std::vector<T> padded = zero_bordered(g, x, n_threads);
   ssm::parallel_items(g.batch * g.groups, n_threads, [&](int64_t item, int) {
-    const int64_t b = item / g.groups, grp = item % g.groups;
-    std::vector<Sample<T>> samples(pixels);
-    std::vector<T> acc_y(pixels), acc_x(pixels), acc_m(pixels);
+    const int64_t b = item / g.groups, grp = item % g.groups, c0 = grp * per_group;
+    TapSamples<T> s(pixels);
+    std::vector<T> acc_y(pixels), acc_x(pixels), acc_m(pixels), scale(pixels, T(1));
+    std::vector<T> grad_padded(per_group * plane, T(0));
     for (int64_t k = 0; k < taps; ++k) {
       const int64_t gk = item * taps + k;
-      const T* dy = offset + (2 * gk) * pixels;
-      const T* dx = dy + pixels;
-      const T* m = mask ? mask + gk * pixels : nullptr;
-      for (int64_t l = 0; l < pixels; ++l) {
-        const Base at = base(g, k, l / g.out_w, l % g.out_w);
-        samples[l] = setup(T(at.y) + dy[l], T(at.x) + dx[l], g.height, g.width);
+      const T* dy = offset + 2 * gk * pixels;
+      for (int64_t p = 0; p < g.out_h; ++p) {
+        const int64_t row = p * g.out_w;
+        s.setup(g, T(p * g.sh - g.ph + (k / g.kw) * g.dh), T(-g.pw + (k % g.kw) * g.dw), T(g.sw), dy + row,
+                dy + pixels + row, row, g.out_w);
       }
+      if (mask) std::copy(mask + gk * pixels, mask + (gk + 1) * pixels, scale.begin());
       std::fill(acc_y.begin(), acc_y.end(), T(0));
       std::fill(acc_x.begin(), acc_x.end(), T(0));
       std::fill(acc_m.begin(), acc_m.end(), T(0));
-      for (int64_t c = grp * per_group; c < (grp + 1) * per_group; ++c) {
-        const T* src = x + (b * g.channels + c) * plane;
-        T* dsrc = grad_x + (b * g.channels + c) * plane;
+      for (int64_t c = c0; c < c0 + per_group; ++c) {
+        const T* src = padded.data() + (b * g.channels + c) * plane;
+        T* dsrc = grad_padded.data() + (c - c0) * plane;
         const T* gcol = grad_columns + ((b * g.channels + c) * taps + k) * pixels;
         for (int64_t l = 0; l < pixels; ++l) {
-          const Sample<T>& s = samples[l];
-          const T gc = gcol[l];
-          T v[4];
-          for (int n = 0; n < 4; ++n) v[n] = s.valid[n] * src[s.idx[n]];
-          acc_m[l] += gc * (s.w[0] * v[0] + s.w[1] * v[1] + s.w[2] * v[2] + s.w[3] * v[3]);
-          acc_y[l] += gc * ((T(1) - s.fx) * (v[2] - v[0]) + s.fx * (v[3] - v[1]));
-          acc_x[l] += gc * ((T(1) - s.fy) * (v[1] - v[0]) + s.fy * (v[3] - v[2]));
-          const T gm = m ? gc * m[l] : gc;
-          for (int n = 0; n < 4; ++n) dsrc[s.idx[n]] += gm * s.w[n];
+          const T gc = gcol[l], fy = s.fy[l], fx = s.fx[l];
+          const T w0 = s.w[0][l], w1 = s.w[1][l], w2 = s.w[2][l], w3 = s.w[3][l];
+          const int32_t n = s.base[l];
+          const T v0 = src[n], v1 = src[n + 1], v2 = src[n + wp], v3 = src[n + wp + 1];
+          acc_m[l] += gc * (w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3);
+          acc_y[l] += gc * ((T(1) - fx) * (v2 - v0) + fx * (v3 - v1));
+          acc_x[l] += gc * ((T(1) - fy) * (v1 - v0) + fy * (v3 - v2));
+          const T gm = gc * scale[l];
+          dsrc[n] += gm * w0;
+          dsrc[n + 1] += gm * w1;
+          dsrc[n + wp] += gm * w2;
+          dsrc[n + wp + 1] += gm * w3;
         }
       }
-      T* gy = grad_offset + (2 * gk) * pixels;
+      T* gy = grad_offset + 2 * gk * pixels;
       T* gx = gy + pixels;
       for (int64_t l = 0; l < pixels; ++l) {
-        const T scale = m ? m[l] : T(1);
-        gy[l] = acc_y[l] * scale;
-        gx[l] = acc_x[l] * scale;
+        gy[l] = acc_y[l] * scale[l];
+        gx[l] = acc_x[l] * scale[l];
       }
       if (grad_mask) std::copy(acc_m.begin(), acc_m.end(), grad_mask + gk * pixels);
     }
+    for (int64_t c = c0; c < c0 + per_group; ++c)
+      for (int64_t r = 0; r < g.height; ++r) {
+        const T* from = grad_padded.data() + (c - c0) * plane + (r + 1) * wp + 1;
+        std::copy(from, from + g.width, grad_x + ((b * g.channels + c) * g.height + r) * g.width);
+      }
   });
 }
 
