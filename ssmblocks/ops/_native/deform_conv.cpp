@@ -45,8 +45,8 @@ std::vector<T> zero_bordered(const DeformGeometry& g, const T* x, int n_threads)
 
 // Bilinear set-up of the samples of one tap at n output pixels (structure of arrays, vectorisable). Neighbour n of
 // sample l sits at base[l] + {0, 1, wp, wp + 1} in the bordered copy with weight w[n][l]. A position outside
-// (-1, height) x (-1, width) (or NaN) gets base 0 and fy = fx = 0, so its weights are 0 and, with the zero border,
-// so are all its gradient terms.
+// (-1, height) x (-1, width) (or NaN) gets base 0 and fy = fx = 0: its only weight falls on the zero corner of the
+// border, so it reads 0, its gradients to the offset and mask are 0 and what it scatters lands on the border.
 template <class T>
 struct TapSamples {
   std::vector<int32_t> base;
@@ -55,23 +55,27 @@ struct TapSamples {
                                                              std::vector<T>(n), std::vector<T>(n)} {}
 
   // Entries first + l, l < n, from positions (y0 + dy[l], x0 + l * step + dx[l]): one output row of one tap.
-  void setup(const DeformGeometry& g, T y0, T x0, T step, const T* dy, const T* dx, int64_t first, int64_t n) {
+  void setup(const DeformGeometry& g, T y0, T x0, T step, const T* __restrict dy, const T* __restrict dx,
+             int64_t first, int64_t n) {
     const T height = T(g.height), width = T(g.width);
-    const int64_t wp = g.padded_width();
-    for (int64_t l = 0; l < n; ++l) {
-      const T y = y0 + dy[l], x = x0 + T(l) * step + dx[l];
-      const bool inside = y > T(-1) && y < height && x > T(-1) && x < width;
+    const int32_t wp = static_cast<int32_t>(g.padded_width());
+    int32_t* __restrict out_base = base.data() + first;
+    T* __restrict out_fy = fy.data() + first;
+    T* __restrict out_fx = fx.data() + first;
+    T *__restrict w0 = w[0].data() + first, *__restrict w1 = w[1].data() + first;
+    T *__restrict w2 = w[2].data() + first, *__restrict w3 = w[3].data() + first;
+    for (int64_t l = 0; l < n; ++l) {  // branch-free so that it vectorises
+      const T y = y0 + dy[l], x = x0 + T(static_cast<int32_t>(l)) * step + dx[l];
+      const bool inside = (y > T(-1)) & (y < height) & (x > T(-1)) & (x < width);
       const T yf = std::floor(inside ? y : T(0)), xf = std::floor(inside ? x : T(0));
       const T ly = inside ? y - yf : T(0), lx = inside ? x - xf : T(0);
-      const int64_t corner = (static_cast<int64_t>(yf) + 1) * wp + static_cast<int64_t>(xf) + 1;
-      base[first + l] = inside ? static_cast<int32_t>(corner) : 0;
-      const T live = inside ? T(1) : T(0);
-      fy[first + l] = ly;
-      fx[first + l] = lx;
-      w[0][first + l] = live * (T(1) - ly) * (T(1) - lx);
-      w[1][first + l] = live * (T(1) - ly) * lx;
-      w[2][first + l] = live * ly * (T(1) - lx);
-      w[3][first + l] = live * ly * lx;
+      out_base[l] = inside ? (static_cast<int32_t>(yf) + 1) * wp + static_cast<int32_t>(xf) + 1 : 0;
+      out_fy[l] = ly;
+      out_fx[l] = lx;
+      w0[l] = (T(1) - ly) * (T(1) - lx);
+      w1[l] = (T(1) - ly) * lx;
+      w2[l] = ly * (T(1) - lx);
+      w3[l] = ly * lx;
     }
   }
 };
@@ -80,7 +84,8 @@ struct TapSamples {
 template <class T>
 void im2col(const DeformGeometry& g, const T* x, const T* offset, const T* mask, T* columns, int n_threads) {
   const int64_t taps = g.taps(), pixels = g.pixels(), per_group = g.channels / g.groups;
-  const int64_t wp = g.padded_width(), plane = g.padded_plane();
+  const int64_t plane = g.padded_plane();
+  const int32_t wp = static_cast<int32_t>(g.padded_width());
   const std::vector<T> padded = zero_bordered(g, x, n_threads);
   ssm::parallel_items(g.batch * g.out_h, n_threads, [&](int64_t item, int) {
     const int64_t b = item / g.out_h, p = item % g.out_h;
@@ -94,14 +99,15 @@ void im2col(const DeformGeometry& g, const T* x, const T* offset, const T* mask,
         if (mask)
           for (auto& w : s.w)
             for (int64_t q = 0; q < g.out_w; ++q) w[q] *= mask[gk * pixels + row + q];
-        const int32_t* base = s.base.data();
-        const T *w0 = s.w[0].data(), *w1 = s.w[1].data(), *w2 = s.w[2].data(), *w3 = s.w[3].data();
+        const int32_t* __restrict base = s.base.data();
+        const T *__restrict w0 = s.w[0].data(), *__restrict w1 = s.w[1].data();
+        const T *__restrict w2 = s.w[2].data(), *__restrict w3 = s.w[3].data();
         for (int64_t c = grp * per_group; c < (grp + 1) * per_group; ++c) {
-          const T* src = padded.data() + (b * g.channels + c) * plane;
-          T* dst = columns + ((b * g.channels + c) * taps + k) * pixels + row;
+          const T* __restrict src = padded.data() + (b * g.channels + c) * plane;
+          T* __restrict dst = columns + ((b * g.channels + c) * taps + k) * pixels + row;
           for (int64_t q = 0; q < g.out_w; ++q) {
-            const T* at = src + base[q];
-            dst[q] = w0[q] * at[0] + w1[q] * at[1] + w2[q] * at[wp] + w3[q] * at[wp + 1];
+            const int32_t n = base[q];
+            dst[q] = w0[q] * src[n] + w1[q] * src[n + 1] + w2[q] * src[n + wp] + w3[q] * src[n + wp + 1];
           }
         }
       }
