@@ -5,11 +5,11 @@ matrix product plus the bilinear sampling).
     python benchmarks/deform_conv.py                      # 64x64 map, mid 64 (released MedVSR), 1 thread
     python benchmarks/deform_conv.py --size 128 --mid 32 --threads 2
 
-One alignment step of ``SecondOrderDeformableAlignment``: x (1, 2 mid, S, S), 16 offset groups, 3x3 kernel, padding 1,
-offsets of a few pixels and a sigmoid mask. Times are process CPU time (``resource.getrusage``, user + system) per
-call, the median of --repeats calls after one warm-up, so other jobs on a shared machine do not inflate them; with
-one thread CPU time is the wall time an idle core would take. Forward in ``torch.inference_mode``; "train step" is
-forward + backward to every input (x, offset, mask, weight, bias).
+One alignment step of ``SecondOrderDeformableAlignment`` (its offset head is timed too): x (1, 2 mid, S, S),
+16 offset groups, 3x3 kernel, padding 1, offsets of a few pixels and a sigmoid mask. Times are process CPU time
+(``resource.getrusage``, user + system) per call, the median of --repeats calls after one warm-up, so other jobs on
+a shared machine do not inflate them; with one thread CPU time is the wall time an idle core would take. Forward in
+``torch.inference_mode``; "train step" is forward + backward to every input (x, offset, mask, weight, bias).
 """
 
 from __future__ import annotations
@@ -79,6 +79,21 @@ def main() -> None:
         xx, ww = x.clone().requires_grad_(), weight.clone().requires_grad_()
         F.conv2d(xx, ww, bias, padding=1).sum().backward()
 
+    # the offset head that feeds the deformable conv in the same step (SecondOrderDeformableAlignment.conv_offset)
+    mid = args.mid
+    head = torch.nn.Sequential(torch.nn.Conv2d(3 * mid + 4, mid, 3, padding=1), torch.nn.LeakyReLU(0.1),
+                               torch.nn.Conv2d(mid, mid, 3, padding=1), torch.nn.LeakyReLU(0.1),
+                               torch.nn.Conv2d(mid, mid, 3, padding=1), torch.nn.LeakyReLU(0.1),
+                               torch.nn.Conv2d(mid, 3 * taps, 3, padding=1))
+    head_in = torch.rand(1, 3 * mid + 4, size, size)
+
+    def head_forward():
+        with torch.inference_mode():
+            head(head_in)
+
+    def head_train():
+        head(head_in.clone().requires_grad_()).sum().backward()
+
     print(f"{cpu_model()}; torch {torch.__version__}; {torch.get_num_threads()} thread(s); fp32; "
           f"x (1, {c_in}, {size}, {size}) -> {c_out} channels, 3x3, {args.groups} offset groups; "
           f"CPU ms per call, median of {args.repeats}")
@@ -87,6 +102,7 @@ def main() -> None:
         ("deform_conv2d, native im2col", forward("native"), train_step("native")),
         ("deform_conv2d, pure PyTorch", forward("torch"), train_step("torch")),
         (f"F.conv2d {c_in}->{c_out} 3x3 (same shape)", conv, conv_train),
+        (f"offset head: 4 convs {3 * mid + 4}->{mid}->{mid}->{mid}->{3 * taps}", head_forward, head_train),
     ]
     for name, fwd, step in rows:
         print(f"| {name} | {_cpu_ms(fwd, args.repeats):.1f} | {_cpu_ms(step, args.repeats):.1f} |", flush=True)
