@@ -17,9 +17,11 @@ No torchvision needed. Backends (``ssmblocks.ops.get_backend("deform_conv", ...)
   batch x output rows), registered as the torch custom op ``torch.ops.ssmblocks.deform_im2col`` with a fake
   implementation and the kernel's own backward (``ssmblocks::deform_im2col_backward``: the column gradient scattered
   back onto x, and the offset and mask gradients), so training uses it too and torch.compile and torch.export see
-  one op. Gradients of weight and bias come from autograd through the matrix product.
+  one op. Gradients of weight and bias come from autograd through the matrix product. The backward op is not
+  differentiable itself (no double backward).
 * ``torch``: the samples of all taps gathered at once in pure PyTorch, differentiable by autograd and traceable as
-  ordinary torch code; used on GPUs, for half precision, without a compiler, and for ONNX export
+  ordinary torch code; used on GPUs, for half precision, when x, offset and mask differ in dtype, without a
+  compiler, and for ONNX export
   (``ssmblocks.export.portable_backends``). Force it with ``use_backend("deform_conv", "torch")``, ``set_backend``
   or ``SSMBLOCKS_DEFORM_CONV_BACKEND=torch``.
 
