@@ -6,7 +6,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssmblocks.ops import compose_flows, deform_conv2d, deform_conv2d_ref, flow_warp, flow_warp_ref
+from ssmblocks.export import portable_backends
+from ssmblocks.ops import (
+    _native,
+    available_backends,
+    compose_flows,
+    deform_conv2d,
+    deform_conv2d_ref,
+    flow_warp,
+    flow_warp_ref,
+    get_backend,
+    use_backend,
+)
 
 
 def _rand(*shape, seed=0, dtype=torch.float64):
@@ -62,7 +73,15 @@ CASES = {  # (batch, C_in, C_out, H, W, kernel, stride, padding, dilation, group
     "groups": (2, 4, 6, 4, 5, 3, 1, 1, 1, 2, 2, True, False),
     "strided_dilated": (1, 3, 2, 7, 6, (3, 2), 2, (2, 1), (1, 2), 1, 1, False, True),
     "one_by_one": (1, 2, 3, 3, 3, 1, 1, 0, 1, 1, 2, True, True),
+    "far_offsets": (1, 4, 4, 4, 4, 3, 1, 1, 1, 1, 2, True, True),    # offsets x 4 below: many samples outside
 }
+DCN_BACKENDS = ["native", "torch"]
+
+
+def test_deform_conv_native_backend_is_built_here():
+    # CI machines have a C++ compiler: the native kernel must be available and chosen on CPU, not silently skipped
+    assert available_backends("deform_conv", "cpu") == DCN_BACKENDS
+    assert get_backend("deform_conv", "cpu", torch.float32) == "native"
 
 
 def _dcn_inputs(batch, c_in, c_out, h, w, kernel, stride, padding, dilation, groups, offset_groups, mask, bias):
@@ -74,18 +93,20 @@ def _dcn_inputs(batch, c_in, c_out, h, w, kernel, stride, padding, dilation, gro
     out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     return {
         "x": _rand(batch, c_in, h, w, seed=10),
-        "offset": _rand(batch, 2 * offset_groups * kh * kw, out_h, out_w, seed=11) * 2,
+        "offset": _rand(batch, 2 * offset_groups * kh * kw, out_h, out_w, seed=11) * (4 if h == w == 4 else 2),
         "weight": _rand(c_out, c_in // groups, kh, kw, seed=12),
         "bias": _rand(c_out, seed=13) if bias else None,
         "mask": torch.sigmoid(_rand(batch, offset_groups * kh * kw, out_h, out_w, seed=14)) if mask else None,
     }, {"stride": stride, "padding": padding, "dilation": dilation}
 
 
+@pytest.mark.parametrize("backend", DCN_BACKENDS)
 @pytest.mark.parametrize("case", CASES)
-def test_deform_conv_matches_the_per_pixel_loop(case):
+def test_deform_conv_matches_the_per_pixel_loop(case, backend):
     tensors, geometry = _dcn_inputs(*CASES[case])
     leaves = {k: v.requires_grad_() for k, v in tensors.items() if v is not None}
-    out = deform_conv2d(**tensors, **geometry)
+    with use_backend("deform_conv", backend):
+        out = deform_conv2d(**tensors, **geometry)
     ref = deform_conv2d_ref(**tensors, **geometry)
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-11)
     grad_out = _rand(*out.shape, seed=15)
@@ -93,6 +114,56 @@ def test_deform_conv_matches_the_per_pixel_loop(case):
     ref_grads = torch.autograd.grad(ref, list(leaves.values()), grad_out)
     for name, g, r in zip(leaves, grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=0, atol=1e-10, msg=name)
+
+
+@pytest.mark.parametrize("case", ["medvsr_like", "groups", "strided_dilated"])
+def test_deform_conv_float32_backends_agree_with_the_float64_loop(case):
+    tensors, geometry = _dcn_inputs(*CASES[case])
+    grad_out = _rand(*deform_conv2d_ref(**tensors, **geometry).shape, seed=16)
+    results = {}
+    for backend in DCN_BACKENDS:
+        low = {k: v.float().requires_grad_() for k, v in tensors.items() if v is not None}
+        with use_backend("deform_conv", backend):
+            out = deform_conv2d(**low, **geometry)
+        assert out.dtype == torch.float32
+        results[backend] = (out, *torch.autograd.grad(out, list(low.values()), grad_out.float()))
+    leaves = {k: v.requires_grad_() for k, v in tensors.items() if v is not None}
+    ref = deform_conv2d_ref(**tensors, **geometry)
+    expected = (ref, *torch.autograd.grad(ref, list(leaves.values()), grad_out))
+    for backend, got in results.items():
+        for name, g, r in zip(["out", *leaves], got, expected, strict=True):
+            torch.testing.assert_close(g.double(), r, rtol=1e-5, atol=1e-5, msg=f"{backend} {name}")
+    for name, g, r in zip(["out", *leaves], results["native"], results["torch"], strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5, msg=f"native vs torch {name}")
+
+
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_deform_im2col_op_passes_opcheck(with_mask):
+    tensors, _ = _dcn_inputs(*CASES["strided_dilated"])
+    mask = torch.rand(1, 6, 5, 3, dtype=torch.float64, requires_grad=True) if with_mask else None
+    args = (tensors["x"].requires_grad_(), tensors["offset"].requires_grad_(), mask, [3, 2], [2, 2], [2, 1], [1, 2])
+    torch.library.opcheck(torch.ops.ssmblocks.deform_im2col.default, args)
+    with pytest.raises(ValueError, match="deform_im2col got inconsistent inputs"):
+        torch.ops.ssmblocks.deform_im2col(args[0], args[1][..., :-1], *args[2:])
+
+
+def test_deform_conv_backend_choice_decides_whether_the_kernel_runs(monkeypatch):
+    tensors, geometry = _dcn_inputs(*CASES["medvsr_like"])
+    calls = []
+    original = _native.deform_im2col
+    monkeypatch.setattr(_native, "deform_im2col", lambda *a: calls.append(1) or original(*a))
+    native = deform_conv2d(**tensors, **geometry)
+    assert calls == [1]
+    with use_backend("deform_conv", "torch"):
+        forced = deform_conv2d(**tensors, **geometry)
+    with portable_backends():                              # what ONNX export uses: the pure-PyTorch path
+        portable = deform_conv2d(**tensors, **geometry)
+    assert calls == [1]
+    torch.testing.assert_close(forced, native, rtol=0, atol=1e-12)
+    torch.testing.assert_close(portable, native, rtol=0, atol=1e-12)
+    deform_conv2d(**{k: v.float() for k, v in tensors.items()}, **geometry)
+    deform_conv2d(**{**tensors, "offset": tensors["offset"].float()}, **geometry)   # mixed dtypes: torch path
+    assert calls == [1, 1]
 
 
 def test_deform_conv_with_zero_offsets_is_a_convolution():

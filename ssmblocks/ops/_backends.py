@@ -28,6 +28,7 @@ _BACKENDS: dict[str, tuple[str, ...]] = {
     "selective_scan": ("cuda", "native", "torch", "parallel", "reference"),
     "ssd_scan": ("cuda", "torch", "reference"),
     "path_gather": ("native", "torch"),
+    "deform_conv": ("native", "torch"),
 }
 _ENV_VARS = {op: f"SSMBLOCKS_{op.upper()}_BACKEND" for op in _BACKENDS}
 _AUTO = ("auto", "", None)

@@ -10,9 +10,22 @@ consecutive parts. For offset group g and kernel tap k = i * kw + j, ``offset[:,
 Facts from torchvision ``torchvision/ops/deform_conv.py`` and its CPU kernel (pytorch/vision), which BasicSR's
 ``ModulatedDeformConvPack`` and MedVSR (CUHK-AIM-Group/MedVSR 3421505, ``archs/medvsr_arch.py``) call.
 
-Implemented here in PyTorch (no torchvision needed): the samples of all taps are gathered at once (im2col with
-bilinear weights), then one grouped matrix product. Differentiable by autograd in every argument; traceable by
-torch.compile and torch.export. ``deform_conv2d_ref`` loops over output pixels and taps, the test oracle.
+Computed as an im2col with bilinear weights (the mask folded in) followed by one grouped matrix product (torch's).
+No torchvision needed. Backends (``ssmblocks.ops.get_backend("deform_conv", ...)``):
+
+* ``native``: the im2col runs in the C++ kernel (``_native/deform_conv.cpp``, CPU float32/float64, threads over
+  batch x output rows), registered as the torch custom op ``torch.ops.ssmblocks.deform_im2col`` with a fake
+  implementation and the kernel's own backward (``ssmblocks::deform_im2col_backward``: the column gradient scattered
+  back onto x, and the offset and mask gradients), so training uses it too and torch.compile and torch.export see
+  one op. Gradients of weight and bias come from autograd through the matrix product. The backward op is not
+  differentiable itself (no double backward).
+* ``torch``: the samples of all taps gathered at once in pure PyTorch, differentiable by autograd and traceable as
+  ordinary torch code; used on GPUs, for half precision, when x, offset and mask differ in dtype, without a
+  compiler, and for ONNX export
+  (``ssmblocks.export.portable_backends``). Force it with ``use_backend("deform_conv", "torch")``, ``set_backend``
+  or ``SSMBLOCKS_DEFORM_CONV_BACKEND=torch``.
+
+``deform_conv2d_ref`` loops over output pixels and taps, the test oracle.
 """
 
 from __future__ import annotations
@@ -20,6 +33,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ssmblocks.ops import _native
+from ssmblocks.ops._backends import get_backend
 from ssmblocks.ops.flow_warp import bilinear_gather
 
 __all__ = ["deform_conv2d", "deform_conv2d_ref"]
@@ -65,13 +80,77 @@ def _geometry(x, offset, weight, bias, stride, padding, dilation, mask):
     return stride, padding, dilation, groups, offset_groups, (out_h, out_w)
 
 
-def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
-                  padding: Pair = 0, dilation: Pair = 1, mask: Tensor | None = None) -> Tensor:
-    """Modulated deformable convolution -> (B, C_out, H_out, W_out). See the module docstring for layouts."""
-    stride, padding, dilation, groups, offset_groups, (out_h, out_w) = _geometry(
-        x, offset, weight, bias, stride, padding, dilation, mask)
+def _check_im2col(x: Tensor, offset: Tensor, mask: Tensor | None, kernel, stride, padding, dilation) -> None:
+    """Guards the native kernel (which trusts its shapes) when the custom op is called directly."""
+    geometry = (kernel, stride, padding, dilation)
+    ok = x.dim() == 4 and offset.dim() == 4 and all(len(v) == 2 for v in geometry) and x.dtype in _native.GATHER_DTYPES
+    if ok:
+        taps = kernel[0] * kernel[1]
+        groups = offset.shape[1] // (2 * taps)
+        out_size = tuple((size + 2 * p - d * (k - 1) - 1) // s + 1
+                         for size, k, s, p, d in zip(x.shape[-2:], *geometry, strict=True))
+        ok = (groups > 0 and x.shape[1] % groups == 0 and offset.dtype == x.dtype
+              and tuple(offset.shape) == (x.shape[0], 2 * groups * taps, *out_size))
+        if mask is not None:
+            ok = ok and mask.dtype == x.dtype and tuple(mask.shape) == (x.shape[0], groups * taps, *out_size)
+    if not ok:
+        raise ValueError(f"deform_im2col got inconsistent inputs: x {tuple(x.shape)} {x.dtype}, offset "
+                         f"{tuple(offset.shape)} {offset.dtype}, mask {None if mask is None else tuple(mask.shape)}, "
+                         f"kernel {kernel}, stride {stride}, padding {padding}, dilation {dilation}")
+
+
+@torch.library.custom_op("ssmblocks::deform_im2col", mutates_args=())
+def _native_im2col_op(x: Tensor, offset: Tensor, mask: Tensor | None, kernel: list[int], stride: list[int],
+                      padding: list[int], dilation: list[int]) -> Tensor:
+    """The native bilinear im2col -> columns (B, C_in * kh * kw, H_out * W_out); inputs of one dtype."""
+    _check_im2col(x, offset, mask, kernel, stride, padding, dilation)
+    return _native.deform_im2col(x.contiguous(), offset.contiguous(), None if mask is None else mask.contiguous(),
+                                 kernel, stride, padding, dilation)
+
+
+@_native_im2col_op.register_fake
+def _(x, offset, mask, kernel, stride, padding, dilation):
+    return x.new_empty(x.shape[0], x.shape[1] * kernel[0] * kernel[1], offset.shape[-2] * offset.shape[-1])
+
+
+@torch.library.custom_op("ssmblocks::deform_im2col_backward", mutates_args=())
+def _native_im2col_backward_op(grad_columns: Tensor, x: Tensor, offset: Tensor, mask: Tensor | None,
+                               kernel: list[int], stride: list[int], padding: list[int],
+                               dilation: list[int]) -> list[Tensor]:
+    """Gradients [x, offset, mask] of the im2col; an empty tensor stands for the mask's when there is none."""
+    _check_im2col(x, offset, mask, kernel, stride, padding, dilation)
+    if tuple(grad_columns.shape) != (x.shape[0], x.shape[1] * kernel[0] * kernel[1],
+                                     offset.shape[-2] * offset.shape[-1]) or grad_columns.dtype != x.dtype:
+        raise ValueError(f"deform_im2col_backward got grad_columns {tuple(grad_columns.shape)} for x {tuple(x.shape)}")
+    grads = _native.deform_im2col_backward(
+        grad_columns.contiguous(), x.contiguous(), offset.contiguous(), None if mask is None else mask.contiguous(),
+        kernel, stride, padding, dilation)
+    return [x.new_empty(0) if g is None else g for g in grads]
+
+
+@_native_im2col_backward_op.register_fake
+def _(grad_columns, x, offset, mask, kernel, stride, padding, dilation):
+    return [torch.empty_like(x), torch.empty_like(offset), x.new_empty(0) if mask is None else torch.empty_like(mask)]
+
+
+def _setup_context(ctx, inputs, output):
+    x, offset, mask, *ctx.geometry = inputs
+    ctx.save_for_backward(x, offset, mask)
+
+
+def _backward(ctx, grad_columns):
+    x, offset, mask = ctx.saved_tensors
+    grad_x, grad_offset, grad_mask = _native_im2col_backward_op(grad_columns, x, offset, mask, *ctx.geometry)
+    return grad_x, grad_offset, None if mask is None else grad_mask, None, None, None, None
+
+
+torch.library.register_autograd("ssmblocks::deform_im2col", _backward, setup_context=_setup_context)
+
+
+def _torch_columns(x, offset, mask, kernel, stride, padding, dilation, offset_groups, out_size) -> Tensor:
+    """The pure-PyTorch im2col -> (B, C_in * kh * kw, H_out * W_out), same layout as the native op."""
     batch, channels, height, width = x.shape
-    out_channels, group_channels, kh, kw = weight.shape
+    (kh, kw), (out_h, out_w) = kernel, out_size
     taps = kh * kw
     dtype, device = torch.promote_types(offset.dtype, torch.float32), offset.device   # positions: >= float32
     # base sampling positions per tap: (taps, H_out, W_out)
@@ -87,9 +166,29 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     parts = x.reshape(batch * offset_groups, channels // offset_groups, height, width)
     scale = None if mask is None else mask.reshape(batch * offset_groups, taps, out_h, out_w)
     columns = bilinear_gather(parts, py, px, scale).to(x.dtype)               # (B*G, C/G, taps, H_out, W_out)
-    columns = columns.reshape(batch, groups, group_channels * taps, out_h * out_w)
-    kernel = weight.reshape(groups, out_channels // groups, group_channels * taps)
-    out = torch.einsum("gok,bgkl->bgol", kernel, columns).reshape(batch, out_channels, out_h, out_w)
+    return columns.reshape(batch, channels * taps, out_h * out_w)
+
+
+def _native_applies(x: Tensor, offset: Tensor, mask: Tensor | None) -> bool:
+    same = offset.dtype == x.dtype and (mask is None or mask.dtype == x.dtype)
+    return same and x.dtype in _native.GATHER_DTYPES and get_backend("deform_conv", x.device, x.dtype) == "native"
+
+
+def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
+                  padding: Pair = 0, dilation: Pair = 1, mask: Tensor | None = None) -> Tensor:
+    """Modulated deformable convolution -> (B, C_out, H_out, W_out). See the module docstring for layouts and
+    backends (the native one runs for CPU float32/float64 inputs that share one dtype)."""
+    stride, padding, dilation, groups, offset_groups, out_size = _geometry(
+        x, offset, weight, bias, stride, padding, dilation, mask)
+    batch = x.shape[0]
+    out_channels, group_channels, kh, kw = weight.shape
+    if _native_applies(x, offset, mask):
+        columns = _native_im2col_op(x, offset, mask, [kh, kw], list(stride), list(padding), list(dilation))
+    else:
+        columns = _torch_columns(x, offset, mask, (kh, kw), stride, padding, dilation, offset_groups, out_size)
+    columns = columns.view(batch, groups, group_channels * kh * kw, out_size[0] * out_size[1])
+    kernel = weight.reshape(groups, out_channels // groups, group_channels * kh * kw)
+    out = torch.matmul(kernel, columns).reshape(batch, out_channels, *out_size)
     if bias is not None:
         out = out + bias.view(1, out_channels, 1, 1)
     return out

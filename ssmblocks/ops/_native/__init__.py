@@ -1,4 +1,5 @@
-"""ctypes bindings of the native CPU selective scan (see ``selective_scan.cpp`` for the algorithm).
+"""ctypes bindings of the native CPU kernels: the selective scan and path gather (``selective_scan.cpp``) and the
+deformable-convolution im2col (``deform_conv.cpp``).
 
 ``native_library()`` builds/loads the library once per process. If that fails (no compiler, a broken toolchain)
 it warns once and returns ``None``; the ops then run on the pure-PyTorch path.
@@ -34,6 +35,11 @@ class _ScanProblem(ctypes.Structure):
     ]
 
 
+class _DeformGeometry(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int64) for name in ("batch", "channels", "height", "width", "groups", "kh", "kw", "sh",
+                                                    "sw", "ph", "pw", "dh", "dw", "out_h", "out_w")]
+
+
 @functools.cache
 def native_library() -> ctypes.CDLL | None:
     """The loaded kernel library, or None (with one warning) when it cannot be built here."""
@@ -43,8 +49,8 @@ def native_library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(_build.build()))
     except (_build.BuildError, OSError) as err:
         warnings.warn(
-            f"ssmblocks: the native CPU selective-scan kernel is unavailable ({err}). Falling back to the slower "
-            "pure-PyTorch scan. Install a C++ compiler (e.g. `apt install g++`) to get the fast CPU path.",
+            f"ssmblocks: the native CPU kernels are unavailable ({err}). Falling back to the slower "
+            "pure-PyTorch ops. Install a C++ compiler (e.g. `apt install g++`) to get the fast CPU path.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -61,6 +67,9 @@ def native_library() -> ctypes.CDLL | None:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.ssm_gather_paths.argtypes = [ctypes.c_int, ptr, i64, i64, i64, i64, ctypes.c_int, ptr, i64, ctypes.c_int,
                                      ptr, ctypes.c_int]
+    geometry = ctypes.POINTER(_DeformGeometry)
+    lib.ssm_deform_im2col.argtypes = [ctypes.c_int, geometry] + [ptr] * 4 + [ctypes.c_int]
+    lib.ssm_deform_im2col_backward.argtypes = [ctypes.c_int, geometry] + [ptr] * 7 + [ctypes.c_int]
     _memory.apply_default()  # the CPU path is in use: keep freed activations for reuse (bounded, see _memory)
     return lib
 
@@ -147,3 +156,36 @@ def gather_paths(src: torch.Tensor, index: torch.Tensor, shared_source: bool, su
                                       int(shared_source), index.data_ptr(), out_len, int(sum_paths), out.data_ptr(),
                                       torch.get_num_threads())
     return out
+
+
+def _deform_geometry(x, offset, kernel, stride, padding, dilation) -> _DeformGeometry:
+    batch, channels, height, width = x.shape
+    groups = offset.shape[1] // (2 * kernel[0] * kernel[1])
+    return _DeformGeometry(batch, channels, height, width, groups, *kernel, *stride, *padding, *dilation,
+                           *offset.shape[-2:])
+
+
+def deform_im2col(x, offset, mask, kernel, stride, padding, dilation) -> torch.Tensor:
+    """Bilinear deformable im2col (see ``deform_conv.cpp``); needs the loaded library.
+
+    x (B, C, H, W); offset (B, 2 G kh kw, H_out, W_out); mask (B, G kh kw, H_out, W_out) or None; all contiguous CPU
+    tensors of one dtype in ``GATHER_DTYPES``; kernel, stride, padding, dilation: (rows, columns) pairs.
+    Returns the columns (B, C kh kw, H_out W_out), row c * kh * kw + k holding channel c at tap k.
+    """
+    taps = kernel[0] * kernel[1]
+    columns = x.new_empty(x.shape[0], x.shape[1] * taps, offset.shape[-2] * offset.shape[-1])
+    geometry = _deform_geometry(x, offset, kernel, stride, padding, dilation)
+    native_library().ssm_deform_im2col(GATHER_DTYPES[x.dtype], ctypes.byref(geometry), _ptr(x), _ptr(offset),
+                                       _ptr(mask), _ptr(columns), torch.get_num_threads())
+    return columns
+
+
+def deform_im2col_backward(grad_columns, x, offset, mask, kernel, stride, padding, dilation):
+    """Gradients (x, offset, mask or None) of ``deform_im2col`` for ``grad_columns`` (same layouts and rules)."""
+    grad_x, grad_offset = torch.empty_like(x), torch.empty_like(offset)
+    grad_mask = None if mask is None else torch.empty_like(mask)
+    geometry = _deform_geometry(x, offset, kernel, stride, padding, dilation)
+    native_library().ssm_deform_im2col_backward(
+        GATHER_DTYPES[x.dtype], ctypes.byref(geometry), _ptr(grad_columns), _ptr(x), _ptr(offset), _ptr(mask),
+        _ptr(grad_x), _ptr(grad_offset), _ptr(grad_mask), torch.get_num_threads())
+    return grad_x, grad_offset, grad_mask

@@ -1,9 +1,10 @@
-"""Compiles the native CPU kernel on first use and caches the shared library.
+"""Compiles the native CPU kernels on first use and caches the shared library.
 
-The kernel (``selective_scan.cpp``) needs no torch headers, so a plain ``c++`` call builds it in a few seconds.
-The library lands in ``$SSMBLOCKS_CACHE_DIR`` (default ``$XDG_CACHE_HOME/ssmblocks`` or ``~/.cache/ssmblocks``),
-under a name that hashes the source, the compiler, the flags and the CPU (``-march=native`` code must not run on
-another CPU). Concurrent first uses are safe: each compiles to a temporary file and renames it into place.
+The kernels (every ``*.cpp`` here: the selective scan and path gather, the deformable im2col; shared ``*.h``) need
+no torch headers, so one plain ``c++`` call builds them into one library in a few seconds. The library lands in
+``$SSMBLOCKS_CACHE_DIR`` (default ``$XDG_CACHE_HOME/ssmblocks`` or ``~/.cache/ssmblocks``), under a name that
+hashes the sources, the compiler, the flags and the CPU (``-march=native`` code must not run on another CPU).
+Concurrent first uses are safe: each compiles to a temporary file and renames it into place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("selective_scan.cpp")
+_HERE = Path(__file__).parent
+SOURCES = sorted(_HERE.glob("*.cpp"))
+HEADERS = sorted(_HERE.glob("*.h"))
 BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-ffp-contract=fast", "-fno-math-errno"]
 # Tried in order: tuned for this CPU first, then portable.
 ARCH_FLAGS = (["-march=native"], [])
@@ -53,10 +56,11 @@ def _cpu_signature() -> str:
 def _library_path(compiler: str, arch: list[str]) -> Path:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), compiler.encode(), version.encode(), " ".join(BASE_FLAGS + arch).encode(),
+    sources = [path.name.encode() + path.read_bytes() for path in SOURCES + HEADERS]
+    for part in (*sources, compiler.encode(), version.encode(), " ".join(BASE_FLAGS + arch).encode(),
                  _cpu_signature().encode(), platform.machine().encode()):
         key.update(part)
-    return cache_dir() / f"selective_scan_{key.hexdigest()[:16]}.so"
+    return cache_dir() / f"native_{key.hexdigest()[:16]}.so"
 
 
 def build() -> Path:
@@ -72,11 +76,11 @@ def build() -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
-        cmd = [compiler, *BASE_FLAGS, *arch, str(SOURCE), "-o", tmp]
+        cmd = [compiler, *BASE_FLAGS, *arch, *map(str, SOURCES), "-o", tmp]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode == 0:
             os.replace(tmp, target)
             return target
         os.unlink(tmp)
         errors.append(f"$ {' '.join(cmd)}\n{result.stderr.strip()}")
-    raise BuildError("compiling the native selective-scan kernel failed:\n" + "\n".join(errors))
+    raise BuildError("compiling the native kernels failed:\n" + "\n".join(errors))

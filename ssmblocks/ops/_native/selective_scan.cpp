@@ -28,8 +28,7 @@
 //     private accumulators avoid races and are summed at the end.
 // float64 is a plain scalar implementation of the same algorithm (used for exact tests and double precision).
 //
-// Work is spread over std::threads (count given by the caller, which passes torch.get_num_threads()), so no
-// second OpenMP runtime is loaded next to torch's.
+// Work is spread over std::threads by parallel.h's parallel_items.
 
 #include <algorithm>
 #include <atomic>
@@ -41,6 +40,8 @@
 #include <type_traits>
 #include <thread>
 #include <vector>
+
+#include "parallel.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -60,18 +61,7 @@ struct ScanProblem {
   int32_t num_threads;
 };
 
-template <class F>
-void parallel_items(int64_t n_items, int n_threads, F&& body) {
-  int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
-  std::atomic<int64_t> next{0};
-  auto worker = [&](int tid) {
-    for (int64_t i = next.fetch_add(1); i < n_items; i = next.fetch_add(1)) body(i, tid);
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker, t);
-  worker(0);
-  for (auto& t : pool) t.join();
-}
+using ssm::parallel_items;
 
 int64_t num_threads_for(const ScanProblem& p, int64_t items) {
   return std::max<int64_t>(1, std::min<int64_t>(p.num_threads, items));
