@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,13 @@ from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError
 from ssmblocks._timing import median_ms
 from ssmblocks.inference import PROTOCOLS, expand_inputs, list_images, model_info, read_image, restore, write_image
+from ssmblocks.inference.video_io import (
+    VIDEO_SUFFIXES,
+    MissingVideoBackendError,
+    is_video_file,
+    open_video,
+    write_video,
+)
 from ssmblocks.metrics import calculate_psnr, calculate_ssim
 from ssmblocks.ops import get_backend
 from ssmblocks.profiling import profile
@@ -43,7 +50,8 @@ __all__ = ["DEFAULT_MODEL", "main"]
 DEFAULT_MODEL: str | None = "dvmsr"     # bundled with the package: works offline
 BENCH_MODEL = "mambair_light_x4"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError)
+_ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError,
+           MissingVideoBackendError)
 
 
 class CommandError(Exception):
@@ -77,14 +85,15 @@ def _device(requested: str | None) -> str:
     return "cpu"
 
 
-def _progress(items: Sequence[Any], description: str) -> Any:
-    if not sys.stderr.isatty() or len(items) <= 1:
+def _progress(items: Iterable[Any], description: str, total: int | None = None, unit: str = "image") -> Any:
+    total = len(items) if total is None else total  # type: ignore[arg-type]
+    if not sys.stderr.isatty() or total == 1:
         return items
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return items
-    return tqdm(items, desc=description, unit="image")
+    return tqdm(items, desc=description, unit=unit, total=total or None)
 
 
 def _restore_kwargs(args: argparse.Namespace, protocol: str | None) -> dict[str, Any]:
@@ -147,15 +156,51 @@ def _output_path(args: argparse.Namespace, relative: Path, single: bool) -> Path
     return out / relative.with_suffix(f".{args.ext}")
 
 
+def _video_output(args: argparse.Namespace, relative: Path, single: bool) -> Path:
+    """A video file (-o names one, or --ext is a video suffix) or a folder for the restored frames."""
+    out = Path(args.output)
+    if single and out.suffix:
+        if not is_video_file(out):
+            raise CommandError(f"{relative} is a video: name a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder "
+                               f"for its frames with -o, not {out}")
+        return out
+    if is_video_file(f"x.{args.ext}"):
+        return out / relative.with_suffix(f".{args.ext}")
+    return out / relative.with_suffix("")
+
+
+def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path, args: argparse.Namespace,
+                   kwargs: dict[str, Any]) -> int:
+    """Restores a video file (a video model: the whole clip, in --temporal-chunk chunks; an image model: frame by
+    frame, streamed) into a video file or a folder of frames; returns the frame count."""
+    with open_video(path) as reader:
+        if video_model:
+            frames: Iterable[np.ndarray] = restore(model, np.stack(list(reader)), **kwargs)
+        else:
+            decoded = _progress(reader, path.name, total=reader.info.frames, unit="frame")
+            frames = (restore(model, frame, **kwargs) for frame in decoded)
+        if is_video_file(target):
+            return write_video(frames, target, reader.info.fps)
+        count = 0
+        for count, frame in enumerate(frames, 1):
+            write_image(_to_pil(frame), target / f"{count - 1:06d}.{args.ext}")
+        return count
+
+
 def _cmd_restore(args: argparse.Namespace) -> None:
     files = expand_inputs(args.inputs)
     rank, world = _rank_world()
     model = _load_model(args.model, args.checkpoint)
     info = model_info(model)
     kwargs = _restore_kwargs(args, args.protocol)
+    if info.video:
+        kwargs["temporal_chunk"] = args.temporal_chunk
     single = len(files) == 1 and Path(args.inputs[0]).is_file()
-    mine = files[rank::world]
+    mine = [item for item in files[rank::world] if not is_video_file(item[0])]
+    videos = [item for item in files[rank::world] if is_video_file(item[0])]
     start = time.perf_counter()
+    frame_count = sum(_restore_video(model, info.video, path, _video_output(args, relative, single), args, kwargs)
+                      for path, relative in videos)
     if info.video:  # frames of one folder form one clip
         clips: dict[Path, list[tuple[Path, Path]]] = {}
         for item in mine:
@@ -170,7 +215,10 @@ def _cmd_restore(args: argparse.Namespace) -> None:
             write_image(restore(model, read_image(path), **kwargs), _output_path(args, relative, single))
     seconds = time.perf_counter() - start
     share = f" (process {rank + 1} of {world})" if world > 1 else ""
-    print(f"restored {len(mine)} image{'s' if len(mine) != 1 else ''}{share} in {seconds:.1f} s "
+    done = [f"{len(mine)} image{'s' if len(mine) != 1 else ''}"] if mine or not videos else []
+    if videos:
+        done.append(f"{len(videos)} video{'s' if len(videos) != 1 else ''} ({frame_count} frames)")
+    print(f"restored {' and '.join(done)}{share} in {seconds:.1f} s "
           f"with {getattr(model, 'architecture', type(model).__name__)} -> {args.output}")
 
 
@@ -339,10 +387,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flops", action="store_true", help="skip the parameter/FLOP count")
     p.set_defaults(run=_cmd_info)
 
-    p = sub.add_parser("restore", help="restore image files, folders and folders of frames")
+    p = sub.add_parser("restore", help="restore image files, video files (needs PyAV: pip install "
+                       "'ssmblocks[video]'), folders and folders of frames")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("-o", "--output", required=True, help="output folder (or a file name for one input image)")
-    p.add_argument("--ext", default="png", help="output format for folders (default png)")
+    p.add_argument("-o", "--output", required=True, help="output folder (or a file name for one input image or "
+                   "video; a folder receives a video's frames)")
+    p.add_argument("--ext", default="png", help="output format for folders (default png); a video suffix (mp4, mkv, "
+                   "mov, avi, webm) writes videos as video files in the folder")
+    p.add_argument("--temporal-chunk", type=int, help="video models: restore clips in chunks of N frames, blended "
+                   "over 2 frames (default: the whole clip)")
     _add_model_args(p)
     _add_run_args(p, protocol_default="")
     p.set_defaults(run=_cmd_restore)

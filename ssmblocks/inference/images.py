@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ssmblocks._atomic import atomic_path
+from ssmblocks.inference.video_io import is_video_file
 
 __all__ = ["IMAGE_SUFFIXES", "expand_inputs", "list_images", "read_image", "write_image"]
 
@@ -57,19 +58,21 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """(file, path relative to its argument) for every image named directly or found in a named folder.
+    """(file, path relative to its argument) for every image or video file named directly or found in a named
+    folder.
 
-    A folder that holds only sub-folders of images (frame folders of videos) is walked one level down."""
+    A folder that holds no images or videos but sub-folders of images (frame folders of videos) is walked one
+    level down."""
     found: list[tuple[Path, Path]] = []
     for item in map(Path, inputs):
         if item.is_file():
             found.append((item, Path(item.name)))
         elif item.is_dir():
-            images = list_images(item)
+            images = sorted(list_images(item) + [p for p in item.iterdir() if p.is_file() and is_video_file(p)])
             if not images:
                 images = [p for sub in sorted(d for d in item.iterdir() if d.is_dir()) for p in list_images(sub)]
             if not images:
-                raise FileNotFoundError(f"{item} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise FileNotFoundError(f"{item} holds no images ({', '.join(IMAGE_SUFFIXES)}) or videos")
             found.extend((p, p.relative_to(item)) for p in images)
         else:
             raise FileNotFoundError(f"no such file or folder: {item}")
