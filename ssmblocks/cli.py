@@ -196,16 +196,20 @@ def _cmd_restore(args: argparse.Namespace) -> None:
     if info.video:
         kwargs["temporal_chunk"] = args.temporal_chunk
     single = len(files) == 1 and Path(args.inputs[0]).is_file()
-    mine = [item for item in files[rank::world] if not is_video_file(item[0])]
-    videos = [item for item in files[rank::world] if is_video_file(item[0])]
+    videos = [item for item in files if is_video_file(item[0])][rank::world]
+    images = [item for item in files if not is_video_file(item[0])]
+    clips: dict[Path, list[tuple[Path, Path]]] = {}
+    if info.video:  # frames of one folder form one clip; processes share out whole clips
+        for item in images:
+            clips.setdefault(item[0].parent, []).append(item)
+        mine = [item for clip in list(clips.values())[rank::world] for item in clip]
+    else:
+        mine = images[rank::world]
     start = time.perf_counter()
     frame_count = sum(_restore_video(model, info.video, path, _video_output(args, relative, single), args, kwargs)
                       for path, relative in videos)
-    if info.video:  # frames of one folder form one clip
-        clips: dict[Path, list[tuple[Path, Path]]] = {}
-        for item in mine:
-            clips.setdefault(item[0].parent, []).append(item)
-        for clip in _progress(list(clips.values()), "clips"):
+    if info.video:
+        for clip in _progress(list(clips.values())[rank::world], "clips"):
             frames = np.stack([np.asarray(read_image(path)) for path, _ in clip])
             restored = restore(model, frames, **kwargs)
             for (_, relative), frame in zip(clip, restored, strict=True):
