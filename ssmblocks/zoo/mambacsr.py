@@ -264,7 +264,8 @@ def _cfg(task: str, filename: str | None, metrics: dict[str, str] | None = None,
         manual_url=_DRIVE_FOLDER if filename else None, manual_filename=filename, license=_LICENSE, paper=_PAPER,
         origin_url=_ORIGIN, task=task, test_protocol=_PROTOCOL if filename else "",
         protocol="mambacsr" if filename else "", scale=4, supports_fp16=False, supports_bf16=True,
-        metrics=metrics or {}, **extra)
+        min_size=16, multiple_of=16, metrics=metrics or {}, **extra)   # the model pads to 16 itself; declared for
+                                                                          # restore() and exports
 
 
 register_cfgs({
