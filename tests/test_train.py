@@ -199,6 +199,8 @@ def test_resume_continues_exactly(tmp_path):
     assert main(_args(data, tmp_path / "whole", *common)) == 0
     assert main(_args(data, tmp_path / "parts", *common, "--stop-after", "3")) == 0
     assert len(_losses(tmp_path / "parts")) == 3
+    with (tmp_path / "parts" / "log.jsonl").open("a") as log:     # a line cut short by a killed process
+        log.write('{"step": 4, "lo')
     assert main(_args(data, tmp_path / "parts", *common, "--resume")) == 0
     assert _losses(tmp_path / "parts") == _losses(tmp_path / "whole")
     whole, parts = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("whole", "parts"))

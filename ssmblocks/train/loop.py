@@ -145,6 +145,14 @@ def _objective(cfg: TrainConfig, model: nn.Module) -> nn.Module:
     return Distiller(teacher, model)
 
 
+def _logged_step(line: str) -> float:
+    """The step of a log.jsonl line; a line cut short by a killed run counts as after every step (dropped)."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return float("inf")
+
+
 class _Log:
     """log.jsonl, the progress bar and TensorBoard, on rank 0 only."""
 
@@ -153,7 +161,7 @@ class _Log:
         if not active:
             return
         path = out / "log.jsonl"
-        kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= start_step] \
+        kept = [line for line in path.read_text().splitlines() if _logged_step(line) <= start_step] \
             if cfg.resume and path.is_file() else []   # drop lines logged after the state that is resumed
         path.write_text("".join(line + "\n" for line in kept))
         self.file = path.open("a")

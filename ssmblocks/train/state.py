@@ -78,4 +78,5 @@ def export_weights(model: nn.Module, out: Path) -> None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
