@@ -222,9 +222,11 @@ def test_bad_options_are_refused(tmp_path):
     assert main(_args(data, tmp_path / "a", "--scale", "3")) == 2   # the model upscales by 2
     x3 = ("--patch-size", "12", "--steps", "1", "--model-kwargs", '{"upscale": 3}')
     assert main(_args(data, tmp_path / "b", *x3, "--scale", "3")) == 0   # another architecture: --scale trusted
-    with pytest.raises(ValueError, match=r"output \(2, 3, 18, 18\) does not match the ground truth \(2, 3, 12, 12\)"):
-        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "c"), patch_size=12,
-                          batch_size=2, model_kwargs={"upscale": 3}, progress=False))
+    # the built model's scale is its cfg's (x3 here), so no --scale is needed; a wrong --scale is caught at the output
+    assert main(_args(data, tmp_path / "c", *x3)) == 0
+    with pytest.raises(ValueError, match=r"output \(2, 3, 8, 8\) does not match the ground truth \(2, 3, 12, 12\)"):
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "d"), patch_size=12,
+                          batch_size=2, scale=3, model_kwargs={"upscale": 2}, progress=False))
     with pytest.raises(ValueError, match="upscales by 2"):
         train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), scale=4))
     with pytest.raises(ValueError, match="both --teacher and --teacher-checkpoint"):
