@@ -76,7 +76,8 @@ def _checkpoint_cache(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir) if cache_dir else ssmblocks_cache_dir() / "checkpoints"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 digest of a file."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -86,7 +87,7 @@ def _sha256(path: Path) -> str:
 
 def _sha256_matches(path: Path, expected: str | None) -> bool:
     """True when nothing is declared or the file's sha256 starts with ``expected`` (a whole digest or a prefix)."""
-    return not expected or _sha256(path).startswith(expected)
+    return not expected or file_sha256(path).startswith(expected)
 
 
 def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
@@ -111,7 +112,7 @@ def _verify(cfg: PretrainedCfg, path: Path, origin: str) -> None:
     if not _sha256_matches(path, cfg.sha256):
         expected = cfg.sha256 if len(cfg.sha256) == 64 else f"{cfg.sha256}... (a prefix)"
         raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from {origin} does not have the "
-                                         f"expected sha256 {expected} but {_sha256(path)}; it was discarded")
+                                         f"expected sha256 {expected} but {file_sha256(path)}; it was discarded")
 
 
 def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> Path:
