@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_state_dict_strict, read_state_dict
-from ssmblocks._hub import read_repo_config, resolve_weights
-from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, model_entrypoint, split_model_name
+from ssmblocks._hub import file_sha256, read_repo_config, resolve_weights
+from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, list_pretrained, model_entrypoint, split_model_name
 
 __all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "model_from_state_dict",
            "register_detector", "supported_families"]
@@ -205,13 +206,47 @@ def _comparable(args: Mapping[str, Any]) -> str:
     return json.dumps(args, sort_keys=True, default=repr)
 
 
+def _release_file_names(cfg: PretrainedCfg) -> set[str]:
+    """The names the release's file is published under: its sources' base names (Hub globs name no file)."""
+    names = {cfg.manual_filename}
+    if cfg.file:
+        names.add(Path(cfg.file).name)
+    if cfg.url:
+        names.add(Path(urllib.parse.urlparse(cfg.url).path).name)
+    if cfg.hf_hub_id and not any(c in cfg.hf_hub_filename for c in "*?["):
+        names.add(Path(cfg.hf_hub_filename).name)
+    return names - {None}
+
+
+def _identify_release(architecture: str, path: Path) -> tuple[PretrainedCfg, str] | None:
+    """The release of ``architecture`` whose file ``path`` is, and how it was recognised: the first release whose
+    declared sha256 (or prefix) the file's digest starts with, else the single release published under this file
+    name. None when neither identifies one (or ``path`` is no file)."""
+    releases = [get_pretrained_cfg(name) for name in list_pretrained(f"{architecture}.*")]
+    if path.is_file() and any(cfg.sha256 for cfg in releases):
+        digest = file_sha256(path)
+        for cfg in releases:
+            if cfg.sha256 and digest.startswith(cfg.sha256):
+                return cfg, "sha256 match"
+    named = [cfg for cfg in releases if path.name in _release_file_names(cfg)]
+    return (named[0], "file name match") if len(named) == 1 else None
+
+
 def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> PretrainedCfg:
-    """The architecture's published cfg when the checkpoint has that release's hyperparameters; otherwise a cfg
-    that says it was detected, with the task facts but no weight source and no published numbers."""
+    """The cfg of the release this file is (``_identify_release``) when it has the architecture's released
+    hyperparameters; for another file of that size, the architecture's default cfg with a note saying the file is
+    not a known release; otherwise (a custom size) a cfg that says it was detected, with the task facts but no
+    weight source and no published numbers."""
     published = get_pretrained_cfg(found.architecture)
     release_args = _build(found.architecture, published, {}, meta=True).model_args
     if _comparable(release_args) == _comparable(full_args):
-        return dataclasses.replace(published, notes=f"detected from {path.name}: {found.variant}")
+        release = _identify_release(found.architecture, path)
+        if release is not None:
+            cfg, how = release
+            return dataclasses.replace(cfg, notes=f"detected from {path.name} ({cfg.name} release: {how}): "
+                                                  f"{found.variant}")
+        return dataclasses.replace(published, notes=f"detected from {path.name} (not a known release file; the "
+                                                    f"released size, so {published.name}'s cfg): {found.variant}")
     keep = ("license", "paper", "origin_url", "task", "protocol", "scale", "in_chans", "out_chans", "min_size",
             "multiple_of", "supports_fp16", "supports_bf16", "input_kind", "min_frames")
     return PretrainedCfg(architecture=found.architecture, tag="custom",
@@ -222,7 +257,8 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> Pr
 def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module:
     """Builds the model a state dict belongs to (family, variant and hyperparameters detected) and loads it
     strictly; eval mode. The model is built on the meta device and takes the tensors, so no time is spent
-    initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes."""
+    initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes; when it
+    is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg."""
     found = detect_checkpoint(state, origin)
     model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
     model.pretrained_cfg = _cfg_of_built(_detected_cfg(found, model.model_args, Path(origin)), model.model_args)

@@ -28,6 +28,8 @@ __all__ = ["PretrainedUnavailableError", "push_to_hub", "resolve_hub_file", "res
 
 CONFIG_NAME = "config.json"
 WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+#: gdown lists a Drive folder without downloading it (``download_folder(..., skip_download=True)``) since 5.1.0.
+GDOWN_MIN_VERSION = "5.1"
 
 
 class PretrainedUnavailableError(RuntimeError):
@@ -74,7 +76,8 @@ def _checkpoint_cache(cache_dir: str | Path | None) -> Path:
     return Path(cache_dir) if cache_dir else ssmblocks_cache_dir() / "checkpoints"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex sha256 digest of a file."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -82,9 +85,14 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _sha256_matches(path: Path, expected: str | None) -> bool:
+    """True when nothing is declared or the file's sha256 starts with ``expected`` (a whole digest or a prefix)."""
+    return not expected or file_sha256(path).startswith(expected)
+
+
 def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
     target = _checkpoint_cache(cache_dir) / Path(urllib.request.urlparse(cfg.url).path).name
-    if target.is_file() and (not cfg.sha256 or _sha256(target) == cfg.sha256):
+    if target.is_file() and _sha256_matches(target, cfg.sha256):
         return target
     if _offline():
         raise PretrainedUnavailableError(f"{cfg.name}: {target.name} is not cached in {target.parent} and "
@@ -101,9 +109,10 @@ def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
 
 
 def _verify(cfg: PretrainedCfg, path: Path, origin: str) -> None:
-    if cfg.sha256 and _sha256(path) != cfg.sha256:
+    if not _sha256_matches(path, cfg.sha256):
+        expected = cfg.sha256 if len(cfg.sha256) == 64 else f"{cfg.sha256}... (a prefix)"
         raise PretrainedUnavailableError(f"{cfg.name}: the file downloaded from {origin} does not have the "
-                                         f"expected sha256 {cfg.sha256}; it was discarded")
+                                         f"expected sha256 {expected} but {file_sha256(path)}; it was discarded")
 
 
 def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> Path:
@@ -141,26 +150,68 @@ def gdrive_url(file_id: str) -> str:
     return f"https://drive.google.com/file/d/{file_id}/view"
 
 
+def gdrive_folder_url(folder_id: str) -> str:
+    """The page of a Google Drive folder."""
+    return f"https://drive.google.com/drive/folders/{folder_id}"
+
+
+def drive_page(cfg: PretrainedCfg) -> str:
+    """The Google Drive page of ``cfg``'s file, or of the folder that holds it."""
+    return gdrive_url(cfg.gdrive_id) if cfg.gdrive_id else gdrive_folder_url(cfg.gdrive_folder_id)
+
+
 def _download_gdrive(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
-    """A Google Drive file through the optional ``gdown`` package, cached under its ``manual_filename``."""
+    """A Google Drive file (by id, or by name in a folder) through the optional ``gdown`` package, cached under
+    its ``manual_filename``. A cached file is used without importing gdown."""
     name = cfg.manual_filename or f"{cfg.gdrive_id}.pth"
     target = _checkpoint_cache(cache_dir) / "gdrive" / name
-    if target.is_file() and (not cfg.sha256 or _sha256(target) == cfg.sha256):
+    if target.is_file() and _sha256_matches(target, cfg.sha256):
         return target
+    page = drive_page(cfg)
     try:
         import gdown
     except ImportError:
         raise PretrainedUnavailableError(_manual_advice(
-            cfg, gdrive_url(cfg.gdrive_id), "Google Drive downloads need the optional gdown package "
-            "(pip install gdown, or ssmblocks[gdrive])")) from None
+            cfg, page, "Google Drive downloads need the optional gdown package "
+            f"(pip install 'gdown>={GDOWN_MIN_VERSION}', or ssmblocks[gdrive])")) from None
     if _offline():
         raise PretrainedUnavailableError(_manual_advice(
-            cfg, gdrive_url(cfg.gdrive_id), f"it is not cached in {target.parent} and HF_HUB_OFFLINE is set"))
+            cfg, page, f"it is not cached in {target.parent} and HF_HUB_OFFLINE is set"))
+    file_id = cfg.gdrive_id or _drive_folder_file_id(gdown, cfg)
     with atomic_path(target) as tmp:
-        if gdown.download(id=cfg.gdrive_id, output=str(tmp), quiet=False) is None:
-            raise PretrainedUnavailableError(_manual_advice(cfg, gdrive_url(cfg.gdrive_id), "gdown could not fetch it"))
+        try:
+            done = gdown.download(id=file_id, output=str(tmp), quiet=False)
+        except Exception as err:           # gdown raises its own, requests' and RuntimeError exceptions
+            raise PretrainedUnavailableError(_manual_advice(
+                cfg, page, f"gdown could not fetch it ({type(err).__name__}: {err})")) from err
+        if done is None:                   # gdown 5 reports a failed download by returning None
+            raise PretrainedUnavailableError(_manual_advice(cfg, page, "gdown could not fetch it"))
         _verify(cfg, tmp, "Google Drive")
     return target
+
+
+def _drive_folder_file_id(gdown: Any, cfg: PretrainedCfg) -> str:
+    """The Drive id of ``cfg.manual_filename`` in the folder ``cfg.gdrive_folder_id``, from gdown's listing
+    (``skip_download=True`` returns entries with ``id`` and ``path``, the path relative to the folder)."""
+    page = drive_page(cfg)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:      # gdown 5 creates its output folder even when listing
+            entries = gdown.download_folder(id=cfg.gdrive_folder_id, output=scratch, quiet=True,
+                                            skip_download=True)
+    except Exception as err:               # as above; a TypeError means a gdown older than GDOWN_MIN_VERSION
+        raise PretrainedUnavailableError(_manual_advice(
+            cfg, page, f"gdown (>= {GDOWN_MIN_VERSION} needed) could not list the folder "
+            f"({type(err).__name__}: {err})")) from err
+    if entries is None:                    # gdown 5 reports a failed listing by returning None
+        raise PretrainedUnavailableError(_manual_advice(cfg, page, "gdown could not list the folder"))
+    ids = [entry.id for entry in entries if Path(entry.path).name == cfg.manual_filename]
+    if len(ids) != 1:
+        held = ", ".join(sorted(str(entry.path) for entry in entries)) or "nothing"
+        problem = "has no file named" if not ids else "has several files named"
+        raise PretrainedUnavailableError(f"{cfg.name}: the Google Drive folder {page} {problem} "
+                                         f"{cfg.manual_filename}; it holds: {held}. If you have the file from "
+                                         f"elsewhere, pass checkpoint_path=...")
+    return ids[0]
 
 
 def _model_card(architecture: str, cfg: PretrainedCfg) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,11 +33,16 @@ class PretrainedCfg:
     """Where a model's weights come from and what they are: source, licence, protocol, published numbers.
 
     Weight sources, in priority order: ``file`` (a local path), ``hf_hub_id`` (+ ``hf_hub_filename``, which may be
-    a glob such as ``"*.pth"`` matching exactly one file of the repo), ``url`` (+ ``sha256``), ``gdrive_id`` (a
-    Google Drive file: downloaded with the optional ``gdown`` package when it is installed, else the loader
-    explains what to do), ``manual_url`` (a page to download from by hand; the loader explains what to do).
-    ``fallback_url`` is a second place a person can download the file from, named in errors. A cfg with none of
-    them describes an architecture without released weights.
+    a glob such as ``"*.pth"`` matching exactly one file of the repo), ``url``, ``gdrive_id`` (a Google Drive file)
+    or ``gdrive_folder_id`` (a Drive folder holding the file named ``manual_filename``; for authors who publish a
+    folder link only), ``manual_url`` (a page to download from by hand; the loader explains what to do). Drive
+    files are downloaded with the optional ``gdown`` package when it is installed, else the loader explains what to
+    do. ``fallback_url`` is a second place a person can download the file from, named in errors. A cfg with none
+    of them describes an architecture without released weights.
+
+    ``sha256`` checks downloaded (URL, Drive) files and identifies a release's file in ``load_checkpoint``: the
+    whole hex digest, or a prefix of at least 8 hex digits (BasicSR and ``torch.hub`` name files
+    ``name-<first 8 digits>.pth``, which is all that is known of some releases).
 
     ``protocol`` names the official test procedure of ``ssmblocks.restore`` ('mambair', 'mambacsr', 'dvmsr',
     'medvsr', or '' for the whole image); ``test_protocol`` describes the whole evaluation in words.
@@ -51,6 +57,7 @@ class PretrainedCfg:
     url: str | None = None
     sha256: str | None = None
     gdrive_id: str | None = None
+    gdrive_folder_id: str | None = None
     manual_url: str | None = None
     manual_filename: str | None = None
     fallback_url: str | None = None
@@ -72,15 +79,22 @@ class PretrainedCfg:
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
+    def __post_init__(self) -> None:
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-f]{8,64}", self.sha256):
+            raise ValueError(f"sha256 must be a lowercase hex digest or a prefix of at least 8 of its digits, "
+                             f"got {self.sha256!r}")
+        if self.gdrive_folder_id and not self.manual_filename:
+            raise ValueError("a gdrive_folder_id source needs manual_filename: the name of the file in that folder")
+
     @property
     def name(self) -> str:
         return f"{self.architecture}.{self.tag}" if self.tag else self.architecture
 
     @property
     def source(self) -> str | None:
-        """'file', 'hf-hub', 'url', 'gdrive', 'manual', or None when no weights are published."""
+        """'file', 'hf-hub', 'url', 'gdrive' (a file or folder), 'manual', or None when no weights are published."""
         for attr, source in (("file", "file"), ("hf_hub_id", "hf-hub"), ("url", "url"), ("gdrive_id", "gdrive"),
-                             ("manual_url", "manual")):
+                             ("gdrive_folder_id", "gdrive"), ("manual_url", "manual")):
             if getattr(self, attr):
                 return source
         return None

@@ -30,7 +30,7 @@ from torch import nn
 
 import ssmblocks
 from ssmblocks._checkpoint import CheckpointError
-from ssmblocks._hub import PretrainedUnavailableError
+from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
 from ssmblocks.inference import PROTOCOLS, expand_inputs, list_images, model_info, read_image, restore, write_image
 from ssmblocks.inference.video_io import (
@@ -129,6 +129,7 @@ def _cmd_info(args: argparse.Namespace) -> None:
         raise CommandError("name a model: ssmblocks info MODEL")
     cfg = ssmblocks.get_pretrained_cfg(name)
     where = {"file": cfg.file, "hf-hub": f"{cfg.hf_hub_id}/{cfg.hf_hub_filename}", "url": cfg.url,
+             "gdrive": f"{cfg.manual_filename or 'the file'} at {drive_page(cfg)} (Google Drive, through gdown)",
              "manual": f"{cfg.manual_url} (download by hand)", None: "no published weights"}[cfg.source]
     lines = [f"{cfg.name}: {cfg.task or 'image restoration'}", f"  paper:     {cfg.paper or '-'}",
              f"  source:    {cfg.origin_url or '-'}", f"  licence:   {cfg.license or '-'}", f"  weights:   {where}",

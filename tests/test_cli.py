@@ -51,6 +51,9 @@ def test_list_and_info(capsys):
     assert code == 0
     for expected in ("Apache-2.0", "arXiv:2402.15648", "x4, 3 -> 3 channels", "GFLOPs", "scan", "M parameters"):
         assert expected in out
+    code, out, _ = _run(capsys, "info", "mambacsr", "--no-flops")               # weights in a Drive folder
+    assert code == 0 and ("weights:   Cross-scale-QF10-x4.pth at "
+                          "https://drive.google.com/drive/folders/1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS") in out
 
 
 def test_one_line_errors(capsys, tmp_path, checkpoint):

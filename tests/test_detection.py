@@ -3,6 +3,8 @@ read back from shapes, only CheckpointError escapes, and published cfgs only for
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 import ssmblocks
-from ssmblocks import CheckpointError
+from ssmblocks import CheckpointError, _registry
 from ssmblocks._builder import _detectors, detect_checkpoint, supported_families
 from ssmblocks._registry import model_entrypoint
 
@@ -144,6 +146,37 @@ def test_released_sizes_get_the_published_cfg(tmp_path):
     cfg = ssmblocks.load_checkpoint(path).pretrained_cfg
     assert cfg.name == "mambair_light_x2.official" and cfg.metrics["Urban100 PSNR/SSIM"] == "32.92/0.9356"
     assert cfg.notes.startswith("detected from light.pth")
+
+
+def test_a_release_file_gets_its_release_cfg_by_sha256_then_by_file_name(tmp_path, monkeypatch):
+    """Any family's releases: the file's sha256 (whole or a declared prefix) names the release first, then its
+    file name; another file of the released size keeps the default cfg and says it is not a known release."""
+    torch.manual_seed(0)
+    path = tmp_path / "named.pth"
+    torch.save({"params": ssmblocks.create_model("mambair_light_x2").state_dict()}, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    base = ssmblocks.get_pretrained_cfg("mambair_light_x2")
+    site = "https://example.org/w"
+    releases = {"first": dataclasses.replace(base, tag="first", url=f"{site}/first.pth", sha256=None),
+                "by_sha": dataclasses.replace(base, tag="by_sha", url=f"{site}/x.pth", sha256=digest[:10]),
+                "by_name": dataclasses.replace(base, tag="by_name", gdrive_id="ID", manual_filename="named.pth")}
+    monkeypatch.setitem(_registry._cfgs, "mambair_light_x2", releases)
+
+    def loaded(file: Path) -> tuple[str, str]:
+        cfg = ssmblocks.load_checkpoint(file).pretrained_cfg
+        return cfg.tag, cfg.notes
+
+    tag, notes = loaded(path)                               # named like by_name, but the bytes are by_sha's
+    assert tag == "by_sha" and notes.startswith("detected from named.pth (mambair_light_x2.by_sha release: sha256")
+    torch.save({"params_ema": ssmblocks.create_model("mambair_light_x2").state_dict()}, path)   # other bytes
+    tag, notes = loaded(path)
+    assert tag == "by_name" and "(mambair_light_x2.by_name release: file name match)" in notes
+    assert loaded(path.rename(tmp_path / "first.pth"))[0] == "first"
+    tag, notes = loaded((tmp_path / "first.pth").rename(tmp_path / "mine.pth"))
+    assert tag == "first" and "not a known release file" in notes
+    releases["twin"] = dataclasses.replace(base, tag="twin", gdrive_id="ID2", manual_filename="named.pth")
+    tag, notes = loaded((tmp_path / "mine.pth").rename(tmp_path / "named.pth"))   # two releases of that name
+    assert tag == "first" and "not a known release file" in notes
 
 
 def test_a_model_built_from_its_class_saves_and_reloads(tmp_path):

@@ -17,6 +17,7 @@ from test_hub import served  # noqa: F401  (the loopback HTTP server fixture)
 
 import ssmblocks
 from ssmblocks._builder import detect_checkpoint
+from ssmblocks._checkpoint import read_state_dict
 from ssmblocks.blocks import Mamba, ViMM
 from ssmblocks.scan_orders import ColMajor, RowMajor, TimeMajor, concat
 
@@ -152,6 +153,28 @@ def test_the_params_ema_release_through_both_loaders():
     for model in (ssmblocks.load_checkpoint(WEIGHTS / "DVMSR.pth"),
                   ssmblocks.create_model("dvmsr.params_ema", checkpoint_path=WEIGHTS / "DVMSR.pth")):
         assert _psnr_on_test_bmp(model) == pytest.approx(expected, abs=PSNR_TOL)
+
+
+@needs_weights
+def test_load_checkpoint_attaches_the_cfg_of_the_release_the_file_is(tmp_path):
+    """Each released file gets its own release's cfg: by sha256 whatever its name (even the other release's name),
+    by name for another copy of it; another file of the released size keeps the default cfg and says so."""
+    releases = {"DVMSR.pth": "dvmsr.params_ema", "team07_DVMSR.pth": "dvmsr.ntire2024_team07"}
+    for (file, name), other in zip(releases.items(), reversed(releases), strict=True):
+        cfg = ssmblocks.load_checkpoint(WEIGHTS / file).pretrained_cfg
+        assert cfg.name == name and f"detected from {file} ({name} release: sha256 match)" in cfg.notes
+        swapped = tmp_path / "swapped" / other                  # these bytes under the other release's name
+        swapped.parent.mkdir(exist_ok=True)
+        shutil.copy(WEIGHTS / file, swapped)
+        assert ssmblocks.load_checkpoint(swapped).pretrained_cfg.name == name
+        resaved = tmp_path / "resaved" / file                   # the same tensors, other bytes: the name decides
+        resaved.parent.mkdir(exist_ok=True)
+        torch.save(read_state_dict(WEIGHTS / file), resaved)
+        cfg = ssmblocks.load_checkpoint(resaved).pretrained_cfg
+        assert cfg.name == name and f"({name} release: file name match)" in cfg.notes
+    torch.save(read_state_dict(WEIGHTS / "DVMSR.pth"), tmp_path / "mine.pth")
+    cfg = ssmblocks.load_checkpoint(tmp_path / "mine.pth").pretrained_cfg
+    assert cfg.name == "dvmsr.ntire2024_team07" and "not a known release file" in cfg.notes
 
 
 @needs_golden

@@ -3,6 +3,7 @@ manual sources, export and push. No test touches the network beyond 127.0.0.1.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -10,6 +11,7 @@ import os
 import sys
 import threading
 import types
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks import PretrainedUnavailableError
+from ssmblocks._registry import PretrainedCfg
+from ssmblocks.necks import SPYNET_SINTEL, SpyNet, spynet_sintel
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -115,6 +119,39 @@ def test_url_source_rejects_a_wrong_checksum(served, tmp_path):
         ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=tmp_path)
     assert not (tmp_path / "model.safetensors").exists()
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_a_sha256_prefix_in_a_basicsr_style_name_is_verified(served, tmp_path):
+    """BasicSR/torch.hub name release files ``name-<first 8 hex digits of the sha256>.pth``; SpyNet's Sintel
+    weights are declared by that prefix only. A file whose digest does not start with it is discarded."""
+    assert SPYNET_SINTEL.sha256 == Path(urllib.parse.urlparse(SPYNET_SINTEL.url).path).stem.rsplit("-", 1)[1]
+    root, base = served
+    torch.manual_seed(0)
+    source = SpyNet()
+    torch.save({"params": source.state_dict()}, root / "spynet.pth")
+    digest = hashlib.sha256((root / "spynet.pth").read_bytes()).hexdigest()
+    wrong = f"{(int(digest[0], 16) + 1) % 16:x}{digest[1:8]}"
+    for prefix in (digest[:8], wrong):
+        (root / f"spynet_sintel_final-{prefix}.pth").write_bytes((root / "spynet.pth").read_bytes())
+
+    def served_as(prefix):      # the registered source, pointed at the loopback copy whose name carries the prefix
+        name = f"spynet_sintel_final-{prefix}.pth"
+        return dataclasses.replace(SPYNET_SINTEL, url=f"{base}/{name}", sha256=name[:-4].rsplit("-", 1)[1])
+
+    model = spynet_sintel(cache_dir=tmp_path / "good", source=served_as(digest[:8]))
+    assert _same_weights(model, source) and not model.training
+    assert (tmp_path / "good" / f"spynet_sintel_final-{digest[:8]}.pth").is_file()
+    with pytest.raises(PretrainedUnavailableError, match=rf"expected sha256 {wrong}\.\.\. \(a prefix\) but {digest}"):
+        spynet_sintel(cache_dir=tmp_path / "bad", source=served_as(wrong))
+    assert not list((tmp_path / "bad").iterdir())
+
+
+def test_declared_sources_are_checked_when_the_cfg_is_made():
+    for bad in ("3d2a128", "3D2A1287", "3d2a128z", "0" * 65):
+        with pytest.raises(ValueError, match="sha256 must be a lowercase hex digest or a prefix of at least 8"):
+            PretrainedCfg(url="https://example.org/w.pth", sha256=bad)
+    with pytest.raises(ValueError, match="gdrive_folder_id source needs manual_filename"):
+        PretrainedCfg(gdrive_folder_id="FOLDER")
 
 
 # ---- the Hugging Face cache, offline ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ alignment, recurrent second-order propagation, and cross-scale fusion."""
 from ssmblocks.necks.alignment import SecondOrderDeformableAlignment
 from ssmblocks.necks.cross_scale import CrossScaleFusion
 from ssmblocks.necks.propagation import BRANCHES, second_order_propagation
-from ssmblocks.necks.spynet import SPYNET_SINTEL, SpyNet
+from ssmblocks.necks.spynet import SPYNET_SINTEL, SpyNet, spynet_sintel
 from ssmblocks.necks.upsample import PixelShuffleDirect, PixelShuffleUpsample
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "SecondOrderDeformableAlignment",
     "SpyNet",
     "second_order_propagation",
+    "spynet_sintel",
 ]

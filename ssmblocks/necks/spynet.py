@@ -8,29 +8,36 @@ pyramid, coarse-to-fine refinement: ``flow = level(cat[ref, warp(supp, up(flow))
 up(flow)`` with ``up`` = 2x bilinear (align_corners True) times 2, replicate-padded by one row/column where the
 level is odd-sized; the flow is resized back and scaled by size / resized size.
 
-Pretrained Sintel weights: ``SPYNET_SINTEL`` (BasicSR's ``spynet_sintel_final-3d2a1287.pth``; MedVSR ships it).
+Pretrained Sintel weights: ``spynet_sintel()`` builds a SpyNet with them, from the source ``SPYNET_SINTEL`` (BasicSR's
+``spynet_sintel_final-3d2a1287.pth``, which MedVSR's repository ships): downloaded once, checked against the sha256
+prefix its name carries, cached; offline from the cache.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks._checkpoint import load_state_dict_strict, read_state_dict
+from ssmblocks._hub import resolve_weights
+from ssmblocks._registry import PretrainedCfg
 from ssmblocks.ops.flow_warp import flow_warp
 
-__all__ = ["SPYNET_SINTEL", "SpyNet"]
+__all__ = ["SPYNET_SINTEL", "SpyNet", "spynet_sintel"]
 
-#: Where BasicSR's Sintel-trained SpyNet lies: MedVSR's repository holds it at this path (commit 8c1398d).
-SPYNET_SINTEL = {
-    "filename": "spynet_sintel_final-3d2a1287.pth",
-    "url": "https://github.com/CUHK-AIM-Group/MedVSR/raw/342150504e21be18ff09e9867e4f8db3467b40d7/"
-           "experiments/pretrained_models/flownet/spynet_sintel_final-3d2a1287.pth",
-    "format": "BasicSR {'params': state_dict}; load with SpyNet().load_state_dict(read_state_dict(path))",
-}
+#: BasicSR's Sintel-trained SpyNet, as MedVSR's repository holds it (added in commit 8c1398d). Only the first 8
+#: hex digits of its sha256 are published, in the file name (BasicSR's ``name-<sha256[:8]>.pth`` convention).
+SPYNET_SINTEL = PretrainedCfg(
+    architecture="spynet", tag="sintel_final",
+    url="https://github.com/CUHK-AIM-Group/MedVSR/raw/342150504e21be18ff09e9867e4f8db3467b40d7/"
+        "experiments/pretrained_models/flownet/spynet_sintel_final-3d2a1287.pth",
+    sha256="3d2a1287", origin_url="https://github.com/XPixelGroup/BasicSR", task="optical flow (Sintel final)",
+    notes="BasicSR format {'params': state_dict} with this module's keys")
 LEVELS = 6
 
 
@@ -94,3 +101,14 @@ class SpyNet(nn.Module):
         flow = F.interpolate(self._process(ref, supp), size=(height, width), mode="bilinear", align_corners=False)
         scale = flow.new_tensor([width / size[1], height / size[0]]).view(1, 2, 1, 1)
         return flow * scale
+
+
+def spynet_sintel(*, cache_dir: str | Path | None = None, source: PretrainedCfg = SPYNET_SINTEL, device=None,
+                  dtype=None) -> SpyNet:
+    """A SpyNet holding BasicSR's Sintel weights (``source``), downloaded once into the checkpoint cache (or
+    ``cache_dir``), verified against the declared sha256 prefix, loaded strictly; eval mode. Offline
+    (``HF_HUB_OFFLINE=1``) only the cache is read; a missing file raises ``PretrainedUnavailableError``."""
+    path = resolve_weights(source, cache_dir)
+    model = SpyNet(device=device, dtype=dtype)
+    load_state_dict_strict(model, read_state_dict(path), f"{source.name} weights ({path})")
+    return model.eval()

@@ -252,17 +252,17 @@ _PAPER = ("MambaCSR: Dual-Interleaved Scanning for Compressed Image Super-Resolu
           "arXiv:2408.11758")
 _ORIGIN = "https://github.com/renyulin-f/MambaCSR"
 _LICENSE = "unknown: the official repository has no licence file"
-_DRIVE_FOLDER = "https://drive.google.com/drive/folders/1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS"
+_DRIVE_FOLDER_ID = "1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS"     # the README's "Pretrained Models" link
 _PROTOCOL = ("LR = bicubic x4 downsampling then JPEG quality 10; MambaCSRModel.test tiling: h//192+1 x w//192+1 tiles "
              "overlapping by 1/4 of the tile, each tile mirror-padded to the next multiple of 64 (always adds "
              "padding), stitched; PSNR/SSIM on Y (BT.601), crop_border 4")
 
 
 def _cfg(task: str, filename: str | None, metrics: dict[str, str] | None = None, **extra: Any) -> PretrainedCfg:
-    """A release in the authors' Drive folder (a folder link only: no per-file ids, so a manual download)."""
+    """A release in the authors' Drive folder (a folder link only: gdown lists it and the file is picked by name)."""
     return PretrainedCfg(
-        manual_url=_DRIVE_FOLDER if filename else None, manual_filename=filename, license=_LICENSE, paper=_PAPER,
-        origin_url=_ORIGIN, task=task, test_protocol=_PROTOCOL if filename else "",
+        gdrive_folder_id=_DRIVE_FOLDER_ID if filename else None, manual_filename=filename, license=_LICENSE,
+        paper=_PAPER, origin_url=_ORIGIN, task=task, test_protocol=_PROTOCOL if filename else "",
         protocol="mambacsr" if filename else "", scale=4, supports_fp16=False, supports_bf16=True,
         min_size=16, multiple_of=16, metrics=metrics or {}, **extra)   # the model pads to 16 itself; declared for
                                                                           # restore() and exports
