@@ -16,6 +16,8 @@ applied before one ``merge_sum``; the result equals gating every merged map.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -84,7 +86,8 @@ class LocalSS2D(SS2D):
 
     def token_weights(self, *maps: Tensor) -> Tensor:
         """(1, K, 1, L): 1 / (H W) where a path visits a pixel of the first map, 0 elsewhere."""
-        first = maps[0].new_full((1, 1, *maps[0].shape[2:]), 1.0 / maps[0].shape[2:].numel())
+        spatial = maps[0].shape[2:]        # ones / count: a float fill 1.0 / count would specialise the size on export
+        first = maps[0].new_ones((1, 1, *spatial)) / math.prod(spatial)
         return self.scan_order.scan(first, *(m.new_zeros((1, 1, *m.shape[2:])) for m in maps[1:]))
 
     def project(self, x: Tensor, proj: nn.Linear) -> tuple[Tensor, Tensor]:
