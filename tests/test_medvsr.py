@@ -4,6 +4,7 @@ ways, the Hub source through a hand-built cache, the video building blocks' cont
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from ssmblocks._builder import detect_checkpoint
 from ssmblocks._hub import PretrainedUnavailableError
 from ssmblocks.blocks import CSSB, CrossMamba2, GatedMLP, Mamba2, RMSNormGated
 from ssmblocks.necks import SpyNet
-from ssmblocks.ops import use_backend
+from ssmblocks.ops import flow_warp, use_backend
 from tests.test_hub import _hand_built_cache
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
@@ -133,6 +134,42 @@ def test_spynet_keys_are_basicsr_keys_and_flows_are_pixels():
     assert flow.shape == (2, 2, 40, 56) and torch.isfinite(flow).all()
 
 
+def _spynet_as_basicsr(net: SpyNet, ref: torch.Tensor, supp: torch.Tensor) -> torch.Tensor:
+    """BasicSR's SpyNet procedure written out step by step (basicsr/archs/spynet_arch.py): resize to multiples of
+    32, zero flow at half the coarsest size, 2x upsampling with a replicate pad where a level is odd, flow rescaled
+    by size / resized size."""
+    height, width = ref.shape[-2:]
+    size = (math.ceil(height / 32) * 32, math.ceil(width / 32) * 32)
+    refs = [(torch.nn.functional.interpolate(ref, size=size, mode="bilinear") - net.mean) / net.std]
+    supps = [(torch.nn.functional.interpolate(supp, size=size, mode="bilinear") - net.mean) / net.std]
+    for _ in range(5):
+        refs.insert(0, torch.nn.functional.avg_pool2d(refs[0], 2))
+        supps.insert(0, torch.nn.functional.avg_pool2d(supps[0], 2))
+    flow = ref.new_zeros(ref.shape[0], 2, refs[0].shape[2] // 2, refs[0].shape[3] // 2)
+    for level in range(6):
+        up = torch.nn.functional.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2
+        if up.shape[2] != refs[level].shape[2]:
+            up = torch.nn.functional.pad(up, (0, 0, 0, 1), mode="replicate")
+        if up.shape[3] != refs[level].shape[3]:
+            up = torch.nn.functional.pad(up, (0, 1, 0, 0), mode="replicate")
+        warped = flow_warp(supps[level], up, padding_mode="border")
+        flow = net.basic_module[level](torch.cat([refs[level], warped, up], 1)) + up
+    flow = torch.nn.functional.interpolate(flow, size=(height, width), mode="bilinear")
+    return torch.stack([flow[:, 0] * width / size[1], flow[:, 1] * height / size[0]], dim=1)
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 64), (96, 64), (50, 80), (33, 130)])
+def test_spynet_follows_basicsr_at_odd_pyramid_levels_and_resized_frames(height, width):
+    torch.manual_seed(0)
+    net = SpyNet().double()
+    ref, supp = torch.rand(2, 3, height, width, dtype=torch.float64), torch.rand(2, 3, height, width,
+                                                                                dtype=torch.float64)
+    with torch.no_grad():
+        expected = _spynet_as_basicsr(net, ref, supp)
+        assert expected.abs().max() > 1e-3                      # a flow, not zeros
+        torch.testing.assert_close(net(ref, supp), expected, rtol=0, atol=1e-12)
+
+
 def test_cross_mixer_takes_c_from_the_support_only():
     torch.manual_seed(0)
     mixer = CrossMamba2(32, d_state=8, expand=1, headdim=8, share_conv1d=False, pe_window=4).double()
@@ -179,16 +216,18 @@ def test_cssb_accepts_sizes_that_are_not_window_multiples():
 
 
 # ---- sizes and bad input ---------------------------------------------------------------------------------------
-def test_frames_smaller_than_spynets_minimum_are_padded_for_the_flow():
+@pytest.mark.parametrize(("height", "width"), [(20, 24), (20, 70), (66, 9)])
+def test_frames_smaller_than_spynets_minimum_are_padded_for_the_flow(height, width):
     model = ssmblocks.create_model("test_medvsr").eval()
-    clip = _clip(frames=2, height=20, width=24)
+    clip = _clip(frames=2, height=height, width=width)
     backward, forward = model.compute_flows(clip)
-    assert backward.shape == forward.shape == (1, 1, 2, 20, 24)
-    padded = torch.nn.functional.pad(clip[0], (0, 40, 0, 44), mode="replicate")
-    expected = model.spynet(padded[:1], padded[1:])[..., :20, :24]
-    torch.testing.assert_close(backward[:, 0], expected)
+    assert backward.shape == forward.shape == (1, 1, 2, height, width)
+    pads = (0, max(64 - width, 0), 0, max(64 - height, 0))
+    padded = torch.nn.functional.pad(clip[0], pads, mode="replicate")
+    torch.testing.assert_close(backward[:, 0], model.spynet(padded[:1], padded[1:])[..., :height, :width])
+    torch.testing.assert_close(forward[:, 0], model.spynet(padded[1:], padded[:1])[..., :height, :width])
     with torch.no_grad():
-        assert model(clip).shape == (1, 2, 3, 80, 96)
+        assert model(clip).shape == (1, 2, 3, 4 * height, 4 * width)
 
 
 @pytest.mark.parametrize(("clip", "message"), [

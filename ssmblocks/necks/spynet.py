@@ -16,19 +16,19 @@ prefix its name carries, cached; offline from the cache.
 from __future__ import annotations
 
 import itertools
-import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from ssmblocks._checkpoint import load_state_dict_strict, read_state_dict
 from ssmblocks._hub import resolve_weights
 from ssmblocks._registry import PretrainedCfg
 from ssmblocks.ops.flow_warp import flow_warp
 
-__all__ = ["SPYNET_SINTEL", "SpyNet", "spynet_sintel"]
+__all__ = ["MIN_FRAME_SIZE", "SPYNET_SINTEL", "SpyNet", "neighbour_flows", "spynet_sintel"]
 
 #: BasicSR's Sintel-trained SpyNet, as MedVSR's repository holds it (added in commit 8c1398d). Only the first 8
 #: hex digits of its sha256 are published, in the file name (BasicSR's ``name-<sha256[:8]>.pth`` convention).
@@ -39,6 +39,27 @@ SPYNET_SINTEL = PretrainedCfg(
     sha256="3d2a1287", origin_url="https://github.com/XPixelGroup/BasicSR", task="optical flow (Sintel final)",
     notes="BasicSR format {'params': state_dict} with this module's keys")
 LEVELS = 6
+#: The smallest frame side the official video models give SpyNet (BasicVSR++ / MedVSR refuse smaller frames).
+MIN_FRAME_SIZE = 64
+
+
+def _replicate_pad(x: Tensor, right, bottom) -> Tensor:
+    """Replicate-pads (..., H, W) by ``right`` columns and ``bottom`` rows. The copy is skipped only when both pads
+    are known to be zero without a guard (plain ints in eager mode); a symbolic size never decides a Python branch,
+    so torch.export keeps H and W dynamic."""
+    if statically_known_true(right == 0) and statically_known_true(bottom == 0):
+        return x
+    padded = F.pad(x.flatten(0, -3), (0, right, 0, bottom), mode="replicate")              # (N, H', W')
+    return padded.unflatten(0, x.shape[:-2])
+
+
+def _crop(x: Tensor, height, width) -> Tensor:
+    """``x[..., :height, :width]``; a no-op when the size is known to match. Written as index_select: a slice of a
+    padded size max(size, 64) would make torch.export guard on ``size <= max(size, 64)``, which it cannot prove."""
+    if statically_known_true(x.shape[-2] == height) and statically_known_true(x.shape[-1] == width):
+        return x
+    rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 class _Level(nn.Module):
@@ -80,13 +101,14 @@ class SpyNet(nn.Module):
 
     def _process(self, ref: Tensor, supp: Tensor) -> Tensor:
         refs, supps = self._pyramid(ref), self._pyramid(supp)
-        height, width = refs[0].shape[-2:]
-        flow = refs[0].new_zeros(ref.shape[0], 2, height // 2, width // 2)
+        # the coarsest level starts from zero flow: BasicSR upsamples zeros of half its size, which are zeros too
+        flow = refs[0].new_zeros(ref.shape[0], 2, *refs[0].shape[-2:])
         for level, (r, s) in enumerate(zip(refs, supps, strict=True)):
-            up = F.interpolate(flow, scale_factor=2, mode="bilinear", align_corners=True) * 2.0
-            pad_h, pad_w = r.shape[2] - up.shape[2], r.shape[3] - up.shape[3]
-            if pad_h or pad_w:
-                up = F.pad(up, (0, pad_w, 0, pad_h), mode="replicate")
+            up = flow
+            if level:
+                up = F.interpolate(flow, size=(2 * flow.shape[2], 2 * flow.shape[3]), mode="bilinear",
+                                   align_corners=True) * 2.0
+                up = _replicate_pad(up, r.shape[3] - up.shape[3], r.shape[2] - up.shape[2])  # odd-sized levels
             flow = self.basic_module[level](torch.cat([r, flow_warp(s, up, padding_mode="border"), up], 1)) + up
         return flow
 
@@ -95,12 +117,27 @@ class SpyNet(nn.Module):
             raise ValueError(f"SpyNet takes two frames (B, 3, H, W) of one shape, got {tuple(ref.shape)} and "
                              f"{tuple(supp.shape)}")
         height, width = ref.shape[-2:]
-        size = (math.ceil(height / 32) * 32, math.ceil(width / 32) * 32)
+        size = (height + (-height) % 32, width + (-width) % 32)      # up to multiples of 32, integer arithmetic only
         ref = F.interpolate(ref, size=size, mode="bilinear", align_corners=False)
         supp = F.interpolate(supp, size=size, mode="bilinear", align_corners=False)
         flow = F.interpolate(self._process(ref, supp), size=(height, width), mode="bilinear", align_corners=False)
-        scale = flow.new_tensor([width / size[1], height / size[0]]).view(1, 2, 1, 1)
-        return flow * scale
+        flow[:, 0] *= width / size[1]           # in place on the fresh resized flow: x, then y, in input pixels
+        flow[:, 1] *= height / size[0]
+        return flow
+
+
+def neighbour_flows(spynet: SpyNet, lqs: Tensor, min_size: int = MIN_FRAME_SIZE) -> tuple[Tensor, Tensor]:
+    """(B, T, 3, H, W) -> flows_backward (frame k -> k+1) and flows_forward (k+1 -> k), each (B, T-1, 2, H, W).
+
+    One SpyNet call on all 2 (T - 1) pairs. Frames smaller than ``min_size`` are replicate-padded (right/bottom) to
+    it for SpyNet, the flows cropped back."""
+    batch, frames, _, height, width = lqs.shape
+    # pads written as max(size, min_size) - size, which lets torch.export bound the padded size from below
+    lqs = _replicate_pad(lqs, torch.sym_max(width, min_size) - width, torch.sym_max(height, min_size) - height)
+    earlier, later = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
+    flows = _crop(spynet(torch.cat([earlier, later]), torch.cat([later, earlier])), height, width)
+    backward, forward = flows.unflatten(0, (2, batch, frames - 1))
+    return backward, forward
 
 
 def spynet_sintel(*, cache_dir: str | Path | None = None, source: PretrainedCfg = SPYNET_SINTEL, device=None,

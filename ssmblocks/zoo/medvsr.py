@@ -35,12 +35,10 @@ from ssmblocks._hparams import records_hparams
 from ssmblocks._inputs import check_video
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CSSB, ConvResidualBlocks, ResidualBlockNoBN, WindowedMamba2Layer
-from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, second_order_propagation
+from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, neighbour_flows, second_order_propagation
 from ssmblocks.zoo._common import count_indices, width_ratio
 
 __all__ = ["ISSR", "MedVSR"]
-
-SPYNET_MIN_SIZE = 64
 
 
 class ISSR(nn.Module):
@@ -125,15 +123,7 @@ class MedVSR(nn.Module):
         """(B, T, 3, H, W) -> flows_backward (frame k -> k+1) and flows_forward (k+1 -> k), each (B, T-1, 2, H, W).
 
         Frames under 64x64 are replicate-padded (right/bottom) to 64 for SpyNet; the flows are cropped back."""
-        batch, frames, _, height, width = lqs.shape
-        pad_h, pad_w = max(SPYNET_MIN_SIZE - height, 0), max(SPYNET_MIN_SIZE - width, 0)
-        if pad_h or pad_w:
-            lqs = F.pad(lqs.flatten(0, 1), (0, pad_w, 0, pad_h), mode="replicate").unflatten(0, (batch, frames))
-        earlier = lqs[:, :-1].flatten(0, 1)
-        later = lqs[:, 1:].flatten(0, 1)
-        flows = self.spynet(torch.cat([earlier, later]), torch.cat([later, earlier]))[..., :height, :width]
-        backward, forward = flows.unflatten(0, (2, batch, frames - 1))
-        return backward, forward
+        return neighbour_flows(self.spynet, lqs)
 
     def _align(self, name: str):
         module = self.deform_align[name]

@@ -35,12 +35,10 @@ from ssmblocks._inputs import check_video
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import ConvResidualBlocks
 from ssmblocks.blocks.vsrm_blocks import DAMB
-from ssmblocks.necks import BRANCHES, SpyNet, second_order_propagation
+from ssmblocks.necks import BRANCHES, SpyNet, neighbour_flows, second_order_propagation
 from ssmblocks.necks.dca import DeformableCrossMambaAlignment
 
 __all__ = ["VSRM", "FeaturePropagationBlock"]
-
-SPYNET_MIN_SIZE = 64
 
 
 class FeaturePropagationBlock(nn.Module):
@@ -71,19 +69,6 @@ class FeaturePropagationBlock(nn.Module):
         clip = torch.stack([aligned_n1, current, aligned_n2], dim=1).permute(0, 1, 3, 4, 2)   # (B, 3, H, W, C)
         centre = self.proj_out(self.norm(self.dambs(self.proj_in(clip)))[:, 1])            # (B, H, W, C)
         return aligned_n1 + centre.permute(0, 3, 1, 2)
-
-
-def _neighbour_flows(spynet: SpyNet, lqs: Tensor) -> tuple[Tensor, Tensor]:
-    """(B, T, 3, H, W) -> flows_backward (frame k -> k+1) and flows_forward (k+1 -> k), each (B, T-1, 2, H, W).
-    Frames under 64x64 are replicate-padded (right/bottom) to 64 for SpyNet; the flows are cropped back."""
-    batch, frames, _, height, width = lqs.shape
-    pad_h, pad_w = max(SPYNET_MIN_SIZE - height, 0), max(SPYNET_MIN_SIZE - width, 0)
-    if pad_h or pad_w:
-        lqs = F.pad(lqs.flatten(0, 1), (0, pad_w, 0, pad_h), mode="replicate").unflatten(0, (batch, frames))
-    earlier, later = lqs[:, :-1].flatten(0, 1), lqs[:, 1:].flatten(0, 1)
-    flows = spynet(torch.cat([earlier, later]), torch.cat([later, earlier]))[..., :height, :width]
-    backward, forward = flows.unflatten(0, (2, batch, frames - 1))
-    return backward, forward
 
 
 @records_hparams
@@ -141,7 +126,7 @@ class VSRM(nn.Module):
         """(B, T, 3, H, W) -> (B, T, 5 mid, H, W): cat[spatial, backward_1, forward_1, backward_2, forward_2]."""
         batch, frames = lqs.shape[:2]
         spatial = self.feat_extract(lqs.flatten(0, 1)).unflatten(0, (batch, frames))
-        flows_backward, flows_forward = _neighbour_flows(self.spynet, lqs)
+        flows_backward, flows_forward = neighbour_flows(self.spynet, lqs)
         feats = second_order_propagation(spatial.unbind(1), flows_backward, flows_forward, align=self.fpb,
                                          refine=self.refine)
         return torch.stack([torch.cat([feats[k][t] for k in ("spatial", *BRANCHES)], dim=1) for t in range(frames)],
