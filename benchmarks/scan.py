@@ -23,7 +23,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 
 import torch
 from _machine import cpu_model
@@ -54,17 +53,6 @@ def _memory_probe(backend: str, size: tuple[int, ...]) -> None:
 def _peak_extra_mb(backend: str, size: tuple[int, ...]) -> float:
     cmd = [sys.executable, __file__, "--memory-probe", backend, *map(str, size)]
     return float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[-1])
-
-
-def _median_cpu_ms(fn, repeats: int) -> float:
-    """Median CPU time of this thread over ``repeats`` calls of ``fn`` (after a warm-up call), in ms."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.thread_time()
-        fn()
-        times.append(time.thread_time() - start)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def _inputs(batch, dim, dstate, length):
@@ -115,10 +103,8 @@ def main() -> None:
         _memory_probe(backend, tuple(int(v) for v in size))
         return
     backends = args.backends.split(",")
-    timer = median_ms
     if args.cpu_time:
         torch.set_num_threads(1)
-        timer = _median_cpu_ms
 
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, "
@@ -135,14 +121,15 @@ def main() -> None:
         results = {}
         for backend in backends:
             repeats = max(1, args.repeats // 3) if backend == "sequential" else args.repeats
-            fwd = timer(lambda b=backend, kw=kwargs: _forward(b, kw), repeats)
+            fwd = median_ms(lambda b=backend, kw=kwargs: _forward(b, kw), repeats, cpu_time=args.cpu_time)
             mem = _peak_extra_mb(backend, size)
             reason = _skip_reason(backend, "fwd+bwd", size)
             fwdbwd, faults = None, None
             if reason is None:
                 n_fb = max(1, repeats // 2)
                 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                fwdbwd = timer(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g), n_fb)
+                fwdbwd = median_ms(lambda b=backend, kw=kwargs, g=grad: _forward_backward(b, kw, g), n_fb,
+                                   cpu_time=args.cpu_time)
                 faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (n_fb + 1)
             results[backend] = (fwd, fwdbwd, mem, reason, faults)
         for backend, (fwd, fwdbwd, mem, reason, faults) in results.items():

@@ -1,14 +1,20 @@
-"""MedVSR on CPU: time per frame and peak memory against clip length, chunked SSD scan vs the sequential scan; and
-the deformable convolution against the convolutions around it.
+"""Video models on CPU (MedVSR, VSRM): time per frame and peak memory against clip length, the library's scan
+against the sequential scan.
 
-    python benchmarks/video.py              # released MedVSR, 64x64 clips of 7, 14 and 28 frames (long)
-    python benchmarks/video.py --quick      # test_medvsr, 7 frames
-    python benchmarks/video.py --model test_medvsr --frames 4 8 16 --repeats 0   # first forwards only
+    python benchmarks/video.py                                   # released MedVSR, 64x64 clips of 7, 14, 28 frames
+    python benchmarks/video.py --model vsrm_ablation --size 32 --frames 3 6 12
+    python benchmarks/video.py --model vsrm --frames 3 6 --skip-sequential
+    python benchmarks/video.py --quick                           # test_medvsr, one 3-frame 32x32 clip
+    python benchmarks/video.py --quick --model test_vsrm
 
-Each (model, frames, scan backend) runs in a fresh subprocess: one forward in ``torch.inference_mode`` (its wall
-time and its peak resident memory above the memory before it, Linux VmHWM), then the median of --repeats more
-forwards for the chunked backend. ``reference`` is the sequential SSD loop (``ssd_scan_ref``), the kind of path the
-official code falls back to without its Triton kernel. Random weights: speed does not depend on them.
+The scan compared is the one the family's state-space mixers run (``SCANS``): MedVSR's Mamba-2 mixers run
+``ssd_scan`` (library: the chunked ``torch`` backend; sequential: ``ssd_scan_ref``, the kind of loop the official
+code falls back to without its Triton kernel); VSRM's S2T/T2S mixers run ``selective_scan`` (library: the ``native``
+kernel; sequential: the ``reference`` loop of mamba_ssm's ``selective_scan_ref``), while DCA's Mamba-2 scan keeps its
+automatic backend in both. Each (clip length, scan) runs in a fresh subprocess: one forward in
+``torch.inference_mode`` (its wall time and its peak resident memory above the memory before it, Linux VmHWM),
+then, for the library's scan, the median of --repeats more forwards (0: the first forward alone). Random weights:
+speed does not depend on them. The deformable convolution is timed by benchmarks/deform_conv.py.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ import subprocess
 import sys
 import time
 
+from _machine import cpu_model
 from _memory import peak_extra_mb
 
+# family -> (scan op, the library's backend, the sequential backend)
+SCANS = {"MedVSR": ("ssd_scan", "torch", "reference"), "VSRM": ("selective_scan", "native", "reference")}
 
-def _probe(model_name: str, frames: int, size: int, backend: str, repeats: int) -> dict:
-    """Subprocess side: one model, one clip length, one SSD backend."""
+
+def _probe(model_name: str, frames: int, size: int, scan: str, repeats: int) -> dict:
+    """Subprocess side: one model, one clip (1, frames, 3, size, size), its scan run by the library or sequentially."""
     import torch
 
     import ssmblocks
@@ -33,82 +43,57 @@ def _probe(model_name: str, frames: int, size: int, backend: str, repeats: int) 
 
     torch.manual_seed(0)
     model = ssmblocks.create_model(model_name).eval()
+    op, library, sequential = SCANS[model.family]
     clip = torch.rand(1, frames, 3, size, size)
-    with torch.inference_mode(), use_backend("ssd_scan", backend):
+    with torch.inference_mode(), use_backend(op, library if scan == "library" else sequential):
         start = time.perf_counter()
         peak = peak_extra_mb(lambda: model(clip))
         first_ms = (time.perf_counter() - start) * 1e3
-        ms = first_ms if backend == "reference" or repeats == 0 else median_ms(lambda: model(clip), repeats,
-                                                                                warmup=False)
-    return {"ms_per_frame": ms / frames, "peak_mb": peak}
+        timed = scan == "library" and repeats > 0
+        ms = median_ms(lambda: model(clip), repeats, warmup=False) if timed else first_ms
+    return {"ms_per_frame": ms / frames, "peak_mb": peak, "op": op}
 
 
-def _measure(model_name: str, frames: int, size: int, backend: str, repeats: int) -> dict:
-    cmd = [sys.executable, __file__, "--probe", model_name, str(frames), str(size), backend, "--repeats",
-           str(repeats)]
+def _measure(model_name: str, frames: int, size: int, scan: str, repeats: int) -> dict:
+    cmd = [sys.executable, __file__, "--probe", model_name, str(frames), str(size), scan, "--repeats", str(repeats)]
     return json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()[-1])
-
-
-def _deform_vs_convs(mid: int, size: int, repeats: int) -> list[tuple[str, float]]:
-    """Times one alignment step's deformable conv and the plain convolutions of the same step (released widths)."""
-    import torch
-    import torch.nn.functional as F
-
-    from ssmblocks._timing import median_ms
-    from ssmblocks.ops import deform_conv2d
-
-    torch.manual_seed(0)
-    x = torch.rand(1, 2 * mid, size, size)
-    offset = torch.randn(1, 2 * 16 * 9, size, size) * 3
-    mask = torch.rand(1, 16 * 9, size, size)
-    weight = torch.randn(mid, 2 * mid, 3, 3) * 0.05
-
-    def conv(c_in: int, c_out: int):
-        inp, w = torch.rand(1, c_in, size, size), torch.randn(c_out, c_in, 3, 3) * 0.05
-        return lambda: F.conv2d(inp, w, padding=1)
-
-    cases = [
-        (f"deform_conv2d {2 * mid}->{mid}, 16 offset groups", lambda: deform_conv2d(x, offset, weight, None, 1, 1, 1,
-                                                                                    mask)),
-        (f"conv {3 * mid + 4}->{mid} (first offset conv)", conv(3 * mid + 4, mid)),
-        (f"conv {mid}->{27 * 16} (last offset conv)", conv(mid, 27 * 16)),
-        (f"conv {2 * mid}->{mid} (same shape as the deformable conv)", conv(2 * mid, mid)),
-        (f"conv {5 * mid}->{mid} (trunk input of forward_2)", conv(5 * mid, mid)),
-    ]
-    with torch.inference_mode():
-        return [(name, median_ms(fn, repeats)) for name, fn in cases]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", help="a MedVSR or VSRM model (default medvsr; test_medvsr with --quick)")
+    parser.add_argument("--quick", action="store_true", help="one 3-frame 32x32 clip, first forwards only")
+    parser.add_argument("--size", type=int, default=64, help="LR frame side (default 64)")
     parser.add_argument("--frames", type=int, nargs="+", default=[7, 14, 28])
-    parser.add_argument("--model", default="medvsr")
-    parser.add_argument("--probe", nargs=4, metavar=("MODEL", "FRAMES", "SIZE", "BACKEND"), help="internal")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--probe", nargs=4, metavar=("MODEL", "FRAMES", "SIZE", "SCAN"), help="internal")
     args = parser.parse_args()
     if args.probe:
-        name, frames, size, backend = args.probe
-        print(json.dumps(_probe(name, int(frames), int(size), backend, args.repeats)))
+        name, frames, size, scan = args.probe
+        print(json.dumps(_probe(name, int(frames), int(size), scan, args.repeats)))
         return
     import torch
 
-    model, frames_list = ("test_medvsr", [7]) if args.quick else (args.model, args.frames)
-    print(f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, fp32, batch 1, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print("| model | clip | chunked SSD ms/frame | sequential SSD ms/frame | speed-up | chunked peak MB | "
+    if args.quick:
+        model, frames_list, size, repeats = args.model or "test_medvsr", [3], 32, 0
+    else:
+        model, frames_list, size, repeats = args.model or "medvsr", args.frames, args.size, args.repeats
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads, fp32, batch 1, load average {os.getloadavg()[0]:.1f}")
+    print("| model | clip | scan | library ms/frame | sequential ms/frame | speed-up | library peak MB | "
           "sequential peak MB |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for frames in frames_list:
-        chunked = _measure(model, frames, 64, "torch", args.repeats)
-        sequential = _measure(model, frames, 64, "reference", 0)
-        print(f"| {model} | {frames}x64x64 | {chunked['ms_per_frame']:.0f} | {sequential['ms_per_frame']:.0f} | "
-              f"{sequential['ms_per_frame'] / chunked['ms_per_frame']:.2f}x | {chunked['peak_mb']:.0f} | "
+        library = _measure(model, frames, size, "library", repeats)
+        row = f"| {model} | {frames}x{size}x{size} | {library['op']} | {library['ms_per_frame']:.0f} |"
+        if args.skip_sequential:
+            print(f"{row} - | - | {library['peak_mb']:.0f} | - |", flush=True)
+            continue
+        sequential = _measure(model, frames, size, "sequential", 0)
+        print(f"{row} {sequential['ms_per_frame']:.0f} | "
+              f"{sequential['ms_per_frame'] / library['ms_per_frame']:.2f}x | {library['peak_mb']:.0f} | "
               f"{sequential['peak_mb']:.0f} |", flush=True)
-    mid = 32 if model.startswith("test_") else 64
-    print(f"\n| one alignment step at 64x64, mid {mid} | ms |\n|---|---|")
-    for name, ms in _deform_vs_convs(mid, 64, max(args.repeats, 3)):
-        print(f"| {name} | {ms:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,16 @@ import ssmblocks
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
-from ssmblocks.inference import PROTOCOLS, expand_inputs, list_images, model_info, read_image, restore, write_image
+from ssmblocks.inference import (
+    PROTOCOLS,
+    expand_inputs,
+    list_images,
+    model_info,
+    read_image,
+    resolve_protocol,
+    restore,
+    write_image,
+)
 from ssmblocks.inference.video_io import (
     VIDEO_SUFFIXES,
     MissingVideoBackendError,
@@ -195,7 +204,7 @@ def _cmd_restore(args: argparse.Namespace) -> None:
     info = model_info(model)
     kwargs = _restore_kwargs(args, args.protocol)
     if info.video:
-        kwargs["temporal_chunk"] = args.temporal_chunk
+        kwargs.update(temporal_chunk=args.temporal_chunk, temporal_overlap=args.temporal_overlap)
     single = len(files) == 1 and Path(args.inputs[0]).is_file()
     videos = [item for item in files if is_video_file(item[0])][rank::world]
     images = [item for item in files if not is_video_file(item[0])]
@@ -273,7 +282,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     model = _load_model(args.model, args.checkpoint)
     cfg = getattr(model, "pretrained_cfg", None)
     info = model_info(model)
-    protocol = args.protocol if args.protocol is not None else info.protocol
+    tiled = args.tile is not None or args.memory_budget is not None
+    protocol = resolve_protocol(info, args.protocol, tiled=tiled)
+    run = "tiled" if tiled else f"protocol {protocol or 'none'}"
     crop = args.crop_border if args.crop_border is not None else (info.scale if info.scale > 1 else 0)
     y_channel = args.y_channel if args.y_channel is not None else info.scale > 1
     pairs = _pair(Path(args.lq), Path(args.gt), info.scale)
@@ -295,7 +306,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         print(f"{name:30s} PSNR {psnr:7.3f} dB  SSIM {ssim:.4f}")
     space = "Y" if y_channel else "RGB"
     print(f"mean over {len(rows)} images: PSNR {np.mean([r[1] for r in rows]):.3f} dB  SSIM "
-          f"{np.mean([r[2] for r in rows]):.4f}  ({space}, crop {crop}, protocol {protocol or 'whole image'}, "
+          f"{np.mean([r[2] for r in rows]):.4f}  ({space}, crop {crop}, {run}, "
           f"{(cfg.name if cfg else '') or type(model).__name__})")
 
 
@@ -366,13 +377,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="a weight file (official or ssmblocks); its family is detected")
 
 
-def _add_run_args(parser: argparse.ArgumentParser, protocol_default: str | None) -> None:
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, help="tile side in input pixels (blended overlapping tiles)")
     parser.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in input pixels (default 32)")
     parser.add_argument("--memory-budget", help="pick the tile size to fit, e.g. 2GB")
-    parser.add_argument("--protocol", choices=[p for p in PROTOCOLS if p], default=protocol_default,
-                        help="an official test procedure" + (" (default: the model's own)" if protocol_default is None
-                                                             else ""))
+    parser.add_argument("--protocol", choices=[p for p in PROTOCOLS if p],
+                        help="an official test procedure, or 'none' for the whole image (default: the model's own, "
+                        "unless --tile or --memory-budget is given)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", choices=list(_DTYPES), default="float32")
 
@@ -399,10 +410,12 @@ def _parser() -> argparse.ArgumentParser:
                    "video; a folder receives a video's frames)")
     p.add_argument("--ext", default="png", help="output format for folders (default png); a video suffix (mp4, mkv, "
                    "mov, avi, webm) writes videos as video files in the folder")
-    p.add_argument("--temporal-chunk", type=int, help="video models: restore clips in chunks of N frames, blended "
-                   "over 2 frames (default: the whole clip)")
+    p.add_argument("--temporal-chunk", type=int, help="video models: restore clips in chunks of N frames (default: "
+                   "the whole clip)")
+    p.add_argument("--temporal-overlap", type=int, default=2, help="frames shared by neighbouring chunks, blended "
+                   "(default 2)")
     _add_model_args(p)
-    _add_run_args(p, protocol_default="")
+    _add_run_args(p)
     p.set_defaults(run=_cmd_restore)
 
     p = sub.add_parser("eval", help="PSNR/SSIM (BasicSR) of a model on a folder of LQ/GT pairs")
@@ -413,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--y-channel", dest="y_channel", action="store_true", default=None, help="measure on Y (default "
                    "for SR)")
     p.add_argument("--rgb", dest="y_channel", action="store_false", help="measure on RGB (default at x1)")
-    _add_run_args(p, protocol_default=None)
+    _add_run_args(p)
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("convert", help="an official checkpoint -> a hub-ready folder")

@@ -101,6 +101,19 @@ def test_restore_files_and_frame_folders(capsys, tmp_path, checkpoint):
     assert code == 0 and Image.open(tmp_path / "single.png").size == (44, 36)
 
 
+def test_restore_runs_the_models_protocol_unless_told_otherwise(capsys, tmp_path, checkpoint):
+    photo = tmp_path / "tall.png"
+    _image(photo, size=(205, 6))  # two MambaIR splits (205 // 200 + 1) per column
+    model = ssmblocks.load_checkpoint(checkpoint)
+    assert model.pretrained_cfg.protocol == "mambair"
+    official = np.asarray(ssmblocks.restore(model, str(photo), protocol="mambair"))
+    whole = np.asarray(ssmblocks.restore(model, str(photo), protocol="none"))
+    assert not np.array_equal(official, whole)
+    for extra, expected in (((), official), (("--protocol", "none"), whole)):
+        code, _, _ = _run(capsys, "restore", photo, "-o", tmp_path / "out.png", "--checkpoint", checkpoint, *extra)
+        assert code == 0 and np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), expected)
+
+
 def test_restore_shards_across_torchrun_processes(capsys, tmp_path, checkpoint, monkeypatch):
     for i in range(4):
         _image(tmp_path / f"{i}.png", seed=i)

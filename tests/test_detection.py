@@ -103,6 +103,32 @@ def test_every_test_model_has_round_trip_coverage_for_its_family():
     assert families <= set(supported_families())
 
 
+# One test model per family (the first by name); every ordered pair of different families.
+FAMILY_MODELS = {}
+for _name in ssmblocks.list_models("test_*"):
+    FAMILY_MODELS.setdefault(ssmblocks.create_model(_name).family, _name)
+FAMILY_PAIRS = [(a, b) for a in FAMILY_MODELS for b in FAMILY_MODELS if a != b]
+
+
+@pytest.fixture(scope="module")
+def family_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """A saved state dict of each family's test model."""
+    folder = tmp_path_factory.mktemp("families")
+    paths = {}
+    for family, name in FAMILY_MODELS.items():
+        paths[family] = folder / f"{name}.pth"
+        torch.save(ssmblocks.create_model(name).state_dict(), paths[family])
+    return paths
+
+
+@pytest.mark.parametrize(("saved", "target"), FAMILY_PAIRS, ids=[f"{a}-into-{b}" for a, b in FAMILY_PAIRS])
+def test_a_checkpoint_given_to_another_family_names_both(saved, target, family_checkpoints):
+    assert len(FAMILY_MODELS) == len(supported_families())
+    with pytest.raises(CheckpointError, match=rf"is a {saved} checkpoint \(.*\), but the model is {target}: use "
+                                              r"ssmblocks.load_checkpoint\(path\)"):
+        ssmblocks.create_model(FAMILY_MODELS[target], checkpoint_path=family_checkpoints[saved])
+
+
 def test_two_claims_are_an_error_naming_both(monkeypatch):
     state = ssmblocks.create_model("test_mambair_sr").state_dict()
     first = next(iter(_detectors.values()))

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
 from test_hub import served  # noqa: F401  (the loopback HTTP server fixture)
 
 import ssmblocks
@@ -20,30 +18,12 @@ from ssmblocks._builder import detect_checkpoint
 from ssmblocks._checkpoint import read_state_dict
 from ssmblocks.blocks import Mamba, ViMM
 from ssmblocks.scan_orders import ColMajor, RowMajor, TimeMajor, concat
+from tests._golden import GOLDEN, assert_matches_golden, golden, golden_meta, needs_golden
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-GOLDEN, WEIGHTS = SHARED / "golden", SHARED / "weights" / "dvmsr"
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden data folder {GOLDEN} is absent")
+WEIGHTS = GOLDEN.parent / "weights" / "dvmsr"
 needs_weights = pytest.mark.skipif(not WEIGHTS.is_dir(), reason=f"released DVMSR weights folder {WEIGHTS} is absent")
 # dB; tighter than the 0.01 dB asked for, because DVMSR.pth's 'params' score only 0.0064 dB above its 'params_ema'
 PSNR_TOL = 1e-3
-
-
-def _meta(stem: str) -> dict:
-    return json.loads((GOLDEN / f"{stem}.json").read_text())
-
-
-def _assert_matches_golden(model: torch.nn.Module, stem: str, fp64: bool = True) -> torch.Tensor:
-    """Runs the golden input in fp32 (and fp64) and checks both against the official fp64 output."""
-    data, tol = load_file(str(GOLDEN / f"{stem}.safetensors")), _meta(stem)["suggested_tolerance"]
-    model.eval()
-    with torch.no_grad():
-        if fp64:
-            out64 = model.double()(data["input"])
-            assert (out64 - data["output"]).abs().max().item() <= tol["fp64_run_vs_output_atol"]
-        out32 = model.float()(data["input"].float())
-    assert (out32.double() - data["output"]).abs().max().item() <= tol["fp32_run_vs_output_atol"]
-    return out32
 
 
 # ---- the official test protocol on utils/test.bmp, written from DVMSR's test_demo.py / utils_image.py -----------
@@ -83,31 +63,31 @@ def _psnr_on_test_bmp(model: torch.nn.Module) -> float:
 def test_protocol_reproduces_the_golden_input_and_the_bicubic_baseline():
     hr = _test_bmp()
     lr = _lr_input(hr)
-    assert torch.equal(lr.double(), load_file(str(GOLDEN / "dvmsr_official_team07.safetensors"))["input"])
+    assert torch.equal(lr.double(), golden("dvmsr_official_team07")[1]["input"])
     bicubic = np.asarray(Image.fromarray(_to_uint8(lr)).resize((256, 256), Image.BICUBIC))
     baseline = _rgb_psnr(bicubic, hr)
     print(f"bicubic x4 on test.bmp: {baseline:.4f} dB")
-    assert baseline == pytest.approx(_meta("dvmsr_official_team07")["psnr"]["pil_bicubic_x4_upscale_of_lr_baseline"],
-                                     abs=1e-4)
+    psnr = golden_meta("dvmsr_official_team07")["psnr"]
+    assert baseline == pytest.approx(psnr["pil_bicubic_x4_upscale_of_lr_baseline"], abs=1e-4)
 
 
 # ---- goldens of the official code -------------------------------------------------------------------------------
 @needs_golden
 def test_tiny_golden_through_load_checkpoint():
-    meta = _meta("dvmsr_tiny")
+    meta = golden_meta("dvmsr_tiny")
     model = ssmblocks.load_checkpoint(GOLDEN / "dvmsr_tiny.pth")
     assert model.architecture == "dvmsr" and model.pretrained_cfg.tag == "custom"
     assert model.model_args["embed_dim"] == 24 and list(model.model_args["depths"]) == [2, 2]
     assert model.model_args["d_state"] == 8 and model.model_args["no_block_skip"] is True
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
-    _assert_matches_golden(model, "dvmsr_tiny")
+    assert_matches_golden(model, "dvmsr_tiny")
 
 
 @needs_golden
 def test_the_quirk_both_ways():
     """The official blocks have no skip: turning the option off changes the golden's output; the general ViMM block
     has the skip, x + Mamba(LN(x))."""
-    data = load_file(str(GOLDEN / "dvmsr_tiny.safetensors"))
+    _, data = golden("dvmsr_tiny")
     kwargs = {"embed_dim": 24, "depths": (2, 2), "d_state": 8}
     with_skip = ssmblocks.create_model("dvmsr", checkpoint_path=GOLDEN / "dvmsr_tiny.pth", no_block_skip=False,
                                        **kwargs).eval()
@@ -115,7 +95,7 @@ def test_the_quirk_both_ways():
     with torch.no_grad():
         assert (with_skip(data["input"].float()).double() - data["output"]).abs().max() > 1e-2
     official = ssmblocks.create_model("dvmsr", checkpoint_path=GOLDEN / "dvmsr_tiny.pth", **kwargs)
-    _assert_matches_golden(official, "dvmsr_tiny", fp64=False)
+    assert_matches_golden(official, "dvmsr_tiny", fp64=False)
 
     torch.manual_seed(0)
     block = ViMM(24, d_state=8)
@@ -130,12 +110,12 @@ def test_the_quirk_both_ways():
 @needs_weights
 def test_released_weights_reproduce_the_official_output_and_psnr():
     """team07_DVMSR.pth through load_checkpoint and through create_model(checkpoint_path=...)."""
-    expected = _meta("dvmsr_official_team07")["psnr"]["team07_DVMSR_pth_fp32"]
+    expected = golden_meta("dvmsr_official_team07")["psnr"]["team07_DVMSR_pth_fp32"]
     loaded = ssmblocks.load_checkpoint(WEIGHTS / "team07_DVMSR.pth")
     assert loaded.pretrained_cfg.name == "dvmsr.ntire2024_team07"       # the released size: its published cfg
-    out = _assert_matches_golden(loaded, "dvmsr_official_team07")
+    out = assert_matches_golden(loaded, "dvmsr_official_team07")
     sr = _to_uint8(out)
-    official_sr = load_file(str(GOLDEN / "dvmsr_official_team07.safetensors"))["sr_uint8"].numpy()
+    official_sr = golden("dvmsr_official_team07")[1]["sr_uint8"].numpy()
     assert np.abs(sr.astype(int) - official_sr.astype(int)).max() <= 1    # rounding-boundary pixels only
     psnr = _rgb_psnr(sr, _test_bmp())
     print(f"team07_DVMSR.pth on test.bmp: {psnr:.4f} dB (official 27.2026 dB; bicubic 20.8645 dB)")
@@ -149,7 +129,7 @@ def test_released_weights_reproduce_the_official_output_and_psnr():
 @needs_weights
 def test_the_params_ema_release_through_both_loaders():
     """DVMSR.pth holds params and params_ema: both loaders take params_ema."""
-    expected = _meta("dvmsr_official_team07")["psnr"]["DVMSR_pth_params_ema_fp32"]
+    expected = golden_meta("dvmsr_official_team07")["psnr"]["DVMSR_pth_params_ema_fp32"]
     for model in (ssmblocks.load_checkpoint(WEIGHTS / "DVMSR.pth"),
                   ssmblocks.create_model("dvmsr.params_ema", checkpoint_path=WEIGHTS / "DVMSR.pth")):
         assert _psnr_on_test_bmp(model) == pytest.approx(expected, abs=PSNR_TOL)
@@ -184,7 +164,7 @@ def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_
     for name in ("team07_DVMSR.pth", "DVMSR.pth"):
         shutil.copy(WEIGHTS / name, root / name)
     cache = tmp_path / "cache"
-    psnr = _meta("dvmsr_official_team07")["psnr"]
+    psnr = golden_meta("dvmsr_official_team07")["psnr"]
     cases = (("dvmsr", "team07_DVMSR.pth", psnr["team07_DVMSR_pth_fp32"]),
              ("dvmsr.params_ema", "DVMSR.pth", psnr["DVMSR_pth_params_ema_fp32"]))
     for name, file, expected in cases:
@@ -212,7 +192,7 @@ def test_the_bundled_default_model_is_the_release_and_loads_offline():
     released = torch.load(WEIGHTS / "team07_DVMSR.pth", map_location="cpu", weights_only=True)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in released.items())
     assert model.pretrained_cfg.file.endswith("dvmsr_team07.safetensors")
-    expected = _meta("dvmsr_official_team07")["psnr"]["team07_DVMSR_pth_fp32"]
+    expected = golden_meta("dvmsr_official_team07")["psnr"]["team07_DVMSR_pth_fp32"]
     assert _psnr_on_test_bmp(model.eval()) == pytest.approx(expected, abs=PSNR_TOL)
 
 
@@ -293,19 +273,3 @@ def test_bad_input_is_refused_with_a_clear_error():
         model(torch.rand(1, 2, 3, 8, 8))
     with pytest.raises(TypeError, match=r"float images in \[0, 1\]"):
         model(torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
-
-
-OTHER_FAMILIES = [name for name in ssmblocks.list_models("test_*")
-                  if ssmblocks.create_model(name).family != "DVMSR"]
-
-
-@pytest.mark.parametrize("name", OTHER_FAMILIES)
-def test_a_dvmsr_checkpoint_given_to_another_family(name, tmp_path):
-    path = tmp_path / "dvmsr.pth"
-    torch.save(ssmblocks.create_model("test_dvmsr").state_dict(), path)
-    with pytest.raises(ssmblocks.CheckpointError, match=r"is a DVMSR checkpoint .* but the model is"):
-        ssmblocks.create_model(name, checkpoint_path=path)
-    other = tmp_path / "other.pth"
-    torch.save(ssmblocks.create_model(name).state_dict(), other)
-    with pytest.raises(ssmblocks.CheckpointError, match=r"checkpoint .* but the model is DVMSR"):
-        ssmblocks.create_model("test_dvmsr", checkpoint_path=other)

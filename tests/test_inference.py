@@ -20,12 +20,12 @@ class GlobalModel(nn.Module):
     """Deterministic SR 'model' with a global receptive field and a position-dependent output: nearest upscaling,
     plus the tile's mean, plus a ramp over the tile's own rows and columns. Any tiling error shows."""
 
-    def __init__(self, scale: int = 2, in_chans: int = 3, multiple_of: int = 1) -> None:
+    def __init__(self, scale: int = 2, in_chans: int = 3, multiple_of: int = 1, protocol: str = "") -> None:
         super().__init__()
         self.scale = scale
         self.weight = nn.Parameter(torch.ones(()))
         self.pretrained_cfg = PretrainedCfg(scale=scale, in_chans=in_chans, out_chans=in_chans,
-                                            multiple_of=multiple_of)
+                                            multiple_of=multiple_of, protocol=protocol)
 
     def forward(self, x):
         up = F.interpolate(x, scale_factor=self.scale, mode="nearest") * self.weight
@@ -116,6 +116,21 @@ def test_whole_image_protocols_run_the_model_once():
         restore(model, lq, protocol="swinir")
     with pytest.raises(ValueError, match="either protocol or tile"):
         restore(model, lq, protocol="mambair", tile=64)
+
+
+def test_the_protocol_named_by_the_cfg_is_the_default():
+    model = GlobalModel(scale=4, protocol="mambacsr")
+    lq = torch.rand(1, 3, 150, 385, generator=torch.Generator().manual_seed(5)) * 0.5
+    official = _official_split_test(model, lq, 4, base=192, shave_div=4, mirror=64).clamp(0, 1)
+    whole = model(lq).clamp(0, 1)
+    assert not torch.allclose(official, whole)  # the mirror extension and the splits show in the output
+    assert torch.equal(restore(model, lq), official)
+    for opt_out in ("none", ""):  # the whole image, as asked
+        assert torch.equal(restore(model, lq, protocol=opt_out), whole)
+    # a tiling asked for replaces the default protocol; with an explicit split protocol it is an error
+    assert torch.equal(restore(model, lq, tile=64), restore(model, lq, tile=64, protocol="none"))
+    assert not torch.equal(restore(model, lq, tile=64), official)
+    assert torch.equal(restore(GlobalModel(scale=4), lq), whole)  # no protocol in the cfg: the whole image
 
 
 # ---- tiling --------------------------------------------------------------------------------------------------------
@@ -316,3 +331,14 @@ def test_video_models_run_in_overlapping_temporal_chunks():
     expected = torch.cat([first[:, :2], 0.75 * first[:, 2:3] + 0.25 * second[:, :1],
                           0.25 * first[:, 3:4] + 0.75 * second[:, 1:2], second[:, 2:]], 1)
     assert torch.allclose(chunked, expected.clamp(0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize(("chunk", "overlap", "message"), [
+    (0, 2, r"temporal_chunk must be a positive number of frames, got 0"),
+    (2, 2, r"temporal_overlap must be in \[0, temporal_chunk\) = \[0, 2\) frames, got 2"),
+    (4, -1, r"temporal_overlap must be in \[0, temporal_chunk\) = \[0, 4\) frames, got -1"),
+])
+def test_temporal_chunk_errors_name_the_temporal_argument(chunk, overlap, message):
+    video = torch.rand(1, 6, 3, 6, 5)
+    with pytest.raises(ValueError, match=message):
+        restore(TemporalModel(), video, temporal_chunk=chunk, temporal_overlap=overlap)

@@ -13,23 +13,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub import constants as hf_constants
-from safetensors.torch import load_file
 
 import ssmblocks
-from ssmblocks import CheckpointError, PretrainedUnavailableError
+from ssmblocks import PretrainedUnavailableError
 from ssmblocks._builder import detect_checkpoint
 from ssmblocks._hub import resolve_weights
 from ssmblocks.scan_orders import cross_scale_scan
 from ssmblocks.zoo.mambacsr import OfficialCrossScaleOrder, official_column_reverse
+from tests._golden import GOLDEN, assert_matches_golden, golden, needs_golden
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden data folder {GOLDEN} is absent")
 EXPECTED_ARCH = {"mambacsr_wo_tiny": "mambacsr_wo", "mambacsr_final_tiny": "mambacsr",
                  "mambacsr_final_tiny_nonsquare": "mambacsr"}
-
-
-def _golden(stem: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    return json.loads((GOLDEN / f"{stem}.json").read_text()), load_file(str(GOLDEN / f"{stem}.safetensors"))
 
 
 @needs_golden
@@ -40,25 +34,19 @@ def test_every_golden_is_covered():
 @needs_golden
 @pytest.mark.parametrize("stem", sorted(EXPECTED_ARCH))
 def test_official_checkpoint_reproduces_official_output(stem):
-    meta, data = _golden(stem)
+    meta, _ = golden(stem)
     model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth")   # BasicSR params/params_ema, family detected
     assert model.architecture == EXPECTED_ARCH[stem]
     assert model.pretrained_cfg.tag == "custom"                  # tiny sizes: no published numbers attached
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
-    tol = meta["suggested_tolerance"]
-    with torch.no_grad():
-        out64 = model.double()(data["input"])
-        out32 = model.float()(data["input"].float())
-    assert out64.shape == tuple(meta["output_shape"])
-    assert (out64 - data["output"]).abs().max().item() <= tol["fp64_run_vs_output_atol"]
-    assert (out32.double() - data["output"]).abs().max().item() <= tol["fp32_run_vs_output_atol"]
+    assert_matches_golden(model, stem)
 
 
 @needs_golden
 @pytest.mark.parametrize(("stem", "changes"), [("mambacsr_final_tiny", False),
                                                 ("mambacsr_final_tiny_nonsquare", True)])
 def test_corrected_cross_scale_reverse_changes_only_non_square_outputs(stem, changes):
-    _, data = _golden(stem)
+    _, data = golden(stem)
     official = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth").double()
     args = {**official.model_args, "official_cross_scale_reverse": False}
     corrected = ssmblocks.create_model("mambacsr", checkpoint_path=GOLDEN / f"{stem}.pth", **args).eval().double()
@@ -173,20 +161,6 @@ def test_bad_input_is_refused_with_a_clear_error():
         model(torch.rand(1, 2, 3, 16, 16))
     with pytest.raises(TypeError, match=r"float images in \[0, 1\]"):
         model(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
-
-
-def test_checkpoint_of_another_family_is_refused(tmp_path):
-    dvmsr = Path(__file__).resolve().parents[2] / "shared" / "weights" / "dvmsr" / "team07_DVMSR.pth"
-    with pytest.raises(CheckpointError, match=r"is a DVMSR checkpoint .* but the model is MambaCSR"):
-        ssmblocks.create_model("mambacsr", checkpoint_path=dvmsr)          # the released DVMSR weights
-    path = tmp_path / "mambair.pth"
-    torch.save({"params": ssmblocks.create_model("test_mambair_sr").state_dict()}, path)
-    with pytest.raises(CheckpointError, match=r"is a MambaIR checkpoint .* but the model is MambaCSR"):
-        ssmblocks.create_model("test_mambacsr", checkpoint_path=path)
-    path = tmp_path / "mambacsr.pth"
-    torch.save({"params_ema": ssmblocks.create_model("test_mambacsr").state_dict()}, path)
-    with pytest.raises(CheckpointError, match=r"is a MambaCSR checkpoint .* but the model is MambaIR"):
-        ssmblocks.create_model("test_mambair_sr", checkpoint_path=path)
 
 
 # ---- pretrained cfgs and weight sources ---------------------------------------------------------------------------

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 import ssmblocks
 from ssmblocks._builder import detect_checkpoint
 from ssmblocks.scan_orders import Windowed, bidirectional, concat
+from tests._golden import GOLDEN, assert_matches_golden, golden, needs_golden
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
-pytestmark = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden data folder {GOLDEN} is absent")
+pytestmark = needs_golden
 
 STEMS = sorted(p.stem for p in GOLDEN.glob("mambair*.json")) if GOLDEN.is_dir() else []
 KEY_LISTINGS = sorted(p.stem for p in (GOLDEN / "keys").glob("mambair*.json")) if GOLDEN.is_dir() else []
@@ -33,27 +31,19 @@ def test_every_golden_is_covered():
 
 @pytest.mark.parametrize("stem", STEMS)
 def test_official_checkpoint_reproduces_official_output(stem):
-    meta = json.loads((GOLDEN / f"{stem}.json").read_text())
+    meta, _ = golden(stem)
     model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth")   # official format, family detected from the keys
     assert model.architecture == EXPECTED_ARCH[stem]
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
-    data = load_file(str(GOLDEN / f"{stem}.safetensors"))
-    tol = meta["suggested_tolerance"]
-    with torch.no_grad():
-        out64 = model.double()(data["input"])
-        out32 = model.float()(data["input"].float())
-    assert out64.shape == tuple(meta["output_shape"])
-    assert (out64 - data["output"]).abs().max().item() <= tol["fp64_run_vs_output_atol"]
-    assert (out32.double() - data["output"]).abs().max().item() <= tol["fp32_run_vs_output_atol"]
+    assert_matches_golden(model, stem)
 
 
 @pytest.mark.parametrize("stem", ["mambair_sr_x2_tiny"])
 def test_create_model_with_checkpoint_path_matches_too(stem):
-    meta = json.loads((GOLDEN / f"{stem}.json").read_text())
+    meta, data = golden(stem)
     kwargs = meta["official_kwargs"]
     model = ssmblocks.create_model("mambair_sr_x2", checkpoint_path=GOLDEN / f"{stem}.pth", embed_dim=32,
                                    depths=kwargs["depths"], d_state=kwargs["d_state"], mlp_ratio=kwargs["mlp_ratio"])
-    data = load_file(str(GOLDEN / f"{stem}.safetensors"))
     with torch.no_grad():
         out = model.double()(data["input"])
     assert (out - data["output"]).abs().max().item() <= 1e-8

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from huggingface_hub import constants as hf_constants
-from safetensors.torch import load_file
 
 import ssmblocks
 from ssmblocks._builder import detect_checkpoint
@@ -18,10 +16,8 @@ from ssmblocks._hub import PretrainedUnavailableError
 from ssmblocks.blocks import CSSB, CrossMamba2, GatedMLP, Mamba2, RMSNormGated
 from ssmblocks.necks import SpyNet
 from ssmblocks.ops import flow_warp, use_backend
+from tests._golden import GOLDEN, assert_matches_golden, golden, needs_golden
 from tests.test_hub import _hand_built_cache
-
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason=f"golden data folder {GOLDEN} is absent")
 
 
 def _clip(frames=3, height=20, width=24, seed=0):
@@ -31,19 +27,12 @@ def _clip(frames=3, height=20, width=24, seed=0):
 # ---- parity with the official code -------------------------------------------------------------------------------
 @needs_golden
 def test_official_checkpoint_reproduces_official_output():
-    meta = json.loads((GOLDEN / "medvsr_tiny.json").read_text())
+    meta, _ = golden("medvsr_tiny")
     model = ssmblocks.load_checkpoint(GOLDEN / "medvsr_tiny.pth")      # official format, family detected
     assert model.architecture == "medvsr" and not model.training
     assert model.mid_channels == meta["official_kwargs"]["mid_channels"] == 32
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
-    data = load_file(str(GOLDEN / "medvsr_tiny.safetensors"))
-    tol = meta["suggested_tolerance"]
-    with torch.no_grad():
-        out64 = model.double()(data["input"])
-        out32 = model.float()(data["input"].float())
-    assert out64.shape == tuple(meta["output_shape"])
-    assert (out64 - data["output"]).abs().max().item() <= tol["fp64_run_vs_output_atol"]
-    assert (out32.double() - data["output"]).abs().max().item() <= tol["fp32_run_vs_output_atol"]
+    assert_matches_golden(model, "medvsr_tiny")
 
 
 @needs_golden

@@ -207,14 +207,6 @@ def test_corrupt_checkpoint_file(tmp_path):
         ssmblocks.load_checkpoint(tmp_path / "absent.pth")
 
 
-def test_checkpoint_of_another_family(tmp_path):
-    unet = ssmblocks.create_model("test_mambairunet")
-    path = tmp_path / "unet.pth"
-    torch.save({"params": unet.state_dict()}, path)
-    with pytest.raises(ssmblocks.CheckpointError, match=r"is a MambaIRUNet checkpoint .* but the model is MambaIR"):
-        ssmblocks.create_model("test_mambair_sr", checkpoint_path=path)
-
-
 def test_mismatched_checkpoint_lists_the_keys(tmp_path):
     state = ssmblocks.create_model("test_mambair_sr").state_dict()
     del state["conv_first.bias"]

@@ -3,7 +3,7 @@ memory budgets, the official test protocols, video chunks) and image file helper
 
 from ssmblocks.inference.images import expand_inputs, list_images, read_image, write_image
 from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
-from ssmblocks.inference.restore import ModelInfo, model_info, restore
+from ssmblocks.inference.restore import ModelInfo, model_info, resolve_protocol, restore
 from ssmblocks.inference.tiling import parse_bytes, run_tiled, tile_starts
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "model_info",
     "parse_bytes",
     "read_image",
+    "resolve_protocol",
     "restore",
     "run_protocol",
     "run_tiled",

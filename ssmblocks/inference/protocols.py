@@ -8,7 +8,8 @@
   above with h//192+1 splits and shave = split//4, and each tile is extended to the next multiple of 64 strictly
   above its size (a 128-pixel tile becomes 192) by appending its own mirror image (bottom, then right); the output
   is cropped back before pasting.
-- ``"dvmsr"``, ``"medvsr"`` and ``""``: the whole image (or the whole sequence) at once.
+- ``"dvmsr"``, ``"medvsr"``, ``"none"`` and ``""`` (a cfg without a protocol): the whole image (or the whole
+  sequence) at once.
 
 Each preset reproduces the official arithmetic exactly, given the same model; the official code runs batch 1,
 here every image of a batch is cut the same way and the tiles are run batched.
@@ -104,6 +105,7 @@ PROTOCOLS: dict[str, SplitProtocol | None] = {
     "mambacsr": SplitProtocol(base=192, shave_div=4, mirror_multiple=64),
     "dvmsr": None,
     "medvsr": None,
+    "none": None,
     "": None,
 }
 

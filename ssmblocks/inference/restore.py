@@ -2,7 +2,9 @@
 
     sr = ssmblocks.restore(model, "photo.png")                       # a PIL image back
     sr = ssmblocks.restore(model, frames, tile=256)                  # (B, T, C, H, W) tensor back, tiled
+    sr = ssmblocks.restore(model, lr)                                # the protocol its pretrained cfg names
     sr = ssmblocks.restore(model, lr, protocol="mambair")            # the official MambaIR test tiling
+    sr = ssmblocks.restore(model, lr, protocol="none")               # the whole image at once
     sr = ssmblocks.restore(model, big, memory_budget="2GB")          # tile size chosen to fit 2 GiB
 
 Models return unclamped values (like the official code); ``restore`` clamps its output to [0, 1].
@@ -24,7 +26,7 @@ from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
 from ssmblocks.inference.tiling import parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
 from ssmblocks.profiling import LiveBytes, run_without_arithmetic
 
-__all__ = ["ModelInfo", "model_info", "restore"]
+__all__ = ["ModelInfo", "model_info", "resolve_protocol", "restore"]
 
 _PROBE_SIDES = (32, 64)
 # Peak resident memory over the live-tensor estimate of ssmblocks.profiling.LiveBytes: kernel scratch space, oneDNN
@@ -62,6 +64,14 @@ def model_info(model: nn.Module) -> ModelInfo:
     with torch.inference_mode():
         scale = model(probe).shape[-1] // 16
     return ModelInfo(max(scale, 1), in_chans, video=video)
+
+
+def resolve_protocol(info: ModelInfo, protocol: str | None, *, tiled: bool) -> str:
+    """The protocol ``restore`` runs: ``protocol`` when given, else the model's own (``info.protocol``) unless a
+    tiling (``tile`` / ``memory_budget``) was asked for, in which case 'none'."""
+    if protocol is not None:
+        return protocol
+    return "none" if tiled else info.protocol
 
 
 def _pad_to(x: Tensor, info: ModelInfo) -> Tensor:
@@ -178,8 +188,12 @@ def restore(
             warning. NaN or Inf values are refused.
         tile: tile side in input pixels; tiles overlap by ``tile_overlap`` (at most half a tile) input pixels and
             are blended smoothly.
-        protocol: an official test procedure ('mambair', 'mambacsr', 'dvmsr', 'medvsr', '' = whole image); the
-            pretrained cfg of a zoo model names its own (``model.pretrained_cfg.protocol``). Not with ``tile``.
+        protocol: an official test procedure ('mambair', 'mambacsr', 'dvmsr', 'medvsr'; 'none' or '' = the whole
+            image). Default (None): the model's own, the one its pretrained cfg names
+            (``model.pretrained_cfg.protocol``, e.g. the MambaCSR tiling for the released MambaCSR weights; the whole
+            image for models without one) unless ``tile`` or ``memory_budget`` is given; pass 'none' to run the whole
+            image instead. An explicit split protocol ('mambair', 'mambacsr') does not combine with ``tile`` /
+            ``memory_budget``.
         memory_budget: e.g. '2GB': picks the largest tile whose estimated peak memory fits (whole image if it fits).
         dtype, device: move the model (in place, as ``Module.to`` does) and the input there first.
         progress: tqdm bars over tiles and chunks; default: when stderr is a terminal.
@@ -196,12 +210,18 @@ def restore(
                          f"tile / memory_budget, not both")
     if tile is not None and tile < 1:
         raise ValueError(f"tile must be a positive number of pixels, got {tile}")
+    if temporal_chunk is not None and temporal_chunk < 1:
+        raise ValueError(f"temporal_chunk must be a positive number of frames, got {temporal_chunk}")
+    if temporal_chunk is not None and not 0 <= temporal_overlap < temporal_chunk:
+        raise ValueError(f"temporal_overlap must be in [0, temporal_chunk) = [0, {temporal_chunk}) frames, "
+                         f"got {temporal_overlap}")
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device(device or "cpu")
     dtype = param.dtype if param is not None else (dtype or torch.float32)
     info = model_info(model)
+    protocol = resolve_protocol(info, protocol, tiled=tile is not None or memory_budget is not None)
     prepared = prepare_input(x, info.in_chans)
     data = prepared.tensor.to(device=device, dtype=dtype)
     bars = _Progress(progress, "restoring")
@@ -221,7 +241,7 @@ def restore(
 
 
 def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int,
-                    protocol: str | None, memory_budget: int | str | None, bars: _Progress,
+                    protocol: str, memory_budget: int | str | None, bars: _Progress,
                     temporal_chunk: int | None, temporal_overlap: int) -> Tensor:
     fn = _forward_fn(model, info)
     if video and not info.video:  # an image model: frame by frame
