@@ -129,7 +129,7 @@ def _mamba_segments(mixer: Mamba) -> _Segments:
 _PACKED_TYPES: dict[type, Callable[[nn.Module], _Segments]] = {Mamba: _mamba_segments}
 
 
-def _segments(model: nn.Module) -> dict[str, tuple[int, tuple[int, ...]]]:
+def _segments(model: nn.Module) -> _Segments:
     """{state-dict key: (dimension, segment sizes)} of the packed tensors of ``model``; refuses unknown modules."""
     out = {}
     for name, module in model.named_modules():
