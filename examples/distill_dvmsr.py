@@ -4,11 +4,15 @@
     python examples/distill_dvmsr.py --out runs/distill_dvmsr --weights docs/weights/dvmsr_half_distilled.safetensors
 
 Steps:
-1. Writes the colour photos of ``skimage.data`` as PNG: six to train on, three held out (chelsea, coffee, rocket).
-2. Trains ``dvmsr`` with ``embed_dim=30`` from scratch with ``ssmblocks.train`` and ``--teacher dvmsr``: the
-   released DVMSR weights (bundled with ssmblocks) are the frozen teacher; the loss is DVMSR's distillation loss
-   (L1 to the ground truth + L1 between the end-level features, through a learned 1x1 adapter).
-3. Measures PSNR as DVMSR's test script does: LR = Pillow bicubic x4 downscale of the ground truth (cropped to a
+1. Writes the colour photos of ``skimage.data`` as BMP (decoded ~10x faster than PNG, as every patch re-reads its
+   photo): six to train on, three held out (chelsea, coffee, rocket).
+2. Initialises the student from the teacher (``--init teacher``, the default): the released DVMSR weights cut to
+   ``embed_dim=30`` by ``ssmblocks.distill.inherit_weights`` (weight inheritance), written to ``init.safetensors``.
+3. Trains it with ``ssmblocks.train`` (``--init-checkpoint`` that file, ``--teacher dvmsr``): the released DVMSR
+   weights (bundled with ssmblocks) are the frozen teacher; the loss is DVMSR's distillation loss (L1 to the ground
+   truth + L1 between the end-level features, through a learned 1x1 adapter). 5000 steps of 8 patches of 96x96
+   (24x24 inputs), peak learning rate 2e-3: about 20 minutes on one core.
+4. Measures PSNR as DVMSR's test script does: LR = Pillow bicubic x4 downscale of the ground truth (cropped to a
    multiple of 4), output clamped and rounded to uint8, RGB PSNR with a 4-pixel border, on the held-out photos and
    on DVMSR's test image, for the student, the teacher and bicubic upscaling. Prints a Markdown table and writes
    ``results.json`` in ``--out``.
@@ -27,9 +31,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 import ssmblocks
 from ssmblocks.data import bundled_file
+from ssmblocks.distill import inherit_weights
 from ssmblocks.metrics import calculate_psnr
 from ssmblocks.train.loop import TrainConfig, train
 
@@ -51,10 +57,10 @@ def _skimage_photo(name: str) -> np.ndarray:
 
 
 def write_photos(folder: Path, names: tuple[str, ...]) -> Path:
-    """Saves the named photos as PNG files in ``folder`` (created); returns it."""
+    """Saves the named photos as BMP files in ``folder`` (created); returns it."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        Image.fromarray(_skimage_photo(name)).save(folder / f"{name}.png")
+        Image.fromarray(_skimage_photo(name)).save(folder / f"{name}.bmp")   # BMP: decoded ~10x faster than PNG
     return folder
 
 
@@ -94,18 +100,29 @@ def markdown(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def inherited_init(teacher_path: str, embed_dim: int, path: Path) -> Path:
+    """Writes the teacher's weights cut to a DVMSR of width ``embed_dim`` (``inherit_weights``) to ``path``."""
+    teacher = ssmblocks.load_checkpoint(teacher_path)
+    student = ssmblocks.create_model("dvmsr", embed_dim=embed_dim)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(inherit_weights(teacher, student), str(path))
+    return path
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="working folder: photos, training run, results")
     parser.add_argument("--weights", type=Path, help="also copy the student's weights (safetensors) here")
-    parser.add_argument("--steps", type=int, default=300, help="optimiser steps")
+    parser.add_argument("--steps", type=int, default=5000, help="optimiser steps")
     parser.add_argument("--batch-size", type=int, default=8, help="patches per step")
-    parser.add_argument("--patch-size", type=int, default=48, help="side of the ground-truth patches")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (warm-up, then cosine)")
+    parser.add_argument("--patch-size", type=int, default=96, help="side of the ground-truth patches")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (warm-up, then cosine)")
     parser.add_argument("--images", type=int, default=len(TRAIN_IMAGES), help="training photos to use")
     parser.add_argument("--held-out", type=int, default=len(HELD_OUT_IMAGES), help="held-out photos to measure")
     parser.add_argument("--embed-dim", type=int, default=30, help="the student's width (DVMSR's is 60)")
+    parser.add_argument("--init", choices=("teacher", "scratch"), default="teacher",
+                        help="start from the teacher's weights cut to the student's width, or from random weights")
     parser.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the patches")
     return parser.parse_args(argv)
 
@@ -115,7 +132,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     train_dir = write_photos(args.out / "train", TRAIN_IMAGES[:args.images])
     run_dir = args.out / "run"
     teacher_path = str(bundled_file(TEACHER_WEIGHTS))
+    init = inherited_init(teacher_path, args.embed_dim, args.out / "init.safetensors") \
+        if args.init == "teacher" else None
     config = TrainConfig(model="dvmsr", model_kwargs={"embed_dim": args.embed_dim}, data=str(train_dir),
+                         init_checkpoint=None if init is None else str(init),
                          out=str(run_dir), teacher="dvmsr", teacher_checkpoint=teacher_path, steps=args.steps,
                          batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          warmup_steps=min(25, args.steps // 10), min_lr_ratio=0.01, clip_grad=1.0, seed=args.seed,

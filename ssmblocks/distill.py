@@ -10,15 +10,25 @@ The features are the end-level ones, before reconstruction: the output of each m
 (B, C, h, w) at the input's resolution. The adapter is a learned 1x1 convolution from the student's channels to
 the teacher's when they differ, else the identity. The paper (DVMSR, arXiv:2405.03008) uses both weights 1 and
 found end-level features best (mid-level features gave no gain; a 5:1 feature weight was slightly worse).
+
+``inherit_weights(teacher, student)`` initialises a narrower student of the teacher's family from the teacher's
+weights (weight inheritance): every tensor keeps the teacher's leading channels along each dimension the student
+narrows, packed tensors (a Mamba ``in_proj`` holds x and z, its ``x_proj`` holds dt, B and C) segment by segment.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Distiller"]
+from ssmblocks.blocks import Mamba, ViMM, ViMMGroup
+from ssmblocks.necks import PixelShuffleDirect
+from ssmblocks.zoo.dvmsr import DVMSR
+
+__all__ = ["Distiller", "inherit_weights"]
 
 
 def _feature_channels(model: nn.Module, role: str) -> int:
@@ -98,3 +108,87 @@ class Distiller(nn.Module):
                              f"{tuple(target.shape)} differ: the two models must keep the input's resolution in "
                              f"forward_features")
         return self.pixel_weight * F.l1_loss(sr, hr) + self.feature_weight * F.l1_loss(features, target)
+
+
+# ---- weight inheritance -----------------------------------------------------------------------------------------
+# Module types whose own tensors are plain channel layouts (each dimension indexes one kind of channel), and, for the
+# modules that pack several tensors along one dimension, {relative name: (dimension, segment sizes)} of an instance.
+# A model holding any other module type is refused: slicing an unknown packed layout would mix its parts silently.
+_Segments = dict[str, tuple[int, tuple[int, ...]]]
+_PLAIN_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.LayerNorm, nn.ModuleList, nn.Sequential, nn.PixelShuffle,
+                nn.Identity, ViMM, ViMMGroup, PixelShuffleDirect, DVMSR)
+
+
+def _mamba_segments(mixer: Mamba) -> _Segments:
+    """mamba_ssm's packing (see ssmblocks.blocks.mamba): in_proj rows = [x | z], x_proj rows = [dt | B | C]."""
+    xz = (mixer.d_inner, mixer.d_inner)
+    return {"in_proj.weight": (0, xz), "in_proj.bias": (0, xz),
+            "x_proj.weight": (0, (mixer.dt_rank, mixer.d_state, mixer.d_state))}
+
+
+_PACKED_TYPES: dict[type, Callable[[nn.Module], _Segments]] = {Mamba: _mamba_segments}
+
+
+def _segments(model: nn.Module) -> _Segments:
+    """{state-dict key: (dimension, segment sizes)} of the packed tensors of ``model``; refuses unknown modules."""
+    out = {}
+    for name, module in model.named_modules():
+        if type(module) in _PACKED_TYPES:
+            prefix = f"{name}." if name else ""
+            out.update({prefix + key: value for key, value in _PACKED_TYPES[type(module)](module).items()})
+        elif not (isinstance(module, _PLAIN_TYPES) or type(module) is nn.Module):
+            raise TypeError(f"inherit_weights does not know how {type(module).__name__} ({name or 'the model'}) "
+                            f"lays out its tensors; it supports models built from "
+                            f"{', '.join(t.__name__ for t in (*_PLAIN_TYPES, *_PACKED_TYPES))}")
+    return out
+
+
+def _narrow(tensor: Tensor, shape: torch.Size, packed: tuple[int, tuple[int, ...], tuple[int, ...]] | None) -> Tensor:
+    """The leading part of ``tensor`` along every dimension, to ``shape``; along a packed dimension, the leading part
+    of each segment (teacher segment sizes -> student segment sizes)."""
+    for dim, size in enumerate(shape):
+        if packed is not None and packed[0] == dim:
+            parts = tensor.split(packed[1], dim=dim)
+            tensor = torch.cat([part.narrow(dim, 0, n) for part, n in zip(parts, packed[2], strict=True)], dim=dim)
+        else:
+            tensor = tensor.narrow(dim, 0, size)
+    return tensor
+
+
+@torch.no_grad()
+def inherit_weights(teacher: nn.Module, student: nn.Module) -> dict[str, Tensor]:
+    """The teacher's state dict cut to the student's shapes, for ``student.load_state_dict``.
+
+    The student is a narrower instance of the teacher's family (the same class and tensor names, each dimension at
+    most the teacher's: e.g. a DVMSR with embed_dim 30 from one with 60, or with a smaller d_state): each tensor
+    keeps the teacher's leading entries along every dimension, and a packed dimension (Mamba's in_proj = [x | z],
+    x_proj = [dt | B | C]) keeps the leading entries of each of its segments. Supported: models built from the
+    module types listed in the error raised for any other (today the DVMSR family).
+
+    Raises:
+        TypeError: different classes, or a module whose tensor layout is not known.
+        ValueError: different tensor names or ranks, or a student dimension wider than the teacher's.
+    """
+    if type(teacher) is not type(student):
+        raise TypeError(f"weight inheritance needs a student of the teacher's class: got a {type(student).__name__} "
+                        f"student for a {type(teacher).__name__} teacher")
+    teacher_segments, student_segments = _segments(teacher), _segments(student)
+    source, target = teacher.state_dict(), student.state_dict()
+    if source.keys() != target.keys():
+        missing, extra = sorted(target.keys() - source.keys()), sorted(source.keys() - target.keys())
+        raise ValueError(f"teacher and student have different tensors (depths differ?): only the student has "
+                         f"{missing[:3]}, only the teacher {extra[:3]}")
+    state = {}
+    for key, wanted in target.items():
+        tensor = source[key]
+        too_wide = tensor.dim() != wanted.dim() or any(s > t for s, t in zip(wanted.shape, tensor.shape, strict=True))
+        packed = None
+        if key in student_segments:
+            dim, sizes = student_segments[key]
+            packed = (dim, teacher_segments[key][1], sizes)
+            too_wide = too_wide or any(s > t for s, t in zip(sizes, packed[1], strict=True))
+        if too_wide:
+            raise ValueError(f"{key}: the student's {tuple(wanted.shape)} is not a narrowing of the teacher's "
+                             f"{tuple(tensor.shape)}")
+        state[key] = _narrow(tensor, wanted.shape, packed).clone().to(wanted.dtype)
+    return state

@@ -43,6 +43,9 @@ def test_distill_dvmsr_runs_on_a_tiny_budget(tmp_path):
     # the student is a half-width DVMSR (detected from its weights), and --weights is the run's exported file
     student = ssmblocks.load_checkpoint(weights)
     assert student.model_args["embed_dim"] == 30
+    # the run started from the teacher's weights cut to the student's width (the example's default --init)
+    run_args = json.loads((tmp_path / "run" / "run" / "train_args.json").read_text())
+    assert run_args["init_checkpoint"] == str(tmp_path / "run" / "init.safetensors")
     exported = load_file(str(tmp_path / "run" / "run" / "model.safetensors"))
     assert all(torch.equal(value, exported[key]) for key, value in load_file(str(weights)).items())
     # the teacher is the released DVMSR, measured with DVMSR's protocol: the official numbers on its test image
