@@ -270,6 +270,30 @@ inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t st
     for (int c = 0; c < W; ++c) rows[c * stride + t0] = lanes[t0 * W + c];
 }
 
+// Reads a block of 16 rows x 16 steps (row c at rows + c * stride) into the lane layout: out[t] holds step t of
+// the 16 rows. Rows >= count and steps >= n (n <= 16) read as zero.
+inline void load_block(const float* rows, int64_t stride, int64_t count, int64_t n, vf* out) {
+  if (count == W && n == W) {
+    for (int c = 0; c < W; ++c) out[c] = vload(rows + c * stride);
+  } else {
+    for (int c = 0; c < W; ++c) {
+      float tmp[W] = {};
+      if (c < count) std::memcpy(tmp, rows + c * stride, n * sizeof(float));
+      out[c] = vload(tmp);
+    }
+  }
+  transpose16(out);
+}
+
+// The inverse of load_block: writes steps [0, n) of rows [0, count) from the lane layout (v is overwritten).
+inline void store_block(vf* v, int64_t count, int64_t n, float* rows, int64_t stride) {
+  transpose16(v);
+  for (int64_t c = 0; c < count; ++c) {
+    if (n == W) vstore(rows + c * stride, v[c]);
+    else std::memcpy(rows + c * stride, &v[c], n * sizeof(float));
+  }
+}
+
 // Geometry of one work item: batch b, group g, a tile of up to 16 consecutive channels of that group.
 struct Tile {
   int64_t b, g, d0, count;
@@ -305,6 +329,13 @@ struct Geometry32 {
         a2[n * W + c] = v * kLog2e;
         if (a) a[n * W + c] = v;
       }
+  }
+  // The per-channel values v[d] of the tile's channels as lanes (0 for lanes beyond the tile, or when v is null).
+  vf lanes_of(const void* v, const Tile& tl) const {
+    float lanes[W] = {};
+    if (v)
+      for (int64_t c = 0; c < tl.count; ++c) lanes[c] = static_cast<const float*>(v)[tl.d0 + c];
+    return vload(lanes);
   }
   // Prepares rows of dt (softplus(delta + bias)) and dt*u for t in [t0, t0 + n), 16 rows of stride `stride`, and,
   // when slope_rows is given, d dt / d delta; rows of channels beyond the tile are zero.
@@ -609,26 +640,27 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   std::vector<float> dA_priv(threads * p.dim * p.dstate, 0.f), dD_priv(threads * p.dim, 0.f),
       dbias_priv(threads * p.dim, 0.f);
   struct Work {
-    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, r_slope, r_gdt, r_gbu, dt, dtu, uu, dy, y, gdt, gbu, hist, ahist, acc_b, acc_c, red,
-        rows_b, rows_c, carry, dA_lanes, a2, a_nat;
+    // lane-layout rows of the current chunk and tile: [t * 16 + lane]
+    std::vector<float> dt, dtu, uu, dy, slope, y, gdt, gbu;
+    std::vector<float> hist, ahist, acc_b, acc_c, red, rows_b, rows_c;
+    // per tile of the set: [tile][state][lane] and [tile][lane]
+    std::vector<float> carry, dA_lanes, a2, a_nat, dD_lanes, dbias_lanes;
   };
   std::vector<Work> work(threads);
   for (auto& w : work) {
-    for (auto* v : {&w.r_dt, &w.r_dtu, &w.r_u, &w.r_dy, &w.r_y, &w.r_slope, &w.r_gdt, &w.r_gbu, &w.red})
-      v->resize(W * C);
+    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.slope, &w.y, &w.gdt, &w.gbu, &w.red}) v->resize(C * W);
     w.rows_b.resize((np + W - 1) / W * W * C);
     w.rows_c.resize((np + W - 1) / W * W * C);
-    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.y, &w.gdt, &w.gbu}) v->resize(C * W);
     w.hist.resize((C + 1) * W * W);
     w.ahist.resize(C * W * W);
     w.acc_b.resize(C * np * W);
     w.acc_c.resize(C * np * W);
     for (auto* v : {&w.carry, &w.dA_lanes, &w.a2, &w.a_nat}) v->resize(set * np * W);
+    for (auto* v : {&w.dD_lanes, &w.dbias_lanes}) v->resize(set * W);
   }
   const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* delta = static_cast<const float*>(p.delta);
-  const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
 
   parallel_items(items, static_cast<int>(threads), [&](int64_t item, int tid) {
@@ -639,42 +671,51 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     for (int64_t i = 0; i < m; ++i) {
       geo.load_A(geo.tile(bg * tpg + j0 + i), w.a2.data() + i * tile_state, w.a_nat.data() + i * tile_state);
     }
-    std::fill(w.carry.begin(), w.carry.end(), 0.f);
-    std::fill(w.dA_lanes.begin(), w.dA_lanes.end(), 0.f);
+    for (auto* v : {&w.carry, &w.dA_lanes, &w.dD_lanes, &w.dbias_lanes}) std::fill(v->begin(), v->end(), 0.f);
     for (int64_t k = geo.n_chunks() - 1; k >= 0; --k) {
       const int64_t t0 = k * C, n = std::min(C, L - t0);
       for (int64_t i = 0; i < m; ++i) {
         const Tile tl = geo.tile(bg * tpg + j0 + i);
-        // rows: dt, dt*u, u, dy = dout * silu(z); then the time-major lane layout of each
-        geo.prepare_rows(tl, t0, n, C, w.r_dt.data(), w.r_dtu.data(), w.r_slope.data());
-        for (int64_t c = 0; c < W; ++c) {
-          float* ur = w.r_u.data() + c * C;
-          float* yr = w.r_dy.data() + c * C;
-          if (c >= tl.count) {
-            std::fill(ur, ur + n, 0.f);
-            std::fill(yr, yr + n, 0.f);
-            continue;
-          }
-          const int64_t off = geo.row(tl, c) + t0;
-          std::memcpy(ur, u + off, n * sizeof(float));
+        const int64_t row0 = geo.row(tl, 0) + t0;  // rows of the tile's channels are L apart
+        const vf bias_v = geo.lanes_of(p.delta_bias, tl), D_v = geo.lanes_of(p.D, tl);
+        // The chunk's inputs, read 16 steps x 16 channels at a time and transposed in registers to the lane
+        // layout, where they are prepared: dt = softplus(delta + bias), its slope d dt / d delta, dt * u, u, and
+        // dy = dout * silu(z). Steps beyond n and channels beyond the tile read as zero (and are never used).
+        for (int64_t j = 0; j < n; j += W) {
+          const int64_t nj = std::min<int64_t>(W, n - j);
+          vf dl[W], uv[W], dy[W];
+          load_block(delta + row0 + j, L, tl.count, nj, dl);
+          load_block(u + row0 + j, L, tl.count, nj, uv);
+          load_block(o.dout + row0 + j, L, tl.count, nj, dy);
           if (z) {
-            const float* in[2] = {o.dout + off, z + off};
-            map_row<2>(n, in, yr, [](const vf* a) { return a[0] * a[1] * sigmoidv(a[1]); });
-          } else {
-            std::memcpy(yr, o.dout + off, n * sizeof(float));
+            vf zv[W];
+            load_block(z + row0 + j, L, tl.count, nj, zv);
+            for (int s = 0; s < W; ++s) dy[s] = dy[s] * zv[s] * sigmoidv(zv[s]);
+          }
+#pragma GCC unroll 16
+          for (int s = 0; s < W; ++s) {
+            const int64_t at = (j + s) * W;
+            const vf x = dl[s] + bias_v;
+            vf dt = x, slope = splat(1.f);
+            if (p.softplus) {
+              const vf e = exp_neg_abs(x);
+              dt = softplus_w(x, e);
+              slope = softplus_slope_w(x, e);
+            }
+            vstore(w.dt.data() + at, dt);
+            vstore(w.dtu.data() + at, dt * uv[s]);
+            vstore(w.uu.data() + at, uv[s]);
+            vstore(w.dy.data() + at, dy[s]);
+            vstore(w.slope.data() + at, slope);
           }
         }
         if (k > 0) {  // this tile's rows of the previous chunk arrive while the set computes
-          const int64_t off = geo.row(tl, 0) + t0 - C;
+          const int64_t off = row0 - C;
           for (const float* src : {u, delta, o.dout, z})
             prefetch_rows(src ? src + off : nullptr, tl.count, L, C, false);
           for (float* dst : {o.du, o.ddelta, o.dz}) prefetch_rows(dst ? dst + off : nullptr, tl.count, L, C, true);
           prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate, false);
         }
-        rows_to_lanes(w.r_dt.data(), C, n, w.dt.data());
-        rows_to_lanes(w.r_dtu.data(), C, n, w.dtu.data());
-        rows_to_lanes(w.r_u.data(), C, n, w.uu.data());
-        rows_to_lanes(w.r_dy.data(), C, n, w.dy.data());
         const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
         std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
         std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
@@ -702,35 +743,43 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
             });
           });
         }
-        // per-channel outputs of this chunk (rows: r_gdt <- dL/d dt, r_gbu <- sum_n g B, r_y <- sum_n C h)
-        lanes_to_rows(w.gdt.data(), n, w.r_gdt.data(), C);
-        lanes_to_rows(w.gbu.data(), n, w.r_gbu.data(), C);
-        if (z) lanes_to_rows(w.y.data(), n, w.r_y.data(), C);
-        for (int64_t c = 0; c < tl.count; ++c) {
-          const int64_t d = tl.d0 + c, off = geo.row(tl, c) + t0, r = c * C;
-          const float dv = Dv ? Dv[d] : 0.f;
-          vf dD_acc = splat(0.f), dbias_acc = splat(0.f);  // zero-padded tails add nothing
-          const float* in_du[4] = {w.r_dt.data() + r, w.r_gbu.data() + r, w.r_dy.data() + r, w.r_u.data() + r};
-          map_row<4>(n, in_du, o.du + off, [&](const vf* a) {
-            dD_acc += a[2] * a[3];
-            return a[0] * a[1] + dv * a[2];
-          });
-          const float* in_dd[2] = {w.r_gdt.data() + r, w.r_slope.data() + r};
-          map_row<2>(n, in_dd, o.ddelta + off, [&](const vf* a) {
-            const vf g = a[0] * a[1];
-            dbias_acc += g;
-            return g;
-          });
-          if (z) {
-            const float* in_dz[4] = {o.dout + off, w.r_y.data() + r, w.r_u.data() + r, z + off};
-            map_row<4>(n, in_dz, o.dz + off, [&](const vf* a) {
-              vf sg = sigmoidv(a[3]);
-              return a[0] * (a[1] + dv * a[2]) * sg * (1.f + a[3] * (1.f - sg));
-            });
+        // Per-channel outputs, in the lane layout and transposed back to rows 16 steps at a time:
+        // ddelta = dL/d dt * slope, du = dt * sum_n g B + D * dy, dz = dout * (y + D u) * silu'(z);
+        // dD and the delta-bias gradient are summed per lane (= channel) over the whole length.
+        vf dD_acc = vload(w.dD_lanes.data() + i * W), dbias_acc = vload(w.dbias_lanes.data() + i * W);
+        for (int64_t j = 0; j < n; j += W) {
+          const int64_t nj = std::min<int64_t>(W, n - j);
+          vf gdelta[W], gu[W];
+#pragma GCC unroll 16
+          for (int s = 0; s < W; ++s) {
+            const int64_t at = (j + s) * W;
+            if (s >= nj) {
+              gdelta[s] = gu[s] = splat(0.f);
+              continue;
+            }
+            const vf dyv = vload(w.dy.data() + at);
+            gdelta[s] = vload(w.gdt.data() + at) * vload(w.slope.data() + at);
+            gu[s] = vload(w.dt.data() + at) * vload(w.gbu.data() + at) + D_v * dyv;
+            dbias_acc += gdelta[s];
+            dD_acc += dyv * vload(w.uu.data() + at);
           }
-          dD_priv[tid * p.dim + d] += hsum(dD_acc);
-          dbias_priv[tid * p.dim + d] += hsum(dbias_acc);
+          store_block(gdelta, tl.count, nj, o.ddelta + row0 + j, L);
+          store_block(gu, tl.count, nj, o.du + row0 + j, L);
+          if (z) {
+            vf dout_v[W], zv[W];
+            load_block(o.dout + row0 + j, L, tl.count, nj, dout_v);
+            load_block(z + row0 + j, L, tl.count, nj, zv);
+            for (int s = 0; s < W; ++s) {
+              const int64_t at = (j + s) * W;
+              const vf sg = sigmoidv(zv[s]);
+              dout_v[s] = dout_v[s] * (vload(w.y.data() + at) + D_v * vload(w.uu.data() + at)) * sg *
+                          (1.f + zv[s] * (1.f - sg));
+            }
+            store_block(dout_v, tl.count, nj, o.dz + row0 + j, L);
+          }
         }
+        vstore(w.dD_lanes.data() + i * W, dD_acc);
+        vstore(w.dbias_lanes.data() + i * W, dbias_acc);
       }
       // one lane reduction for the whole set, added into dB / dC of this (batch, group)
       lane_sums_to_rows(w.acc_b.data(), np, n, w.red.data(), w.rows_b.data());
@@ -744,8 +793,11 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     for (int64_t i = 0; i < m; ++i) {
       const Tile tl = geo.tile(bg * tpg + j0 + i);
       const float* lanes = w.dA_lanes.data() + i * tile_state;
-      for (int64_t c = 0; c < tl.count; ++c)
+      for (int64_t c = 0; c < tl.count; ++c) {
         for (int64_t s = 0; s < p.dstate; ++s) dAp[(tl.d0 + c) * p.dstate + s] += lanes[s * W + c];
+        dD_priv[tid * p.dim + tl.d0 + c] += w.dD_lanes[i * W + c];
+        dbias_priv[tid * p.dim + tl.d0 + c] += w.dbias_lanes[i * W + c];
+      }
     }
   });
   const int nt = p.num_threads;
