@@ -111,15 +111,18 @@ inline vf exp2_reduced(vf f) {
   return p * f + 1.0f;
 }
 
-// 2^x, branch-free: x is clamped to [-125, 126] (the result stays a normal float), split into the nearest integer
-// k and f = x - k, and 2^f is scaled by 2^k. AVX-512 rounds and scales with one instruction each; elsewhere k comes
-// from the 1.5 * 2^23 rounding trick and is added to the exponent bits.
+// 2^x, branch-free: x is split into the nearest integer k and f = x - k, and 2^f is scaled by 2^k. AVX-512 rounds
+// and scales with one instruction each; vscalefps itself saturates to 0 / inf, so x only needs the lower clamp -125
+// (which also turns -inf into a finite argument; above 128 the result is inf, as exp's). Elsewhere x is clamped to
+// [-125, 126] (the result stays a normal float), k comes from the 1.5 * 2^23 rounding trick and is added to the
+// exponent bits.
 inline vf exp2v(vf x) {
-  x = vmin(vmax(x, splat(-125.f)), splat(126.f));
 #if defined(__AVX512F__)
+  x = vmax(x, splat(-125.f));
   const __m512 k = _mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   return (vf)_mm512_scalef_ps((__m512)exp2_reduced(x - (vf)k), k);
 #else
+  x = vmin(vmax(x, splat(-125.f)), splat(126.f));
   const vf magic = splat(12582912.f);
   const vf t = x + magic;  // the integer bits of t hold k (plus 0x4B400000, which << 23 shifts out)
   return (vf)((vi)exp2_reduced(x - (t - magic)) + ((vi)t << 23));
@@ -244,19 +247,6 @@ inline void transpose16(vf* r) {
   transpose_stage<8>(r);
 }
 
-// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n.
-inline void rows_to_lanes(const float* rows, int64_t stride, int64_t n, float* lanes) {
-  int64_t t0 = 0;
-  for (; t0 + W <= n; t0 += W) {
-    vf r[W];
-    for (int c = 0; c < W; ++c) r[c] = vload(rows + c * stride + t0);
-    transpose16(r);
-    for (int t = 0; t < W; ++t) vstore(lanes + (t0 + t) * W, r[t]);
-  }
-  for (; t0 < n; ++t0)
-    for (int c = 0; c < W; ++c) lanes[t0 * W + c] = rows[c * stride + t0];
-}
-
 // lanes[t * 16 + c] -> rows[c * stride + t], for t < n.
 inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t stride) {
   int64_t t0 = 0;
@@ -337,37 +327,35 @@ struct Geometry32 {
       for (int64_t c = 0; c < tl.count; ++c) lanes[c] = static_cast<const float*>(v)[tl.d0 + c];
     return vload(lanes);
   }
-  // Prepares rows of dt (softplus(delta + bias)) and dt*u for t in [t0, t0 + n), 16 rows of stride `stride`, and,
-  // when slope_rows is given, d dt / d delta; rows of channels beyond the tile are zero.
-  void prepare_rows(const Tile& tl, int64_t t0, int64_t n, int64_t stride, float* dt_rows, float* dtu_rows,
-                    float* slope_rows = nullptr) const {
+  // Prepares steps [0, n) of the tile's rows from offset row0 (rows are len apart) in the lane layout
+  // [t * 16 + lane]: dt = softplus(delta + bias) (or delta + bias), dt * u, u, and with Slope d dt / d delta.
+  // The rows are read 16 steps x 16 channels at a time and transposed in registers. Steps beyond n (up to the next
+  // multiple of 16) and lanes beyond the tile see inputs of zero; their values are never used.
+  template <bool Slope>
+  void prepare_lanes(const Tile& tl, int64_t row0, int64_t n, float* dt, float* dtu, float* uu, float* slope) const {
     const float* u = static_cast<const float*>(p.u);
     const float* delta = static_cast<const float*>(p.delta);
-    const float* bias = static_cast<const float*>(p.delta_bias);
-    for (int64_t c = 0; c < W; ++c) {
-      float* dr = dt_rows + c * stride;
-      float* xr = dtu_rows + c * stride;
-      float* sr = slope_rows ? slope_rows + c * stride : nullptr;
-      if (c >= tl.count) {
-        for (float* r : {dr, xr, sr})
-          if (r) std::fill(r, r + n, 0.f);
-        continue;
+    const vf bias_v = lanes_of(p.delta_bias, tl);
+    for (int64_t j = 0; j < n; j += W) {
+      const int64_t nj = std::min<int64_t>(W, n - j);
+      vf dl[W], uv[W];
+      load_block(delta + row0 + j, p.len, tl.count, nj, dl);
+      load_block(u + row0 + j, p.len, tl.count, nj, uv);
+#pragma GCC unroll 16
+      for (int s = 0; s < W; ++s) {
+        const int64_t at = (j + s) * W;
+        const vf x = dl[s] + bias_v;
+        vf d = x, sl = splat(1.f);
+        if (p.softplus) {
+          const vf e = exp_neg_abs(x);
+          d = softplus_w(x, e);
+          if (Slope) sl = softplus_slope_w(x, e);
+        }
+        vstore(dt + at, d);
+        vstore(dtu + at, d * uv[s]);
+        vstore(uu + at, uv[s]);
+        if (Slope) vstore(slope + at, sl);
       }
-      const int64_t off = row(tl, c) + t0;
-      const float bv = bias ? bias[tl.d0 + c] : 0.f;
-      const float* in1[1] = {delta + off};
-      if (p.softplus) {
-        float* wr = sr ? sr : xr;  // exp(-|x|), shared by dt and its slope
-        map_row<1>(n, in1, wr, [&](const vf* a) { return exp_neg_abs(a[0] + bv); });
-        const float* in2[2] = {delta + off, wr};
-        map_row<2>(n, in2, dr, [&](const vf* a) { return softplus_w(a[0] + bv, a[1]); });
-        if (sr) map_row<2>(n, in2, sr, [&](const vf* a) { return softplus_slope_w(a[0] + bv, a[1]); });
-      } else {
-        map_row<1>(n, in1, dr, [&](const vf* a) { return a[0] + bv; });
-        if (sr) std::fill(sr, sr + n, 1.f);
-      }
-      const float* in2[2] = {dr, u + off};
-      map_row<2>(n, in2, xr, [](const vf* a) { return a[0] * a[1]; });
     }
   }
   // B or C -> time-major (batch, groups, len, np), padded states 0: shared by every tile of a group.
@@ -437,35 +425,32 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
   const int64_t np = geo.np, blk = std::min<int64_t>(kBlock, (p.len + kChunk - 1) / kChunk * kChunk);
   const int64_t threads = num_threads_for(p, geo.items());
   struct Work {
-    std::vector<float> dt_rows, dtu_rows, dt, dtu, y, h, a2;
+    std::vector<float> dt, dtu, uu, y, h, a2;  // lane layout [t * 16 + lane], state tile [n][lane]
   };
   std::vector<Work> work(threads);
   for (auto& w : work) {
-    w.dt_rows.resize(W * blk); w.dtu_rows.resize(W * blk);
-    w.dt.resize(blk * W); w.dtu.resize(blk * W); w.y.resize(blk * W);
+    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.y}) v->resize(blk * W);
     w.h.resize(np * W); w.a2.resize(np * W);
   }
   const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
-  const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
 
   parallel_items(geo.items(), static_cast<int>(threads), [&](int64_t item, int tid) {
     Work& w = work[tid];
     const Tile tl = geo.tile(item);
+    const vf D_v = geo.lanes_of(p.D, tl);
     geo.load_A(tl, w.a2.data(), nullptr);
     std::fill(w.h.begin(), w.h.end(), 0.f);
     for (int64_t t0 = 0; t0 < p.len; t0 += blk) {
-      const int64_t n = std::min(blk, p.len - t0);
-      geo.prepare_rows(tl, t0, n, blk, w.dt_rows.data(), w.dtu_rows.data());
+      const int64_t n = std::min(blk, p.len - t0), row0 = geo.row(tl, 0) + t0;
+      geo.prepare_lanes<false>(tl, row0, n, w.dt.data(), w.dtu.data(), w.uu.data(), nullptr);
       if (t0 + blk < p.len) {  // the next block's rows arrive while this block computes
-        const int64_t off = geo.row(tl, 0) + t0 + blk, n_next = std::min(blk, p.len - t0 - blk);
+        const int64_t off = row0 + blk, n_next = std::min(blk, p.len - t0 - blk);
         for (const float* src : {u, static_cast<const float*>(p.delta), z})
           prefetch_rows(src ? src + off : nullptr, tl.count, p.len, n_next, false);
         prefetch_rows(out + off, tl.count, p.len, n_next, true);
       }
-      rows_to_lanes(w.dt_rows.data(), blk, n, w.dt.data());
-      rows_to_lanes(w.dtu_rows.data(), blk, n, w.dtu.data());
       const float *bt = geo.group_rows(Bt, tl, t0), *ct = geo.group_rows(Ct, tl, t0);
       for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
         const int64_t c1 = std::min(n, c0 + kChunk);
@@ -480,19 +465,17 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
               w.h.data() + s0 * W, w.y.data(), c0, c1, s0 > 0);
         }
       }
-      // y lanes -> rows (reusing dt_rows), then out = (y + D u) * silu(z)
-      lanes_to_rows(w.y.data(), n, w.dt_rows.data(), blk);
-      for (int64_t c = 0; c < tl.count; ++c) {
-        const int64_t off = geo.row(tl, c) + t0;
-        const float dv = Dv ? Dv[tl.d0 + c] : 0.f;
-        const float* yr = w.dt_rows.data() + c * blk;
-        if (z) {
-          const float* in[3] = {yr, u + off, z + off};
-          map_row<3>(n, in, out + off, [&](const vf* a) { return (a[0] + dv * a[1]) * a[2] * sigmoidv(a[2]); });
-        } else {
-          const float* in[2] = {yr, u + off};
-          map_row<2>(n, in, out + off, [&](const vf* a) { return a[0] + dv * a[1]; });
+      // out = (y + D u) * silu(z), in the lane layout, transposed back to rows 16 steps at a time
+      for (int64_t j = 0; j < n; j += W) {
+        const int64_t nj = std::min<int64_t>(W, n - j);
+        vf o[W], zv[W];
+        if (z) load_block(z + row0 + j, p.len, tl.count, nj, zv);
+        for (int s = 0; s < W; ++s) {
+          const int64_t at = (j + s) * W;
+          o[s] = vload(w.y.data() + at) + D_v * vload(w.uu.data() + at);
+          if (z) o[s] = o[s] * zv[s] * sigmoidv(zv[s]);
         }
+        store_block(o, tl.count, nj, out + row0 + j, p.len);
       }
     }
     if (last_state)
@@ -529,12 +512,13 @@ void with_flag(bool b, F&& f) {
   else f(std::false_type{});
 }
 
-// Recomputes steps [0, n) of one chunk for NB states. hist holds h0 in slot 0; stores h_t in slot t + 1 and
-// exp(dt_t A) in ahist[t]. Adds dy_t * h_t into the dC accumulator acc_c[t * np * W + k * W] (stores it when
-// First), and with Y adds y_t = sum_n C_t h_t into y (needed for dz).
+// Recomputes steps [0, n) of one chunk for NB states of a block of `stride` states (NB <= 8 keeps the states,
+// their inputs and the exp's constants in the 32 vector registers). hist holds h0 in slot 0; stores h_t in slot
+// t + 1 and exp(dt_t A) in ahist[t] (slots of `stride` states). Adds dy_t * h_t into the dC accumulator
+// acc_c[t * np * W + k * W] (stores it when First), and with Y adds sum_n C_t h_t into y (needed for dz).
 template <int NB, bool First, bool Y>
 void recompute_chunk(const float* dt, const float* dtu, const float* dy, const float* bt, const float* ct, int64_t np,
-                     const float* a2, float* hist, float* ahist, float* acc_c, float* y, int64_t n) {
+                     const float* a2, float* hist, float* ahist, float* acc_c, float* y, int64_t n, int64_t stride) {
   vf h[NB];
   for (int k = 0; k < NB; ++k) h[k] = vload(hist + k * W);
   for (int64_t t = 0; t < n; ++t) {
@@ -547,8 +531,8 @@ void recompute_chunk(const float* dt, const float* dtu, const float* dy, const f
     for (int k = 0; k < NB; ++k) {
       const vf e = exp2v(d * vload(a2 + k * W));
       h[k] = e * h[k] + x * bv[k];
-      vstore(ahist + (t * NB + k) * W, e);
-      vstore(hist + ((t + 1) * NB + k) * W, h[k]);
+      vstore(ahist + (t * stride + k) * W, e);
+      vstore(hist + ((t + 1) * stride + k) * W, h[k]);
       vstore(pc + k * W, First ? g * h[k] : vload(pc + k * W) + g * h[k]);
       if (Y) acc += h[k] * cv[k];
     }
@@ -677,37 +661,18 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
       for (int64_t i = 0; i < m; ++i) {
         const Tile tl = geo.tile(bg * tpg + j0 + i);
         const int64_t row0 = geo.row(tl, 0) + t0;  // rows of the tile's channels are L apart
-        const vf bias_v = geo.lanes_of(p.delta_bias, tl), D_v = geo.lanes_of(p.D, tl);
-        // The chunk's inputs, read 16 steps x 16 channels at a time and transposed in registers to the lane
-        // layout, where they are prepared: dt = softplus(delta + bias), its slope d dt / d delta, dt * u, u, and
-        // dy = dout * silu(z). Steps beyond n and channels beyond the tile read as zero (and are never used).
+        const vf D_v = geo.lanes_of(p.D, tl);
+        // The chunk's inputs in the lane layout: dt, dt * u, u, d dt / d delta, and dy = dout * silu(z).
+        geo.prepare_lanes<true>(tl, row0, n, w.dt.data(), w.dtu.data(), w.uu.data(), w.slope.data());
         for (int64_t j = 0; j < n; j += W) {
           const int64_t nj = std::min<int64_t>(W, n - j);
-          vf dl[W], uv[W], dy[W];
-          load_block(delta + row0 + j, L, tl.count, nj, dl);
-          load_block(u + row0 + j, L, tl.count, nj, uv);
+          vf dy[W], zv[W];
           load_block(o.dout + row0 + j, L, tl.count, nj, dy);
           if (z) {
-            vf zv[W];
             load_block(z + row0 + j, L, tl.count, nj, zv);
             for (int s = 0; s < W; ++s) dy[s] = dy[s] * zv[s] * sigmoidv(zv[s]);
           }
-#pragma GCC unroll 16
-          for (int s = 0; s < W; ++s) {
-            const int64_t at = (j + s) * W;
-            const vf x = dl[s] + bias_v;
-            vf dt = x, slope = splat(1.f);
-            if (p.softplus) {
-              const vf e = exp_neg_abs(x);
-              dt = softplus_w(x, e);
-              slope = softplus_slope_w(x, e);
-            }
-            vstore(w.dt.data() + at, dt);
-            vstore(w.dtu.data() + at, dt * uv[s]);
-            vstore(w.uu.data() + at, uv[s]);
-            vstore(w.dy.data() + at, dy[s]);
-            vstore(w.slope.data() + at, slope);
-          }
+          for (int s = 0; s < W; ++s) vstore(w.dy.data() + (j + s) * W, dy[s]);
         }
         if (k > 0) {  // this tile's rows of the previous chunk arrive while the set computes
           const int64_t off = row0 - C;
@@ -733,10 +698,16 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
           const int64_t ts = i * tile_state + s0 * W;
           with_block(nb, [&](auto NB) {
             with_flag(i == 0, [&](auto first) {
-              with_flag(z != nullptr, [&](auto Y) {
-                recompute_chunk<NB, first, Y>(w.dt.data(), w.dtu.data(), w.dy.data(), bt, ct, np, w.a2.data() + ts,
-                                              w.hist.data(), w.ahist.data(), w.acc_c.data() + s0 * W, w.y.data(), n);
-              });
+              for (int64_t k0 = 0; k0 < nb; k0 += 8) {  // the recomputation in sub-blocks of up to 8 states
+                with_flag(nb - k0 >= 8, [&](auto eight) {
+                  with_flag(z != nullptr, [&](auto Y) {
+                    recompute_chunk<eight ? 8 : 4, first, Y>(
+                        w.dt.data(), w.dtu.data(), w.dy.data(), bt + k0, ct + k0, np, w.a2.data() + ts + k0 * W,
+                        w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(), n,
+                        NB);
+                  });
+                });
+              }
               reverse_chunk<NB, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt, ct, np, w.a_nat.data() + ts,
                                        w.hist.data(), w.ahist.data(), w.carry.data() + ts, w.dA_lanes.data() + ts,
                                        w.gdt.data(), w.gbu.data(), w.acc_b.data() + s0 * W, n);
