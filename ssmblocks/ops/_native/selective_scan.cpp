@@ -199,22 +199,21 @@ inline void map_row(int64_t n, const float* const (&in)[NIn], float* out, F&& f)
 
 // Asks for one cache line to be brought into L2 ahead of use. On x86 an asm statement: GCC deletes a loop whose
 // only effect is __builtin_prefetch.
-inline void prefetch_line(const float* p, bool write) {
+inline void prefetch_line(const float* p) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  if (write) asm volatile("prefetchw %0" : : "m"(*p));
-  else asm volatile("prefetcht1 %0" : : "m"(*p));
+  asm volatile("prefetcht1 %0" : : "m"(*p));
 #else
-  if (write) __builtin_prefetch(p, 1, 2);
-  else __builtin_prefetch(p, 0, 2);
+  __builtin_prefetch(p, 0, 2);
 #endif
 }
 
-// Prefetches floats [0, n) of `rows` rows (`stride` apart; for writing when `write`): the scan reads and writes rows
-// in short pieces, which the hardware prefetchers do not follow.
-inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t n, bool write) {
+// Prefetches floats [0, n) of `rows` rows (`stride` apart) for reading: the scan reads rows in short pieces, which
+// the hardware prefetchers do not follow. (Rows about to be written are not prefetched: measured, that only adds
+// to the burst of prefetches.)
+inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t n) {
   if (!p) return;
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t, write);
+    for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t);
 }
 
 inline float hsum(vf v) {
@@ -358,6 +357,30 @@ struct Geometry32 {
       }
     }
   }
+  // Writes the tile's state h ([state][lane], np states) as checkpoint k of its channels, 16 states at a time
+  // through an in-register transpose (a channel's states are contiguous in the checkpoints).
+  void store_state(const Tile& tl, int64_t k, const float* h, float* checkpoints) const {
+    for (int64_t s0 = 0; s0 < p.dstate; s0 += W) {
+      const int64_t m = std::min<int64_t>(W, p.dstate - s0);
+      vf r[W];
+      for (int64_t s = 0; s < W; ++s) r[s] = s < m ? vload(h + (s0 + s) * W) : splat(0.f);
+      transpose16(r);
+      for (int64_t c = 0; c < tl.count; ++c) std::memcpy(checkpoints + ckpt(tl, c, k) + s0, &r[c], m * sizeof(float));
+    }
+  }
+  // The inverse for states [s0, s0 + nb) of checkpoint k: hist[s * 16 + lane]; states beyond dstate and lanes beyond
+  // the tile are 0.
+  void load_state(const Tile& tl, int64_t k, int64_t s0, int64_t nb, const float* checkpoints, float* hist) const {
+    const int64_t m = std::min<int64_t>(nb, p.dstate - s0);
+    vf r[W];
+    for (int64_t c = 0; c < W; ++c) {
+      float tmp[W] = {};
+      if (c < tl.count) std::memcpy(tmp, checkpoints + ckpt(tl, c, k) + s0, m * sizeof(float));
+      r[c] = vload(tmp);
+    }
+    transpose16(r);
+    for (int64_t s = 0; s < nb; ++s) vstore(hist + s * W, r[s]);
+  }
   // B or C -> time-major (batch, groups, len, np), padded states 0: shared by every tile of a group.
   std::vector<float> time_major(const void* src) const {
     const float* s = static_cast<const float*>(src);
@@ -448,16 +471,14 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
       if (t0 + blk < p.len) {  // the next block's rows arrive while this block computes
         const int64_t off = row0 + blk, n_next = std::min(blk, p.len - t0 - blk);
         for (const float* src : {u, static_cast<const float*>(p.delta), z})
-          prefetch_rows(src ? src + off : nullptr, tl.count, p.len, n_next, false);
-        prefetch_rows(out + off, tl.count, p.len, n_next, true);
+          prefetch_rows(src ? src + off : nullptr, tl.count, p.len, n_next);
       }
       const float *bt = geo.group_rows(Bt, tl, t0), *ct = geo.group_rows(Ct, tl, t0);
       for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
         const int64_t c1 = std::min(n, c0 + kChunk);
         if (checkpoints) {
           const int64_t k = (t0 + c0) / kChunk;
-          for (int64_t c = 0; c < tl.count; ++c)
-            for (int64_t s = 0; s < p.dstate; ++s) checkpoints[geo.ckpt(tl, c, k) + s] = w.h[s * W + c];
+          geo.store_state(tl, k, w.h.data(), checkpoints);
         }
         for (int64_t s0 = 0; s0 < np; s0 += W) {
           forward_steps_for(std::min<int64_t>(W, np - s0))(
@@ -540,16 +561,17 @@ void recompute_chunk(const float* dt, const float* dtu, const float* dy, const f
   }
 }
 
-// Reverse pass over one chunk for NB states. g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
+// Reverse pass over one chunk for NB <= 8 states of a block of `stride` states (the carries and the dA sums of
+// the NB states stay in registers). g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
 // With g_t = dL/dh_t = C_t dy_t + g_carry: adds dL/d dt (A-weighted and B-weighted sums over states) into gdt,
 // sum_n g B into gbu, dt * exp(dt A) * g * h_{t-1} into the dA lanes, and g * dt * u into the dB accumulator
 // (stored when First).
 template <int NB, bool First>
 void reverse_chunk(const float* dt, const float* uu, const float* dy, const float* bt, const float* ct, int64_t np,
                    const float* a_nat, const float* hist, const float* ahist, float* g_carry, float* dA_lanes,
-                   float* gdt, float* gbu, float* acc_b, int64_t n) {
-  vf gc[NB];
-  for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W);
+                   float* gdt, float* gbu, float* acc_b, int64_t n, int64_t stride) {
+  vf gc[NB], dA[NB];
+  for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W), dA[k] = vload(dA_lanes + k * W);
   for (int64_t t = n - 1; t >= 0; --t) {
     const vf d = vload(dt + t * W), uv = vload(uu + t * W), dyv = vload(dy + t * W);
     const vf du = d * uv;
@@ -557,15 +579,15 @@ void reverse_chunk(const float* dt, const float* uu, const float* dy, const floa
     const float* cv = ct + t * np;
     float* pb = acc_b + t * np * W;
     vf gd = splat(0.f), gb = splat(0.f);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int k = 0; k < NB; ++k) {
-      const vf e = vload(ahist + (t * NB + k) * W);
-      const vf hprev = vload(hist + (t * NB + k) * W);
+      const vf e = vload(ahist + (t * stride + k) * W);
+      const vf hprev = vload(hist + (t * stride + k) * W);
       const vf g = dyv * cv[k] + gc[k];
       const vf ge = g * e;
       const vf q = ge * hprev;
       gd += vload(a_nat + k * W) * q;
-      vstore(dA_lanes + k * W, vload(dA_lanes + k * W) + d * q);
+      dA[k] += d * q;
       gb += g * bv[k];
       vstore(pb + k * W, First ? g * du : vload(pb + k * W) + g * du);
       gc[k] = ge;
@@ -573,7 +595,7 @@ void reverse_chunk(const float* dt, const float* uu, const float* dy, const floa
     vstore(gdt + t * W, vload(gdt + t * W) + gd + uv * gb);
     vstore(gbu + t * W, vload(gbu + t * W) + gb);
   }
-  for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]);
+  for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]), vstore(dA_lanes + k * W, dA[k]);
 }
 
 // Lane sums of a chunk accumulator acc[(t * np + s) * W + lane], t < n, as rows: rows[s * kChunk + t] (rows holds
@@ -677,9 +699,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
         if (k > 0) {  // this tile's rows of the previous chunk arrive while the set computes
           const int64_t off = row0 - C;
           for (const float* src : {u, delta, o.dout, z})
-            prefetch_rows(src ? src + off : nullptr, tl.count, L, C, false);
-          for (float* dst : {o.du, o.ddelta, o.dz}) prefetch_rows(dst ? dst + off : nullptr, tl.count, L, C, true);
-          prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate, false);
+            prefetch_rows(src ? src + off : nullptr, tl.count, L, C);
+          prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate);
         }
         const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
         std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
@@ -688,17 +709,13 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
 
         for (int64_t s0 = 0; s0 < np; s0 += W) {
           const int64_t nb = std::min<int64_t>(W, np - s0);
-          // hist slot 0: the checkpointed state before this chunk (padded lanes and states stay 0)
-          std::fill(w.hist.begin(), w.hist.begin() + nb * W, 0.f);
-          const float* ck = checkpoints + geo.ckpt(tl, 0, k);
-          const int64_t ck_stride = geo.n_chunks() * p.dstate;
-          for (int64_t c = 0; c < tl.count; ++c)
-            for (int64_t s = s0; s < std::min(s0 + nb, p.dstate); ++s) w.hist[(s - s0) * W + c] = ck[c * ck_stride + s];
+          geo.load_state(tl, k, s0, nb, checkpoints, w.hist.data());  // hist slot 0: the state before the chunk
           const float *bt = bt_chunk + s0, *ct = ct_chunk + s0;
           const int64_t ts = i * tile_state + s0 * W;
+          // per sub-block of up to 8 states: the recomputation, then the reverse pass
           with_block(nb, [&](auto NB) {
             with_flag(i == 0, [&](auto first) {
-              for (int64_t k0 = 0; k0 < nb; k0 += 8) {  // the recomputation in sub-blocks of up to 8 states
+              for (int64_t k0 = 0; k0 < nb; k0 += 8) {
                 with_flag(nb - k0 >= 8, [&](auto eight) {
                   with_flag(z != nullptr, [&](auto Y) {
                     recompute_chunk<eight ? 8 : 4, first, Y>(
@@ -706,11 +723,13 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
                         w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(), n,
                         NB);
                   });
+                  reverse_chunk<eight ? 8 : 4, first>(
+                      w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np, w.a_nat.data() + ts + k0 * W,
+                      w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
+                      w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(), w.acc_b.data() + (s0 + k0) * W, n,
+                      NB);
                 });
               }
-              reverse_chunk<NB, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt, ct, np, w.a_nat.data() + ts,
-                                       w.hist.data(), w.ahist.data(), w.carry.data() + ts, w.dA_lanes.data() + ts,
-                                       w.gdt.data(), w.gbu.data(), w.acc_b.data() + s0 * W, n);
             });
           });
         }
