@@ -19,13 +19,15 @@
 //   * 16 channels of one group sit in the 16 lanes of a vector; each thread owns a (16 channels x 16 states)
 //     tile of h in registers. B_t and C_t are shared by the group, so they are scalar broadcasts.
 //   * exp is exp2 with log2(e) folded into A once, evaluated by a branch-free polynomial that vectorises.
-//   * L is processed in blocks whose per-thread buffers stay in L2; rows are prepared with vectorised
-//     element-wise passes (softplus, dt*u) and transposed into the time-major lane layout.
+//   * L is processed in blocks whose per-thread buffers stay in L2; rows are read 16 steps x 16 channels at a
+//     time, transposed in registers into the time-major lane layout and prepared there (softplus, dt*u); outputs
+//     go back to rows the same way.
 //   * States beyond 16 are processed in blocks of 16 (the recurrence is independent per state), and the state
 //     count is padded to a multiple of 4 with inert states (A = B = C = 0).
 //   * Backward: the forward stores h every kChunk steps; the backward recomputes each chunk into an
-//     L2-resident history and walks it in reverse. Sums over channels (dB, dC) are lane reductions; per-thread
-//     private accumulators avoid races and are summed at the end.
+//     L2-resident history and walks it in reverse, 8 states at a time (so carries and dA sums stay in
+//     registers). Sums over channels (dB, dC) are lane reductions; per-thread private accumulators avoid races
+//     and are summed at the end.
 // float64 is a plain scalar implementation of the same algorithm (used for exact tests and double precision).
 //
 // Work is spread over std::threads by parallel.h's parallel_items.
@@ -214,12 +216,6 @@ inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t 
   if (!p) return;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t);
-}
-
-inline float hsum(vf v) {
-  float s = 0.f;
-  for (int i = 0; i < W; ++i) s += v[i];
-  return s;
 }
 
 // In-register transpose of a 16x16 block (r[i][j] -> r[j][i]): for s = 1, 2, 4, 8 swap the off-diagonal s x s
@@ -516,17 +512,6 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
 // ------------------------------------------------------------------------------------------------------------
 constexpr int64_t kMaxSet = 8;
 
-// Calls f(std::integral_constant<int, NB>) for a state-block size nb in {4, 8, 12, 16}.
-template <class F>
-void with_block(int64_t nb, F&& f) {
-  switch (nb) {
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    case 12: f(std::integral_constant<int, 12>{}); break;
-    default: f(std::integral_constant<int, 16>{}); break;
-  }
-}
-
 template <class F>
 void with_flag(bool b, F&& f) {
   if (b) f(std::true_type{});
@@ -713,25 +698,24 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
           const float *bt = bt_chunk + s0, *ct = ct_chunk + s0;
           const int64_t ts = i * tile_state + s0 * W;
           // per sub-block of up to 8 states: the recomputation, then the reverse pass
-          with_block(nb, [&](auto NB) {
+          for (int64_t k0 = 0; k0 < nb; k0 += 8) {
             with_flag(i == 0, [&](auto first) {
-              for (int64_t k0 = 0; k0 < nb; k0 += 8) {
-                with_flag(nb - k0 >= 8, [&](auto eight) {
-                  with_flag(z != nullptr, [&](auto Y) {
-                    recompute_chunk<eight ? 8 : 4, first, Y>(
-                        w.dt.data(), w.dtu.data(), w.dy.data(), bt + k0, ct + k0, np, w.a2.data() + ts + k0 * W,
-                        w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(), n,
-                        NB);
-                  });
-                  reverse_chunk<eight ? 8 : 4, first>(
-                      w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np, w.a_nat.data() + ts + k0 * W,
-                      w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
-                      w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(), w.acc_b.data() + (s0 + k0) * W, n,
-                      NB);
+              with_flag(nb - k0 >= 8, [&](auto eight) {
+                constexpr int sub = eight ? 8 : 4;
+                with_flag(z != nullptr, [&](auto Y) {
+                  recompute_chunk<sub, first, Y>(w.dt.data(), w.dtu.data(), w.dy.data(), bt + k0, ct + k0, np,
+                                                 w.a2.data() + ts + k0 * W, w.hist.data() + k0 * W,
+                                                 w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(),
+                                                 n, nb);
                 });
-              }
+                reverse_chunk<sub, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np,
+                                          w.a_nat.data() + ts + k0 * W, w.hist.data() + k0 * W,
+                                          w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
+                                          w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(),
+                                          w.acc_b.data() + (s0 + k0) * W, n, nb);
+              });
             });
-          });
+          }
         }
         // Per-channel outputs, in the lane layout and transposed back to rows 16 steps at a time:
         // ddelta = dL/d dt * slope, du = dt * sum_n g B + D * dy, dz = dout * (y + D u) * silu'(z);
