@@ -115,7 +115,7 @@ inline vf exp2_reduced(vf f) {
 
 // 2^x, branch-free: x is split into the nearest integer k and f = x - k, and 2^f is scaled by 2^k. AVX-512 rounds
 // and scales with one instruction each; vscalefps itself saturates to 0 / inf, so x only needs the lower clamp -125
-// (which also turns -inf into a finite argument; above 128 the result is inf, as exp's). Elsewhere x is clamped to
+// (which also turns -inf into a finite argument; above 128 the result is inf, as exp's; +inf gives NaN). Elsewhere x is clamped to
 // [-125, 126] (the result stays a normal float), k comes from the 1.5 * 2^23 rounding trick and is added to the
 // exponent bits.
 inline vf exp2v(vf x) {
