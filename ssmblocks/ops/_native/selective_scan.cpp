@@ -19,13 +19,15 @@
 //   * 16 channels of one group sit in the 16 lanes of a vector; each thread owns a (16 channels x 16 states)
 //     tile of h in registers. B_t and C_t are shared by the group, so they are scalar broadcasts.
 //   * exp is exp2 with log2(e) folded into A once, evaluated by a branch-free polynomial that vectorises.
-//   * L is processed in blocks whose per-thread buffers stay in L2; rows are prepared with vectorised
-//     element-wise passes (softplus, dt*u) and transposed into the time-major lane layout.
+//   * L is processed in blocks whose per-thread buffers stay in L2; rows are read 16 steps x 16 channels at a
+//     time, transposed in registers into the time-major lane layout and prepared there (softplus, dt*u); outputs
+//     go back to rows the same way.
 //   * States beyond 16 are processed in blocks of 16 (the recurrence is independent per state), and the state
 //     count is padded to a multiple of 4 with inert states (A = B = C = 0).
 //   * Backward: the forward stores h every kChunk steps; the backward recomputes each chunk into an
-//     L2-resident history and walks it in reverse. Sums over channels (dB, dC) are lane reductions; per-thread
-//     private accumulators avoid races and are summed at the end.
+//     L2-resident history and walks it in reverse, 8 states at a time (so carries and dA sums stay in
+//     registers). Sums over channels (dB, dC) are lane reductions; per-thread private accumulators avoid races
+//     and are summed at the end.
 // float64 is a plain scalar implementation of the same algorithm (used for exact tests and double precision).
 //
 // Work is spread over std::threads by parallel.h's parallel_items.
@@ -111,15 +113,18 @@ inline vf exp2_reduced(vf f) {
   return p * f + 1.0f;
 }
 
-// 2^x, branch-free: x is clamped to [-125, 126] (the result stays a normal float), split into the nearest integer
-// k and f = x - k, and 2^f is scaled by 2^k. AVX-512 rounds and scales with one instruction each; elsewhere k comes
-// from the 1.5 * 2^23 rounding trick and is added to the exponent bits.
+// 2^x, branch-free: x is split into the nearest integer k and f = x - k, and 2^f is scaled by 2^k. AVX-512 rounds
+// and scales with one instruction each; vscalefps itself saturates to 0 / inf, so x only needs the lower clamp -125
+// (which also turns -inf into a finite argument; above 128 the result is inf, as exp's; +inf gives NaN). Elsewhere x is clamped to
+// [-125, 126] (the result stays a normal float), k comes from the 1.5 * 2^23 rounding trick and is added to the
+// exponent bits.
 inline vf exp2v(vf x) {
-  x = vmin(vmax(x, splat(-125.f)), splat(126.f));
 #if defined(__AVX512F__)
+  x = vmax(x, splat(-125.f));
   const __m512 k = _mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   return (vf)_mm512_scalef_ps((__m512)exp2_reduced(x - (vf)k), k);
 #else
+  x = vmin(vmax(x, splat(-125.f)), splat(126.f));
   const vf magic = splat(12582912.f);
   const vf t = x + magic;  // the integer bits of t hold k (plus 0x4B400000, which << 23 shifts out)
   return (vf)((vi)exp2_reduced(x - (t - magic)) + ((vi)t << 23));
@@ -196,28 +201,21 @@ inline void map_row(int64_t n, const float* const (&in)[NIn], float* out, F&& f)
 
 // Asks for one cache line to be brought into L2 ahead of use. On x86 an asm statement: GCC deletes a loop whose
 // only effect is __builtin_prefetch.
-inline void prefetch_line(const float* p, bool write) {
+inline void prefetch_line(const float* p) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  if (write) asm volatile("prefetchw %0" : : "m"(*p));
-  else asm volatile("prefetcht1 %0" : : "m"(*p));
+  asm volatile("prefetcht1 %0" : : "m"(*p));
 #else
-  if (write) __builtin_prefetch(p, 1, 2);
-  else __builtin_prefetch(p, 0, 2);
+  __builtin_prefetch(p, 0, 2);
 #endif
 }
 
-// Prefetches floats [0, n) of `rows` rows (`stride` apart; for writing when `write`): the scan reads and writes rows
-// in short pieces, which the hardware prefetchers do not follow.
-inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t n, bool write) {
+// Prefetches floats [0, n) of `rows` rows (`stride` apart) for reading: the scan reads rows in short pieces, which
+// the hardware prefetchers do not follow. (Rows about to be written are not prefetched: measured, that only adds
+// to the burst of prefetches.)
+inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t n) {
   if (!p) return;
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t, write);
-}
-
-inline float hsum(vf v) {
-  float s = 0.f;
-  for (int i = 0; i < W; ++i) s += v[i];
-  return s;
+    for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t);
 }
 
 // In-register transpose of a 16x16 block (r[i][j] -> r[j][i]): for s = 1, 2, 4, 8 swap the off-diagonal s x s
@@ -244,19 +242,6 @@ inline void transpose16(vf* r) {
   transpose_stage<8>(r);
 }
 
-// rows[c * stride + t] (16 rows) -> lanes[t * 16 + c], for t < n.
-inline void rows_to_lanes(const float* rows, int64_t stride, int64_t n, float* lanes) {
-  int64_t t0 = 0;
-  for (; t0 + W <= n; t0 += W) {
-    vf r[W];
-    for (int c = 0; c < W; ++c) r[c] = vload(rows + c * stride + t0);
-    transpose16(r);
-    for (int t = 0; t < W; ++t) vstore(lanes + (t0 + t) * W, r[t]);
-  }
-  for (; t0 < n; ++t0)
-    for (int c = 0; c < W; ++c) lanes[t0 * W + c] = rows[c * stride + t0];
-}
-
 // lanes[t * 16 + c] -> rows[c * stride + t], for t < n.
 inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t stride) {
   int64_t t0 = 0;
@@ -268,6 +253,30 @@ inline void lanes_to_rows(const float* lanes, int64_t n, float* rows, int64_t st
   }
   for (; t0 < n; ++t0)
     for (int c = 0; c < W; ++c) rows[c * stride + t0] = lanes[t0 * W + c];
+}
+
+// Reads a block of 16 rows x 16 steps (row c at rows + c * stride) into the lane layout: out[t] holds step t of
+// the 16 rows. Rows >= count and steps >= n (n <= 16) read as zero.
+inline void load_block(const float* rows, int64_t stride, int64_t count, int64_t n, vf* out) {
+  if (count == W && n == W) {
+    for (int c = 0; c < W; ++c) out[c] = vload(rows + c * stride);
+  } else {
+    for (int c = 0; c < W; ++c) {
+      float tmp[W] = {};
+      if (c < count) std::memcpy(tmp, rows + c * stride, n * sizeof(float));
+      out[c] = vload(tmp);
+    }
+  }
+  transpose16(out);
+}
+
+// The inverse of load_block: writes steps [0, n) of rows [0, count) from the lane layout (v is overwritten).
+inline void store_block(vf* v, int64_t count, int64_t n, float* rows, int64_t stride) {
+  transpose16(v);
+  for (int64_t c = 0; c < count; ++c) {
+    if (n == W) vstore(rows + c * stride, v[c]);
+    else std::memcpy(rows + c * stride, &v[c], n * sizeof(float));
+  }
 }
 
 // Geometry of one work item: batch b, group g, a tile of up to 16 consecutive channels of that group.
@@ -306,38 +315,67 @@ struct Geometry32 {
         if (a) a[n * W + c] = v;
       }
   }
-  // Prepares rows of dt (softplus(delta + bias)) and dt*u for t in [t0, t0 + n), 16 rows of stride `stride`, and,
-  // when slope_rows is given, d dt / d delta; rows of channels beyond the tile are zero.
-  void prepare_rows(const Tile& tl, int64_t t0, int64_t n, int64_t stride, float* dt_rows, float* dtu_rows,
-                    float* slope_rows = nullptr) const {
+  // The per-channel values v[d] of the tile's channels as lanes (0 for lanes beyond the tile, or when v is null).
+  vf lanes_of(const void* v, const Tile& tl) const {
+    float lanes[W] = {};
+    if (v)
+      for (int64_t c = 0; c < tl.count; ++c) lanes[c] = static_cast<const float*>(v)[tl.d0 + c];
+    return vload(lanes);
+  }
+  // Prepares steps [0, n) of the tile's rows from offset row0 (rows are len apart) in the lane layout
+  // [t * 16 + lane]: dt = softplus(delta + bias) (or delta + bias), dt * u, u, and with Slope d dt / d delta.
+  // The rows are read 16 steps x 16 channels at a time and transposed in registers. Steps beyond n (up to the next
+  // multiple of 16) and lanes beyond the tile see inputs of zero; their values are never used.
+  template <bool Slope>
+  void prepare_lanes(const Tile& tl, int64_t row0, int64_t n, float* dt, float* dtu, float* uu, float* slope) const {
     const float* u = static_cast<const float*>(p.u);
     const float* delta = static_cast<const float*>(p.delta);
-    const float* bias = static_cast<const float*>(p.delta_bias);
-    for (int64_t c = 0; c < W; ++c) {
-      float* dr = dt_rows + c * stride;
-      float* xr = dtu_rows + c * stride;
-      float* sr = slope_rows ? slope_rows + c * stride : nullptr;
-      if (c >= tl.count) {
-        for (float* r : {dr, xr, sr})
-          if (r) std::fill(r, r + n, 0.f);
-        continue;
+    const vf bias_v = lanes_of(p.delta_bias, tl);
+    for (int64_t j = 0; j < n; j += W) {
+      const int64_t nj = std::min<int64_t>(W, n - j);
+      vf dl[W], uv[W];
+      load_block(delta + row0 + j, p.len, tl.count, nj, dl);
+      load_block(u + row0 + j, p.len, tl.count, nj, uv);
+#pragma GCC unroll 16
+      for (int s = 0; s < W; ++s) {
+        const int64_t at = (j + s) * W;
+        const vf x = dl[s] + bias_v;
+        vf d = x, sl = splat(1.f);
+        if (p.softplus) {
+          const vf e = exp_neg_abs(x);
+          d = softplus_w(x, e);
+          if (Slope) sl = softplus_slope_w(x, e);
+        }
+        vstore(dt + at, d);
+        vstore(dtu + at, d * uv[s]);
+        vstore(uu + at, uv[s]);
+        if (Slope) vstore(slope + at, sl);
       }
-      const int64_t off = row(tl, c) + t0;
-      const float bv = bias ? bias[tl.d0 + c] : 0.f;
-      const float* in1[1] = {delta + off};
-      if (p.softplus) {
-        float* wr = sr ? sr : xr;  // exp(-|x|), shared by dt and its slope
-        map_row<1>(n, in1, wr, [&](const vf* a) { return exp_neg_abs(a[0] + bv); });
-        const float* in2[2] = {delta + off, wr};
-        map_row<2>(n, in2, dr, [&](const vf* a) { return softplus_w(a[0] + bv, a[1]); });
-        if (sr) map_row<2>(n, in2, sr, [&](const vf* a) { return softplus_slope_w(a[0] + bv, a[1]); });
-      } else {
-        map_row<1>(n, in1, dr, [&](const vf* a) { return a[0] + bv; });
-        if (sr) std::fill(sr, sr + n, 1.f);
-      }
-      const float* in2[2] = {dr, u + off};
-      map_row<2>(n, in2, xr, [](const vf* a) { return a[0] * a[1]; });
     }
+  }
+  // Writes the tile's state h ([state][lane], np states) as checkpoint k of its channels, 16 states at a time
+  // through an in-register transpose (a channel's states are contiguous in the checkpoints).
+  void store_state(const Tile& tl, int64_t k, const float* h, float* checkpoints) const {
+    for (int64_t s0 = 0; s0 < p.dstate; s0 += W) {
+      const int64_t m = std::min<int64_t>(W, p.dstate - s0);
+      vf r[W];
+      for (int64_t s = 0; s < W; ++s) r[s] = s < m ? vload(h + (s0 + s) * W) : splat(0.f);
+      transpose16(r);
+      for (int64_t c = 0; c < tl.count; ++c) std::memcpy(checkpoints + ckpt(tl, c, k) + s0, &r[c], m * sizeof(float));
+    }
+  }
+  // The inverse for states [s0, s0 + nb) of checkpoint k: hist[s * 16 + lane]; states beyond dstate and lanes beyond
+  // the tile are 0.
+  void load_state(const Tile& tl, int64_t k, int64_t s0, int64_t nb, const float* checkpoints, float* hist) const {
+    const int64_t m = std::min<int64_t>(nb, p.dstate - s0);
+    vf r[W];
+    for (int64_t c = 0; c < W; ++c) {
+      float tmp[W] = {};
+      if (c < tl.count) std::memcpy(tmp, checkpoints + ckpt(tl, c, k) + s0, m * sizeof(float));
+      r[c] = vload(tmp);
+    }
+    transpose16(r);
+    for (int64_t s = 0; s < nb; ++s) vstore(hist + s * W, r[s]);
   }
   // B or C -> time-major (batch, groups, len, np), padded states 0: shared by every tile of a group.
   std::vector<float> time_major(const void* src) const {
@@ -406,42 +444,37 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
   const int64_t np = geo.np, blk = std::min<int64_t>(kBlock, (p.len + kChunk - 1) / kChunk * kChunk);
   const int64_t threads = num_threads_for(p, geo.items());
   struct Work {
-    std::vector<float> dt_rows, dtu_rows, dt, dtu, y, h, a2;
+    std::vector<float> dt, dtu, uu, y, h, a2;  // lane layout [t * 16 + lane], state tile [n][lane]
   };
   std::vector<Work> work(threads);
   for (auto& w : work) {
-    w.dt_rows.resize(W * blk); w.dtu_rows.resize(W * blk);
-    w.dt.resize(blk * W); w.dtu.resize(blk * W); w.y.resize(blk * W);
+    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.y}) v->resize(blk * W);
     w.h.resize(np * W); w.a2.resize(np * W);
   }
   const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
-  const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
 
   parallel_items(geo.items(), static_cast<int>(threads), [&](int64_t item, int tid) {
     Work& w = work[tid];
     const Tile tl = geo.tile(item);
+    const vf D_v = geo.lanes_of(p.D, tl);
     geo.load_A(tl, w.a2.data(), nullptr);
     std::fill(w.h.begin(), w.h.end(), 0.f);
     for (int64_t t0 = 0; t0 < p.len; t0 += blk) {
-      const int64_t n = std::min(blk, p.len - t0);
-      geo.prepare_rows(tl, t0, n, blk, w.dt_rows.data(), w.dtu_rows.data());
+      const int64_t n = std::min(blk, p.len - t0), row0 = geo.row(tl, 0) + t0;
+      geo.prepare_lanes<false>(tl, row0, n, w.dt.data(), w.dtu.data(), w.uu.data(), nullptr);
       if (t0 + blk < p.len) {  // the next block's rows arrive while this block computes
-        const int64_t off = geo.row(tl, 0) + t0 + blk, n_next = std::min(blk, p.len - t0 - blk);
+        const int64_t off = row0 + blk, n_next = std::min(blk, p.len - t0 - blk);
         for (const float* src : {u, static_cast<const float*>(p.delta), z})
-          prefetch_rows(src ? src + off : nullptr, tl.count, p.len, n_next, false);
-        prefetch_rows(out + off, tl.count, p.len, n_next, true);
+          prefetch_rows(src ? src + off : nullptr, tl.count, p.len, n_next);
       }
-      rows_to_lanes(w.dt_rows.data(), blk, n, w.dt.data());
-      rows_to_lanes(w.dtu_rows.data(), blk, n, w.dtu.data());
       const float *bt = geo.group_rows(Bt, tl, t0), *ct = geo.group_rows(Ct, tl, t0);
       for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
         const int64_t c1 = std::min(n, c0 + kChunk);
         if (checkpoints) {
           const int64_t k = (t0 + c0) / kChunk;
-          for (int64_t c = 0; c < tl.count; ++c)
-            for (int64_t s = 0; s < p.dstate; ++s) checkpoints[geo.ckpt(tl, c, k) + s] = w.h[s * W + c];
+          geo.store_state(tl, k, w.h.data(), checkpoints);
         }
         for (int64_t s0 = 0; s0 < np; s0 += W) {
           forward_steps_for(std::min<int64_t>(W, np - s0))(
@@ -449,19 +482,17 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
               w.h.data() + s0 * W, w.y.data(), c0, c1, s0 > 0);
         }
       }
-      // y lanes -> rows (reusing dt_rows), then out = (y + D u) * silu(z)
-      lanes_to_rows(w.y.data(), n, w.dt_rows.data(), blk);
-      for (int64_t c = 0; c < tl.count; ++c) {
-        const int64_t off = geo.row(tl, c) + t0;
-        const float dv = Dv ? Dv[tl.d0 + c] : 0.f;
-        const float* yr = w.dt_rows.data() + c * blk;
-        if (z) {
-          const float* in[3] = {yr, u + off, z + off};
-          map_row<3>(n, in, out + off, [&](const vf* a) { return (a[0] + dv * a[1]) * a[2] * sigmoidv(a[2]); });
-        } else {
-          const float* in[2] = {yr, u + off};
-          map_row<2>(n, in, out + off, [&](const vf* a) { return a[0] + dv * a[1]; });
+      // out = (y + D u) * silu(z), in the lane layout, transposed back to rows 16 steps at a time
+      for (int64_t j = 0; j < n; j += W) {
+        const int64_t nj = std::min<int64_t>(W, n - j);
+        vf o[W], zv[W];
+        if (z) load_block(z + row0 + j, p.len, tl.count, nj, zv);
+        for (int s = 0; s < W; ++s) {
+          const int64_t at = (j + s) * W;
+          o[s] = vload(w.y.data() + at) + D_v * vload(w.uu.data() + at);
+          if (z) o[s] = o[s] * zv[s] * sigmoidv(zv[s]);
         }
+        store_block(o, tl.count, nj, out + row0 + j, p.len);
       }
     }
     if (last_state)
@@ -481,29 +512,19 @@ void forward_f32(const ScanProblem& p, float* out, float* last_state, float* che
 // ------------------------------------------------------------------------------------------------------------
 constexpr int64_t kMaxSet = 8;
 
-// Calls f(std::integral_constant<int, NB>) for a state-block size nb in {4, 8, 12, 16}.
-template <class F>
-void with_block(int64_t nb, F&& f) {
-  switch (nb) {
-    case 4: f(std::integral_constant<int, 4>{}); break;
-    case 8: f(std::integral_constant<int, 8>{}); break;
-    case 12: f(std::integral_constant<int, 12>{}); break;
-    default: f(std::integral_constant<int, 16>{}); break;
-  }
-}
-
 template <class F>
 void with_flag(bool b, F&& f) {
   if (b) f(std::true_type{});
   else f(std::false_type{});
 }
 
-// Recomputes steps [0, n) of one chunk for NB states. hist holds h0 in slot 0; stores h_t in slot t + 1 and
-// exp(dt_t A) in ahist[t]. Adds dy_t * h_t into the dC accumulator acc_c[t * np * W + k * W] (stores it when
-// First), and with Y adds y_t = sum_n C_t h_t into y (needed for dz).
+// Recomputes steps [0, n) of one chunk for NB states of a block of `stride` states (NB <= 8 keeps the states,
+// their inputs and the exp's constants in the 32 vector registers). hist holds h0 in slot 0; stores h_t in slot
+// t + 1 and exp(dt_t A) in ahist[t] (slots of `stride` states). Adds dy_t * h_t into the dC accumulator
+// acc_c[t * np * W + k * W] (stores it when First), and with Y adds sum_n C_t h_t into y (needed for dz).
 template <int NB, bool First, bool Y>
 void recompute_chunk(const float* dt, const float* dtu, const float* dy, const float* bt, const float* ct, int64_t np,
-                     const float* a2, float* hist, float* ahist, float* acc_c, float* y, int64_t n) {
+                     const float* a2, float* hist, float* ahist, float* acc_c, float* y, int64_t n, int64_t stride) {
   vf h[NB];
   for (int k = 0; k < NB; ++k) h[k] = vload(hist + k * W);
   for (int64_t t = 0; t < n; ++t) {
@@ -516,8 +537,8 @@ void recompute_chunk(const float* dt, const float* dtu, const float* dy, const f
     for (int k = 0; k < NB; ++k) {
       const vf e = exp2v(d * vload(a2 + k * W));
       h[k] = e * h[k] + x * bv[k];
-      vstore(ahist + (t * NB + k) * W, e);
-      vstore(hist + ((t + 1) * NB + k) * W, h[k]);
+      vstore(ahist + (t * stride + k) * W, e);
+      vstore(hist + ((t + 1) * stride + k) * W, h[k]);
       vstore(pc + k * W, First ? g * h[k] : vload(pc + k * W) + g * h[k]);
       if (Y) acc += h[k] * cv[k];
     }
@@ -525,16 +546,17 @@ void recompute_chunk(const float* dt, const float* dtu, const float* dy, const f
   }
 }
 
-// Reverse pass over one chunk for NB states. g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
+// Reverse pass over one chunk for NB <= 8 states of a block of `stride` states (the carries and the dA sums of
+// the NB states stay in registers). g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
 // With g_t = dL/dh_t = C_t dy_t + g_carry: adds dL/d dt (A-weighted and B-weighted sums over states) into gdt,
 // sum_n g B into gbu, dt * exp(dt A) * g * h_{t-1} into the dA lanes, and g * dt * u into the dB accumulator
 // (stored when First).
 template <int NB, bool First>
 void reverse_chunk(const float* dt, const float* uu, const float* dy, const float* bt, const float* ct, int64_t np,
                    const float* a_nat, const float* hist, const float* ahist, float* g_carry, float* dA_lanes,
-                   float* gdt, float* gbu, float* acc_b, int64_t n) {
-  vf gc[NB];
-  for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W);
+                   float* gdt, float* gbu, float* acc_b, int64_t n, int64_t stride) {
+  vf gc[NB], dA[NB];
+  for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W), dA[k] = vload(dA_lanes + k * W);
   for (int64_t t = n - 1; t >= 0; --t) {
     const vf d = vload(dt + t * W), uv = vload(uu + t * W), dyv = vload(dy + t * W);
     const vf du = d * uv;
@@ -542,15 +564,15 @@ void reverse_chunk(const float* dt, const float* uu, const float* dy, const floa
     const float* cv = ct + t * np;
     float* pb = acc_b + t * np * W;
     vf gd = splat(0.f), gb = splat(0.f);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int k = 0; k < NB; ++k) {
-      const vf e = vload(ahist + (t * NB + k) * W);
-      const vf hprev = vload(hist + (t * NB + k) * W);
+      const vf e = vload(ahist + (t * stride + k) * W);
+      const vf hprev = vload(hist + (t * stride + k) * W);
       const vf g = dyv * cv[k] + gc[k];
       const vf ge = g * e;
       const vf q = ge * hprev;
       gd += vload(a_nat + k * W) * q;
-      vstore(dA_lanes + k * W, vload(dA_lanes + k * W) + d * q);
+      dA[k] += d * q;
       gb += g * bv[k];
       vstore(pb + k * W, First ? g * du : vload(pb + k * W) + g * du);
       gc[k] = ge;
@@ -558,7 +580,7 @@ void reverse_chunk(const float* dt, const float* uu, const float* dy, const floa
     vstore(gdt + t * W, vload(gdt + t * W) + gd + uv * gb);
     vstore(gbu + t * W, vload(gbu + t * W) + gb);
   }
-  for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]);
+  for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]), vstore(dA_lanes + k * W, dA[k]);
 }
 
 // Lane sums of a chunk accumulator acc[(t * np + s) * W + lane], t < n, as rows: rows[s * kChunk + t] (rows holds
@@ -609,26 +631,27 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   std::vector<float> dA_priv(threads * p.dim * p.dstate, 0.f), dD_priv(threads * p.dim, 0.f),
       dbias_priv(threads * p.dim, 0.f);
   struct Work {
-    std::vector<float> r_dt, r_dtu, r_u, r_dy, r_y, r_slope, r_gdt, r_gbu, dt, dtu, uu, dy, y, gdt, gbu, hist, ahist, acc_b, acc_c, red,
-        rows_b, rows_c, carry, dA_lanes, a2, a_nat;
+    // lane-layout rows of the current chunk and tile: [t * 16 + lane]
+    std::vector<float> dt, dtu, uu, dy, slope, y, gdt, gbu;
+    std::vector<float> hist, ahist, acc_b, acc_c, red, rows_b, rows_c;
+    // per tile of the set: [tile][state][lane] and [tile][lane]
+    std::vector<float> carry, dA_lanes, a2, a_nat, dD_lanes, dbias_lanes;
   };
   std::vector<Work> work(threads);
   for (auto& w : work) {
-    for (auto* v : {&w.r_dt, &w.r_dtu, &w.r_u, &w.r_dy, &w.r_y, &w.r_slope, &w.r_gdt, &w.r_gbu, &w.red})
-      v->resize(W * C);
+    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.slope, &w.y, &w.gdt, &w.gbu, &w.red}) v->resize(C * W);
     w.rows_b.resize((np + W - 1) / W * W * C);
     w.rows_c.resize((np + W - 1) / W * W * C);
-    for (auto* v : {&w.dt, &w.dtu, &w.uu, &w.dy, &w.y, &w.gdt, &w.gbu}) v->resize(C * W);
     w.hist.resize((C + 1) * W * W);
     w.ahist.resize(C * W * W);
     w.acc_b.resize(C * np * W);
     w.acc_c.resize(C * np * W);
     for (auto* v : {&w.carry, &w.dA_lanes, &w.a2, &w.a_nat}) v->resize(set * np * W);
+    for (auto* v : {&w.dD_lanes, &w.dbias_lanes}) v->resize(set * W);
   }
   const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* delta = static_cast<const float*>(p.delta);
-  const float* Dv = static_cast<const float*>(p.D);
   const float* z = static_cast<const float*>(p.z);
 
   parallel_items(items, static_cast<int>(threads), [&](int64_t item, int tid) {
@@ -639,42 +662,31 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     for (int64_t i = 0; i < m; ++i) {
       geo.load_A(geo.tile(bg * tpg + j0 + i), w.a2.data() + i * tile_state, w.a_nat.data() + i * tile_state);
     }
-    std::fill(w.carry.begin(), w.carry.end(), 0.f);
-    std::fill(w.dA_lanes.begin(), w.dA_lanes.end(), 0.f);
+    for (auto* v : {&w.carry, &w.dA_lanes, &w.dD_lanes, &w.dbias_lanes}) std::fill(v->begin(), v->end(), 0.f);
     for (int64_t k = geo.n_chunks() - 1; k >= 0; --k) {
       const int64_t t0 = k * C, n = std::min(C, L - t0);
       for (int64_t i = 0; i < m; ++i) {
         const Tile tl = geo.tile(bg * tpg + j0 + i);
-        // rows: dt, dt*u, u, dy = dout * silu(z); then the time-major lane layout of each
-        geo.prepare_rows(tl, t0, n, C, w.r_dt.data(), w.r_dtu.data(), w.r_slope.data());
-        for (int64_t c = 0; c < W; ++c) {
-          float* ur = w.r_u.data() + c * C;
-          float* yr = w.r_dy.data() + c * C;
-          if (c >= tl.count) {
-            std::fill(ur, ur + n, 0.f);
-            std::fill(yr, yr + n, 0.f);
-            continue;
-          }
-          const int64_t off = geo.row(tl, c) + t0;
-          std::memcpy(ur, u + off, n * sizeof(float));
+        const int64_t row0 = geo.row(tl, 0) + t0;  // rows of the tile's channels are L apart
+        const vf D_v = geo.lanes_of(p.D, tl);
+        // The chunk's inputs in the lane layout: dt, dt * u, u, d dt / d delta, and dy = dout * silu(z).
+        geo.prepare_lanes<true>(tl, row0, n, w.dt.data(), w.dtu.data(), w.uu.data(), w.slope.data());
+        for (int64_t j = 0; j < n; j += W) {
+          const int64_t nj = std::min<int64_t>(W, n - j);
+          vf dy[W], zv[W];
+          load_block(o.dout + row0 + j, L, tl.count, nj, dy);
           if (z) {
-            const float* in[2] = {o.dout + off, z + off};
-            map_row<2>(n, in, yr, [](const vf* a) { return a[0] * a[1] * sigmoidv(a[1]); });
-          } else {
-            std::memcpy(yr, o.dout + off, n * sizeof(float));
+            load_block(z + row0 + j, L, tl.count, nj, zv);
+            for (int s = 0; s < W; ++s) dy[s] = dy[s] * zv[s] * sigmoidv(zv[s]);
           }
+          for (int s = 0; s < W; ++s) vstore(w.dy.data() + (j + s) * W, dy[s]);
         }
         if (k > 0) {  // this tile's rows of the previous chunk arrive while the set computes
-          const int64_t off = geo.row(tl, 0) + t0 - C;
+          const int64_t off = row0 - C;
           for (const float* src : {u, delta, o.dout, z})
-            prefetch_rows(src ? src + off : nullptr, tl.count, L, C, false);
-          for (float* dst : {o.du, o.ddelta, o.dz}) prefetch_rows(dst ? dst + off : nullptr, tl.count, L, C, true);
-          prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate, false);
+            prefetch_rows(src ? src + off : nullptr, tl.count, L, C);
+          prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate);
         }
-        rows_to_lanes(w.r_dt.data(), C, n, w.dt.data());
-        rows_to_lanes(w.r_dtu.data(), C, n, w.dtu.data());
-        rows_to_lanes(w.r_u.data(), C, n, w.uu.data());
-        rows_to_lanes(w.r_dy.data(), C, n, w.dy.data());
         const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
         std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
         std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
@@ -682,55 +694,66 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
 
         for (int64_t s0 = 0; s0 < np; s0 += W) {
           const int64_t nb = std::min<int64_t>(W, np - s0);
-          // hist slot 0: the checkpointed state before this chunk (padded lanes and states stay 0)
-          std::fill(w.hist.begin(), w.hist.begin() + nb * W, 0.f);
-          const float* ck = checkpoints + geo.ckpt(tl, 0, k);
-          const int64_t ck_stride = geo.n_chunks() * p.dstate;
-          for (int64_t c = 0; c < tl.count; ++c)
-            for (int64_t s = s0; s < std::min(s0 + nb, p.dstate); ++s) w.hist[(s - s0) * W + c] = ck[c * ck_stride + s];
+          geo.load_state(tl, k, s0, nb, checkpoints, w.hist.data());  // hist slot 0: the state before the chunk
           const float *bt = bt_chunk + s0, *ct = ct_chunk + s0;
           const int64_t ts = i * tile_state + s0 * W;
-          with_block(nb, [&](auto NB) {
+          // per sub-block of up to 8 states: the recomputation, then the reverse pass
+          for (int64_t k0 = 0; k0 < nb; k0 += 8) {
             with_flag(i == 0, [&](auto first) {
-              with_flag(z != nullptr, [&](auto Y) {
-                recompute_chunk<NB, first, Y>(w.dt.data(), w.dtu.data(), w.dy.data(), bt, ct, np, w.a2.data() + ts,
-                                              w.hist.data(), w.ahist.data(), w.acc_c.data() + s0 * W, w.y.data(), n);
+              with_flag(nb - k0 >= 8, [&](auto eight) {
+                constexpr int sub = eight ? 8 : 4;
+                with_flag(z != nullptr, [&](auto Y) {
+                  recompute_chunk<sub, first, Y>(w.dt.data(), w.dtu.data(), w.dy.data(), bt + k0, ct + k0, np,
+                                                 w.a2.data() + ts + k0 * W, w.hist.data() + k0 * W,
+                                                 w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(),
+                                                 n, nb);
+                });
+                reverse_chunk<sub, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np,
+                                          w.a_nat.data() + ts + k0 * W, w.hist.data() + k0 * W,
+                                          w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
+                                          w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(),
+                                          w.acc_b.data() + (s0 + k0) * W, n, nb);
               });
-              reverse_chunk<NB, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt, ct, np, w.a_nat.data() + ts,
-                                       w.hist.data(), w.ahist.data(), w.carry.data() + ts, w.dA_lanes.data() + ts,
-                                       w.gdt.data(), w.gbu.data(), w.acc_b.data() + s0 * W, n);
-            });
-          });
-        }
-        // per-channel outputs of this chunk (rows: r_gdt <- dL/d dt, r_gbu <- sum_n g B, r_y <- sum_n C h)
-        lanes_to_rows(w.gdt.data(), n, w.r_gdt.data(), C);
-        lanes_to_rows(w.gbu.data(), n, w.r_gbu.data(), C);
-        if (z) lanes_to_rows(w.y.data(), n, w.r_y.data(), C);
-        for (int64_t c = 0; c < tl.count; ++c) {
-          const int64_t d = tl.d0 + c, off = geo.row(tl, c) + t0, r = c * C;
-          const float dv = Dv ? Dv[d] : 0.f;
-          vf dD_acc = splat(0.f), dbias_acc = splat(0.f);  // zero-padded tails add nothing
-          const float* in_du[4] = {w.r_dt.data() + r, w.r_gbu.data() + r, w.r_dy.data() + r, w.r_u.data() + r};
-          map_row<4>(n, in_du, o.du + off, [&](const vf* a) {
-            dD_acc += a[2] * a[3];
-            return a[0] * a[1] + dv * a[2];
-          });
-          const float* in_dd[2] = {w.r_gdt.data() + r, w.r_slope.data() + r};
-          map_row<2>(n, in_dd, o.ddelta + off, [&](const vf* a) {
-            const vf g = a[0] * a[1];
-            dbias_acc += g;
-            return g;
-          });
-          if (z) {
-            const float* in_dz[4] = {o.dout + off, w.r_y.data() + r, w.r_u.data() + r, z + off};
-            map_row<4>(n, in_dz, o.dz + off, [&](const vf* a) {
-              vf sg = sigmoidv(a[3]);
-              return a[0] * (a[1] + dv * a[2]) * sg * (1.f + a[3] * (1.f - sg));
             });
           }
-          dD_priv[tid * p.dim + d] += hsum(dD_acc);
-          dbias_priv[tid * p.dim + d] += hsum(dbias_acc);
         }
+        // Per-channel outputs, in the lane layout and transposed back to rows 16 steps at a time:
+        // ddelta = dL/d dt * slope, du = dt * sum_n g B + D * dy, dz = dout * (y + D u) * silu'(z);
+        // dD and the delta-bias gradient are summed per lane (= channel) over the whole length.
+        vf dD_acc = vload(w.dD_lanes.data() + i * W), dbias_acc = vload(w.dbias_lanes.data() + i * W);
+        for (int64_t j = 0; j < n; j += W) {
+          const int64_t nj = std::min<int64_t>(W, n - j);
+          vf gdelta[W], gu[W];
+#pragma GCC unroll 16
+          for (int s = 0; s < W; ++s) {
+            const int64_t at = (j + s) * W;
+            if (s >= nj) {
+              gdelta[s] = gu[s] = splat(0.f);
+              continue;
+            }
+            const vf dyv = vload(w.dy.data() + at);
+            gdelta[s] = vload(w.gdt.data() + at) * vload(w.slope.data() + at);
+            gu[s] = vload(w.dt.data() + at) * vload(w.gbu.data() + at) + D_v * dyv;
+            dbias_acc += gdelta[s];
+            dD_acc += dyv * vload(w.uu.data() + at);
+          }
+          store_block(gdelta, tl.count, nj, o.ddelta + row0 + j, L);
+          store_block(gu, tl.count, nj, o.du + row0 + j, L);
+          if (z) {
+            vf dout_v[W], zv[W];
+            load_block(o.dout + row0 + j, L, tl.count, nj, dout_v);
+            load_block(z + row0 + j, L, tl.count, nj, zv);
+            for (int s = 0; s < W; ++s) {
+              const int64_t at = (j + s) * W;
+              const vf sg = sigmoidv(zv[s]);
+              dout_v[s] = dout_v[s] * (vload(w.y.data() + at) + D_v * vload(w.uu.data() + at)) * sg *
+                          (1.f + zv[s] * (1.f - sg));
+            }
+            store_block(dout_v, tl.count, nj, o.dz + row0 + j, L);
+          }
+        }
+        vstore(w.dD_lanes.data() + i * W, dD_acc);
+        vstore(w.dbias_lanes.data() + i * W, dbias_acc);
       }
       // one lane reduction for the whole set, added into dB / dC of this (batch, group)
       lane_sums_to_rows(w.acc_b.data(), np, n, w.red.data(), w.rows_b.data());
@@ -744,8 +767,11 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     for (int64_t i = 0; i < m; ++i) {
       const Tile tl = geo.tile(bg * tpg + j0 + i);
       const float* lanes = w.dA_lanes.data() + i * tile_state;
-      for (int64_t c = 0; c < tl.count; ++c)
+      for (int64_t c = 0; c < tl.count; ++c) {
         for (int64_t s = 0; s < p.dstate; ++s) dAp[(tl.d0 + c) * p.dstate + s] += lanes[s * W + c];
+        dD_priv[tid * p.dim + tl.d0 + c] += w.dD_lanes[i * W + c];
+        dbias_priv[tid * p.dim + tl.d0 + c] += w.dbias_lanes[i * W + c];
+      }
     }
   });
   const int nt = p.num_threads;
