@@ -21,7 +21,7 @@ def _reset_backend():
 # ---- backend choice -----------------------------------------------------------------------------------------
 def test_automatic_choice_on_cpu_is_native():
     assert get_backend("selective_scan", "cpu") == "native"
-    assert get_backend("ssd_scan", "cpu") == "torch"
+    assert get_backend("ssd_scan", "cpu") == "native"
 
 
 def test_context_manager_setter_and_env_var(monkeypatch):
@@ -55,8 +55,8 @@ def test_bad_backend_names_and_impossible_choices(monkeypatch):
         set_backend("selective_scan", "fast")
     with pytest.raises(ValueError, match="unknown op"):
         get_backend("scan")
-    with pytest.raises(ValueError, match=r"unknown ssd_scan backend 'native'"):
-        set_backend("ssd_scan", "native")
+    with pytest.raises(ValueError, match=r"unknown ssd_scan backend 'parallel'"):
+        set_backend("ssd_scan", "parallel")
     monkeypatch.setenv("SSMBLOCKS_SELECTIVE_SCAN_BACKEND", "gpu")
     with pytest.raises(ValueError, match="SSMBLOCKS_SELECTIVE_SCAN_BACKEND='gpu'"):
         get_backend("selective_scan")
@@ -143,6 +143,7 @@ def test_missing_compiler_warns_once_and_falls_back(monkeypatch, tmp_path):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             assert get_backend("selective_scan", "cpu") == "torch"
+            assert get_backend("ssd_scan", "cpu") == "torch"
             kwargs = scan_inputs(1, 4, 10, 2)
             out = selective_scan_fn(**kwargs)
             assert get_backend("selective_scan", "cpu") == "torch"

@@ -1,4 +1,4 @@
-"""The chunked SSD scan (Mamba-2) against its sequential reference, and against the Mamba-1 scan it generalises."""
+"""The SSD scan (Mamba-2) backends against the sequential reference, and against the Mamba-1 scan it generalises."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssmblocks.ops import selective_scan_ref, ssd_scan, ssd_scan_ref, use_backend
+from ssmblocks.ops import (
+    _native,
+    available_backends,
+    get_backend,
+    selective_scan_ref,
+    ssd_scan,
+    ssd_scan_ref,
+    use_backend,
+)
+
+SSD_GRAD_NAMES = ("x", "dt", "A", "B", "C", "D", "z", "dt_bias")
 
 
 def ssd_inputs(batch, length, heads, headdim, groups, dstate, *, dtype=torch.float64, d_2d=False, seed=0):
@@ -130,6 +140,171 @@ def test_bad_input_names_the_argument(change, message):
     kwargs.update(change)
     with pytest.raises(ValueError, match=message):
         ssd_scan(**kwargs)
+
+
+# ---- the native backend: the SSD as one selective scan on the C++ kernel ------------------------------------
+def _without(kwargs, *names):
+    return {k: v for k, v in kwargs.items() if k not in names}
+
+
+NATIVE_SHAPES = [  # batch, L, heads, headdim, groups, dstate
+    (2, 1, 4, 8, 1, 16),      # L = 1
+    (1, 100, 6, 5, 3, 7),     # three groups of two heads, headdim and N not multiples of 4
+    (2, 77, 4, 16, 2, 4),     # odd L, two groups
+    (1, 300, 2, 16, 1, 20),   # several checkpoint chunks, N > 16
+]
+OPTIONALS = {
+    "all": (),
+    "none": ("D", "z", "dt_bias"),
+    "D_2d": (),
+    "z_only": ("D", "dt_bias"),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", NATIVE_SHAPES, ids=str)
+@pytest.mark.parametrize("optional", list(OPTIONALS))
+def test_native_matches_reference(dtype, shape, optional):
+    kwargs = _without(ssd_inputs(*shape, dtype=dtype, d_2d=optional == "D_2d"), "initial_states",
+                      *OPTIONALS[optional])
+    softplus = optional != "none"
+    if not softplus:  # dt must stay >= 0 without softplus
+        kwargs["dt"] = kwargs["dt"].abs()
+    ref, ref_final = ssd_scan_ref(**kwargs, dt_softplus=softplus, return_final_states=True)
+    with use_backend("ssd_scan", "native"):
+        out, final = ssd_scan(**kwargs, chunk_size=64, dt_softplus=softplus, return_final_states=True)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    assert out.shape == kwargs["x"].shape and out.dtype == dtype and out.is_contiguous()
+    assert final.shape == (shape[0], shape[2], shape[3], shape[5]) and final.dtype == dtype
+    assert _rel(out, ref) < tol and _rel(final, ref_final) < tol
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", NATIVE_SHAPES[1:], ids=str)
+@pytest.mark.parametrize("optional", ["all", "none", "D_2d"])
+def test_native_gradients_match_reference(dtype, shape, optional):
+    kwargs = _without(ssd_inputs(*shape, dtype=dtype, d_2d=optional == "D_2d", seed=1), "initial_states",
+                      *OPTIONALS[optional])
+    grad_out = torch.randn(kwargs["x"].shape, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    names = [k for k in SSD_GRAD_NAMES if k in kwargs]
+
+    def grads(fn, **extra):
+        leaves = {k: v.clone().requires_grad_() for k, v in kwargs.items()}
+        return torch.autograd.grad(fn(**leaves, **extra, dt_softplus=True), [leaves[k] for k in names], grad_out)
+
+    expected = grads(ssd_scan_ref)
+    with use_backend("ssd_scan", "native"):
+        got = grads(ssd_scan, chunk_size=64)
+    tol = 1e-11 if dtype == torch.float64 else 2e-4
+    for name, g, e in zip(names, got, expected, strict=True):
+        assert g.shape == e.shape and g.dtype == e.dtype, name
+        assert _rel(g, e) < tol, name
+
+
+def test_gradcheck_native():
+    kwargs = _without(ssd_inputs(1, 10, 4, 2, 2, 3), "initial_states")
+    names = list(kwargs)
+    leaves = [kwargs[k].clone().requires_grad_() for k in names]
+
+    def fn(*tensors):
+        with use_backend("ssd_scan", "native"):
+            return ssd_scan(**dict(zip(names, tensors, strict=True)), chunk_size=4, dt_softplus=True)
+
+    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7)
+
+
+@settings(max_examples=20, deadline=None)
+@given(length=st.integers(1, 150), heads_per_group=st.integers(1, 3), groups=st.integers(1, 3),
+       headdim=st.integers(1, 20), dstate=st.integers(1, 18), softplus=st.booleans())
+def test_native_fuzz_shapes(length, heads_per_group, groups, headdim, dstate, softplus):
+    kwargs = _without(ssd_inputs(2, length, heads_per_group * groups, headdim, groups, dstate, dtype=torch.float32,
+                                 seed=length), "initial_states")
+    kwargs["dt"] = kwargs["dt"].abs()
+    ref = ssd_scan_ref(**kwargs, dt_softplus=softplus)
+    with use_backend("ssd_scan", "native"):
+        assert _rel(ssd_scan(**kwargs, chunk_size=16, dt_softplus=softplus), ref) < 2e-5
+
+
+def test_native_half_inputs_return_half():
+    kwargs = {k: v.to(torch.bfloat16) for k, v in _without(ssd_inputs(1, 40, 2, 4, 1, 8), "initial_states").items()}
+    with use_backend("ssd_scan", "native"):
+        out, final = ssd_scan(**kwargs, chunk_size=16, dt_softplus=True, return_final_states=True)
+    assert out.dtype == torch.bfloat16 and final.dtype == torch.float32
+    assert _rel(out.float(), ssd_scan_ref(**kwargs, dt_softplus=True).float()) < 1e-2
+
+
+# ---- which backend a call takes -------------------------------------------------------------------------------
+def test_native_is_listed_and_chosen_on_cpu():
+    assert available_backends("ssd_scan", "cpu") == ["native", "torch", "reference"]
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        assert get_backend("ssd_scan", "cpu", dtype) == "native"
+    assert get_backend("ssd_scan", "cpu", unsupported={"native": "lacks something"}) == "torch"
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    calls = []
+    original = _native.forward
+    monkeypatch.setattr(_native, "forward", lambda *a: calls.append(1) or original(*a))
+    return calls
+
+
+def test_automatic_choice_runs_the_native_kernel_when_it_can(native_calls):
+    kwargs = _without(ssd_inputs(1, 30, 2, 4, 1, 8, dtype=torch.float32), "initial_states")
+    ssd_scan(**kwargs, chunk_size=8, dt_softplus=True)
+    ssd_scan(**kwargs, chunk_size=8, dt_softplus=True, return_final_states=True)  # no gradient recorded: native
+    assert native_calls == [1, 1]
+    with use_backend("ssd_scan", "torch"):
+        ssd_scan(**kwargs, chunk_size=8)
+    assert native_calls == [1, 1]
+
+
+def test_calls_the_native_kernel_cannot_take_go_to_torch(native_calls):
+    kwargs = ssd_inputs(1, 30, 2, 4, 1, 8)
+    # initial states: the kernel starts from zero
+    out, final = ssd_scan(**kwargs, chunk_size=8, dt_softplus=True, return_final_states=True)
+    ref, ref_final = ssd_scan_ref(**kwargs, dt_softplus=True, return_final_states=True)
+    assert _rel(out, ref) < 1e-11 and _rel(final, ref_final) < 1e-11
+    # final states while autograd records: the kernel's last state has no gradient, torch's does
+    leaves = {k: v.clone().requires_grad_() for k, v in _without(kwargs, "initial_states").items()}
+    _, final = ssd_scan(**leaves, chunk_size=8, dt_softplus=True, return_final_states=True)
+    (grad_x,) = torch.autograd.grad(final.sum(), [leaves["x"]])
+    _, ref_final = ssd_scan_ref(**leaves, dt_softplus=True, return_final_states=True)
+    (ref_grad_x,) = torch.autograd.grad(ref_final.sum(), [leaves["x"]])
+    assert _rel(grad_x, ref_grad_x) < 1e-11
+    assert native_calls == []
+
+
+def test_forcing_native_on_a_call_it_cannot_take_raises():
+    kwargs = ssd_inputs(1, 30, 2, 4, 1, 8)
+    with use_backend("ssd_scan", "native"), pytest.raises(RuntimeError, match=r"'native' cannot .* initial_states"):
+        ssd_scan(**kwargs, chunk_size=8)
+    leaves = {k: v.clone().requires_grad_() for k, v in _without(kwargs, "initial_states").items()}
+    with use_backend("ssd_scan", "native"), pytest.raises(RuntimeError, match="final states without gradients"):
+        ssd_scan(**leaves, chunk_size=8, return_final_states=True)
+
+
+class _TinyMamba2Scan(torch.nn.Module):
+    def __init__(self, heads: int = 2):
+        super().__init__()
+        self.A_log = torch.nn.Parameter(torch.zeros(heads))
+        self.D = torch.nn.Parameter(torch.ones(heads))
+
+    def forward(self, x, dt, B, C):
+        return ssd_scan(x, dt, -torch.exp(self.A_log), B, C, 8, D=self.D, dt_softplus=True)
+
+
+def test_native_compiles_and_exports_as_one_selective_scan_op():
+    model = _TinyMamba2Scan()
+    kw = ssd_inputs(2, 20, 2, 4, 1, 8, dtype=torch.float32)
+    inputs = (kw["x"], kw["dt"], kw["B"], kw["C"])
+    expected = model(*inputs)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    assert torch.allclose(compiled(*inputs), expected, atol=1e-6)
+    compiled(*inputs).sum().backward()
+    assert model.A_log.grad is not None and torch.isfinite(model.A_log.grad).all()
+    graph = str(torch.export.export(model, inputs).graph)
+    assert graph.count("torch.ops.ssmblocks.selective_scan.default") == 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -8,7 +8,9 @@ that is available for its device, unless the user has chosen one:
 * the environment variables ``SSMBLOCKS_SELECTIVE_SCAN_BACKEND`` / ``SSMBLOCKS_SSD_SCAN_BACKEND``, read per call.
 
 Precedence: context manager > setter > environment variable > automatic choice.
-``ssmblocks.ops.get_backend(op, device)`` tells which backend a call on ``device`` would use.
+``ssmblocks.ops.get_backend(op, device)`` tells which backend a call on ``device`` would use. A backend can also
+lack a feature of one particular call (the native SSD scan takes no ``initial_states``): the op passes it in
+``get_backend(..., unsupported={name: reason})``, the automatic choice then skips it and forcing it raises.
 
 The state is a plain module global (not thread-local) so that ``torch.compile`` can guard on it.
 """
@@ -19,14 +21,14 @@ import contextlib
 import functools
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
 # Priority order per op; "reference" is the sequential test oracle and is never chosen automatically.
 _BACKENDS: dict[str, tuple[str, ...]] = {
     "selective_scan": ("cuda", "native", "torch", "parallel", "reference"),
-    "ssd_scan": ("cuda", "torch", "reference"),
+    "ssd_scan": ("cuda", "native", "torch", "reference"),
     "path_gather": ("native", "torch"),
     "deform_conv": ("native", "torch"),
 }
@@ -123,16 +125,27 @@ def _requested(op: str) -> str | None:
     return env
 
 
-def get_backend(op: str, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> str:
+def get_backend(
+    op: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    unsupported: Mapping[str, str] | None = None,
+) -> str:
     """The backend a call of ``op`` on ``device`` with ``dtype`` inputs uses now (after overrides).
 
-    Raises RuntimeError if a backend forced by the user cannot run that call.
+    ``unsupported`` maps backends that cannot take this particular call to the reason ("takes no initial_states");
+    the automatic choice skips them. Raises RuntimeError if a backend forced by the user cannot run the call.
     """
     _check_op(op)
     device = torch.device(device)
+    unsupported = unsupported or {}
     name = _requested(op)
     if name is None:
-        return next(n for n in _BACKENDS[op] if n != "reference" and _AVAILABILITY[n](device, dtype))
+        return next(n for n in _BACKENDS[op]
+                    if n != "reference" and n not in unsupported and _AVAILABILITY[n](device, dtype))
+    if name in unsupported:
+        raise RuntimeError(f"{op} backend {name!r} cannot run this call: it {unsupported[name]}")
     if not _AVAILABILITY[name](device, dtype):
         why = {
             "cuda": "needs CUDA tensors in float32/float16/bfloat16 and an importable mamba_ssm "

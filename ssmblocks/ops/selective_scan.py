@@ -117,6 +117,16 @@ def _backward(ctx, dout, _dlast, _dcheckpoints):
 torch.library.register_autograd("ssmblocks::selective_scan", _backward, setup_context=_setup_context)
 
 
+def native_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple[Tensor, Tensor]:
+    """(out, last_state) of the native kernel through the registered op ``ssmblocks::selective_scan``, arguments as
+    ``selective_scan_fn`` (already validated). The state checkpoints for the backward are kept only when autograd
+    records the call; the last state carries no gradient."""
+    inputs = (u, delta, A, B, C, D, z, delta_bias)
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+    out, last_state, _ = _native_scan_op(*inputs, delta_softplus, save)
+    return out, last_state
+
+
 def selective_scan_fn(
     u: Tensor,
     delta: Tensor,
@@ -135,8 +145,7 @@ def selective_scan_fn(
     dtype = torch.float64 if compute_dtype(*inputs) == torch.float64 else u.dtype
     backend = get_backend("selective_scan", u.device, dtype)
     if backend == "native":
-        save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-        out, last_state, _ = _native_scan_op(*inputs, delta_softplus, save)
+        out, last_state = native_scan(*inputs, delta_softplus)
     elif backend == "cuda":
         out, last_state = _mamba_ssm_scan(*inputs, delta_softplus)
     else:

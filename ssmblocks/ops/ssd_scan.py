@@ -10,8 +10,11 @@ final states (batch, heads, headdim, N).
 Recurrence per head (scalar decay): dt = softplus(dt + dt_bias); h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T;
 y_t = h_t C_t + D x_t; y = y * silu(z). Output in x's dtype, final states in float32 (float64 for float64 inputs).
 
-Backends: ``cuda`` (mamba_ssm's Triton kernel), ``torch`` (chunked SSD in matmul form, below), ``reference``
-(a sequential loop, the test oracle). All are differentiable by autograd.
+Backends: ``cuda`` (mamba_ssm's Triton kernel), ``native`` (the SSD as one selective scan on the C++ CPU kernel,
+``_ssd_native``), ``torch`` (chunked SSD in matmul form, below), ``reference`` (a sequential loop, the test oracle).
+All are differentiable by autograd. ``native`` takes no ``initial_states`` and its final states carry no gradient:
+the automatic choice sends such calls (initial states; final states while autograd records) to ``torch``, and
+forcing ``native`` for them raises RuntimeError.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import Tensor
 
 from ssmblocks.ops._backends import get_backend
 from ssmblocks.ops._validate import compute_dtype, require_same_device, require_shape, require_tensor
+from ssmblocks.ops.selective_scan import native_scan
 
 __all__ = ["mamba_chunk_scan_combined", "ssd_scan", "ssd_scan_ref"]
 
@@ -146,6 +150,38 @@ def _ssd_chunked(x, dt, A, B, C, chunk, D, z, dt_bias, dt_softplus, initial_stat
     return _finish(y, x, D, z, dtype), h
 
 
+def _ssd_native(x, dt, A, B, C, chunk, D, z, dt_bias, dt_softplus, initial_states, dtype):
+    """The SSD as one selective scan (Mamba-1) on the native kernel, whose channels are the (head, p) pairs.
+
+    A head's recurrence is the selective scan's with, for every channel d = h * P + p: u[d] = x[h, p],
+    delta[d] = dt[h], A[d, n] = A[h] for every state n, delta_bias[d] = dt_bias[h], D[d] = D[h(, p)], z[d] = z[h, p];
+    B and C keep their groups (channel d uses group d // (H P / G) = h // (H / G), the SSD's head-to-group rule).
+    Layouts change from (b, L, H, P) to the scan's (b, H P, L) and back; the expands and reshapes are ordinary
+    autograd, so gradients reach x, dt, A, B, C, D, z and dt_bias through the kernel's backward.
+    Returns (y (b, L, H, P), final_states (b, H, P, N), not differentiable). ``chunk``, ``initial_states`` and
+    ``dtype`` are unused: ssd_scan sends calls with initial states elsewhere, and the op casts to the compute dtype.
+    """
+    batch, length, heads, headdim = x.shape
+    dstate = B.shape[3]
+
+    def channels_first(t):  # (b, L, H, P) -> (b, H P, L)
+        return t.permute(0, 2, 3, 1).reshape(batch, heads * headdim, length)
+
+    def per_channel(t):  # (H,) -> (H P,): the head's value for each of its P channels
+        return t[:, None].expand(heads, headdim).reshape(-1)
+
+    u = channels_first(x)
+    delta = channels_first(dt[..., None].expand(batch, length, heads, headdim))
+    A_channels = per_channel(A)[:, None].expand(heads * headdim, dstate)
+    D = None if D is None else D.reshape(-1) if D.dim() == 2 else per_channel(D)
+    z = None if z is None else channels_first(z)
+    delta_bias = None if dt_bias is None else per_channel(dt_bias)
+    out, last = native_scan(u, delta, A_channels, B.permute(0, 2, 3, 1), C.permute(0, 2, 3, 1), D, z, delta_bias,
+                            dt_softplus)
+    y = out.unflatten(1, (heads, headdim)).permute(0, 3, 1, 2).contiguous()
+    return y, last.unflatten(1, (heads, headdim))
+
+
 def _mamba_ssm_ssd(x, dt, A, B, C, chunk, D, z, dt_bias, dt_softplus, initial_states, dtype):
     from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined as triton_ssd
 
@@ -155,9 +191,20 @@ def _mamba_ssm_ssd(x, dt, A, B, C, chunk, D, z, dt_bias, dt_softplus, initial_st
 
 _IMPLS = {
     "cuda": _mamba_ssm_ssd,
+    "native": _ssd_native,
     "torch": _ssd_chunked,
     "reference": lambda x, dt, A, B, C, chunk, *rest: _ssd_reference(x, dt, A, B, C, *rest),
 }
+
+
+def _native_limits(initial_states, return_final_states, inputs) -> dict[str, str]:
+    """What the ``native`` backend cannot do in this call: start from ``initial_states`` (the kernel starts from
+    zero), or return final states that autograd records (the kernel's last state carries no gradient)."""
+    if initial_states is not None:
+        return {"native": "takes no initial_states"}
+    if return_final_states and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+        return {"native": "returns final states without gradients, and this call records gradients"}
+    return {}
 
 
 def ssd_scan(
@@ -177,7 +224,9 @@ def ssd_scan(
     """Chunked SSD scan on the automatically chosen (or user-forced) backend. See the module docstring."""
     _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states)
     dtype = compute_dtype(x, dt, A, B, C, D, z, dt_bias, initial_states)
-    backend = get_backend("ssd_scan", x.device, torch.float64 if dtype == torch.float64 else x.dtype)
+    backend = get_backend("ssd_scan", x.device, torch.float64 if dtype == torch.float64 else x.dtype,
+                          unsupported=_native_limits(initial_states, return_final_states,
+                                                     (x, dt, A, B, C, D, z, dt_bias)))
     y, final = _IMPLS[backend](x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states, dtype)
     y = y.to(x.dtype)
     return (y, final) if return_final_states else y
