@@ -8,8 +8,8 @@ against the sequential scan.
     python benchmarks/video.py --quick --model test_vsrm
 
 The scan compared is the one the family's state-space mixers run (``SCANS``): MedVSR's Mamba-2 mixers run
-``ssd_scan`` (library: the chunked ``torch`` backend; sequential: ``ssd_scan_ref``, the kind of loop the official
-code falls back to without its Triton kernel); VSRM's S2T/T2S mixers run ``selective_scan`` (library: the ``native``
+``ssd_scan`` (library: the ``native`` backend, the SSD on the native selective-scan kernel; sequential:
+``ssd_scan_ref``, the kind of loop the official code falls back to without its Triton kernel); VSRM's S2T/T2S mixers run ``selective_scan`` (library: the ``native``
 kernel; sequential: the ``reference`` loop of mamba_ssm's ``selective_scan_ref``), while DCA's Mamba-2 scan keeps its
 automatic backend in both. Each (clip length, scan) runs in a fresh subprocess: one forward in
 ``torch.inference_mode`` (its wall time and its peak resident memory above the memory before it, Linux VmHWM),
@@ -30,7 +30,7 @@ from _machine import cpu_model
 from _memory import peak_extra_mb
 
 # family -> (scan op, the library's backend, the sequential backend)
-SCANS = {"MedVSR": ("ssd_scan", "torch", "reference"), "VSRM": ("selective_scan", "native", "reference")}
+SCANS = {"MedVSR": ("ssd_scan", "native", "reference"), "VSRM": ("selective_scan", "native", "reference")}
 
 
 def _probe(model_name: str, frames: int, size: int, scan: str, repeats: int) -> dict:
