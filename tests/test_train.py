@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import ssmblocks
 from ssmblocks.train import (
@@ -27,6 +28,8 @@ from ssmblocks.train import (
     train,
     warmup_cosine,
 )
+from ssmblocks.train.cli import build_parser
+from ssmblocks.train.loop import _objective
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -283,6 +286,19 @@ def test_distillation_from_a_teacher_checkpoint(tmp_path):
     assert load_file(str(out / "model.safetensors")).keys() == teacher_weights.keys()   # the student is exported
     after = load_file(str(tmp_path / "teacher" / "model.safetensors"))
     assert all(torch.equal(after[k], v) for k, v in teacher_weights.items())   # the teacher stays as it was
+
+
+def test_the_distillation_weight_reaches_the_loss(tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    save_file(ssmblocks.create_model("test_mambair_sr").state_dict(), str(teacher))
+    args = build_parser().parse_args(["--model", "test_mambair_sr", "--data", "d", "--out", "o", "--teacher",
+                                      "test_mambair_sr", "--teacher-checkpoint", str(teacher),
+                                      "--distill-weight", "0.25"])
+    config = TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in vars(args).items()})
+    objective = _objective(config, ssmblocks.create_model("test_mambair_sr"))
+    assert objective.feature_weight == 0.25 and objective.pixel_weight == 1.0
+    with pytest.raises(ValueError, match="distill_weight must not be negative"):
+        train(dataclasses.replace(config, distill_weight=-1.0))
 
 
 class _FrameUpsampler(torch.nn.Module):

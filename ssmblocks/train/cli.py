@@ -46,6 +46,7 @@ _HELP = {
     "init_checkpoint": "start from these weights (fine-tuning)",
     "teacher": "distil from this zoo model (needs --teacher-checkpoint)",
     "teacher_checkpoint": "the teacher's weights",
+    "distill_weight": "weight of the feature-distillation term (the pixel term has weight 1; DVMSR: 1)",
     "seed": "seed of the initial weights, the data order and every augmentation",
     "workers": "data-loading processes per training process",
     "log_every": "log the mean loss every N steps",

@@ -73,6 +73,7 @@ class TrainConfig:
     init_checkpoint: str | None = None  # fine-tune from these weights
     teacher: str | None = None
     teacher_checkpoint: str | None = None
+    distill_weight: float = 1.0         # weight of the feature term of the distillation loss (DVMSR: 1)
     seed: int = 0
     workers: int = 0
     log_every: int = 10
@@ -118,6 +119,8 @@ def _check(cfg: TrainConfig) -> None:
         problems.append(f"loss must be one of {sorted(LOSSES)}, got {cfg.loss!r}")
     if cfg.optimizer not in OPTIMIZERS:
         problems.append(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if cfg.distill_weight < 0:
+        problems.append(f"distill_weight must not be negative, got {cfg.distill_weight}")
     if (cfg.teacher is None) != (cfg.teacher_checkpoint is None):
         problems.append("distillation needs both --teacher and --teacher-checkpoint")
     if problems:
@@ -142,7 +145,7 @@ def _objective(cfg: TrainConfig, model: nn.Module) -> nn.Module:
     from ssmblocks.distill import Distiller  # written beside this package; imported only when distilling
 
     teacher = ssmblocks.create_model(cfg.teacher, checkpoint_path=cfg.teacher_checkpoint)
-    return Distiller(teacher, model)
+    return Distiller(teacher, model, feature_weight=cfg.distill_weight)
 
 
 def _logged_step(line: str) -> float:
