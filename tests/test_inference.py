@@ -133,6 +133,14 @@ def test_the_protocol_named_by_the_cfg_is_the_default():
     assert torch.equal(restore(GlobalModel(scale=4), lq), whole)  # no protocol in the cfg: the whole image
 
 
+def test_an_unknown_protocol_is_refused_by_name():
+    lq = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"unknown protocol 'mambacsr_v9' named by the model's pretrained cfg"):
+        restore(GlobalModel(scale=4, protocol="mambacsr_v9"), lq)
+    with pytest.raises(ValueError, match=r"unknown protocol 'tiles'; choose one of"):
+        restore(GlobalModel(scale=4), lq, protocol="tiles")
+
+
 # ---- tiling --------------------------------------------------------------------------------------------------------
 def test_tile_starts_cover_the_image_with_the_overlap():
     assert tile_starts(100, 40, 10) == [0, 30, 60]

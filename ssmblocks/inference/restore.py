@@ -71,6 +71,9 @@ def resolve_protocol(info: ModelInfo, protocol: str | None, *, tiled: bool) -> s
     tiling (``tile`` / ``memory_budget``) was asked for, in which case 'none'."""
     if protocol is not None:
         return protocol
+    if not tiled and info.protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {info.protocol!r} named by the model's pretrained cfg; pass protocol= one "
+                         f"of {', '.join(repr(p) for p in PROTOCOLS)}")
     return "none" if tiled else info.protocol
 
 
