@@ -27,16 +27,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmblocks._builder import Detection, register_detector
 from ssmblocks._hparams import records_hparams
-from ssmblocks._inputs import check_video
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CSSB, ConvResidualBlocks, ResidualBlockNoBN, WindowedMamba2Layer
 from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, neighbour_flows, second_order_propagation
 from ssmblocks.zoo._common import count_indices, width_ratio
+from ssmblocks.zoo._video import SecondOrderVSR
 
 __all__ = ["ISSR", "MedVSR"]
 
@@ -71,7 +70,7 @@ class ISSR(nn.Module):
 
 
 @records_hparams
-class MedVSR(nn.Module):
+class MedVSR(SecondOrderVSR):
     """MedVSR x4 video super-resolution. Input (B, T, 3, H, W) in [0, 1], T >= 2; output (B, T, 3, 4H, 4W).
 
     Args:
@@ -112,12 +111,7 @@ class MedVSR(nn.Module):
                                    num_blocks=num_reconstruct_blocks, mamba_layers=mamba_layers,
                                    kernel_size=reconstruct_kernel, window_size=window_size, mlp_ratio=issr_mlp_ratio,
                                    d_state=d_state, headdim=headdim, d_conv=d_conv)
-        self.upconv1 = nn.Conv2d(mid_channels, mid_channels * 4, 3, padding=1)
-        self.upconv2 = nn.Conv2d(mid_channels, hr_channels * 4, 3, padding=1)
-        self.pixel_shuffle = nn.PixelShuffle(2)
-        self.conv_hr = nn.Conv2d(hr_channels, hr_channels, 3, padding=1)
-        self.conv_last = nn.Conv2d(hr_channels, 3, 3, padding=1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.1)
+        self.build_x4_head(mid_channels, hr_channels)
 
     def compute_flows(self, lqs: Tensor) -> tuple[Tensor, Tensor]:
         """(B, T, 3, H, W) -> flows_backward (frame k -> k+1) and flows_forward (k+1 -> k), each (B, T-1, 2, H, W).
@@ -140,20 +134,7 @@ class MedVSR(nn.Module):
         feats = second_order_propagation(
             spatial.unbind(1), flows_backward, flows_forward, align={name: self._align(name) for name in BRANCHES},
             refine=self.backbone, cross_frame=self.cross_arc_block)
-        return torch.stack([torch.cat([feats[k][t] for k in ("spatial", *BRANCHES)], dim=1) for t in range(frames)],
-                           dim=1)
-
-    def forward(self, lqs: Tensor) -> Tensor:
-        check_video(lqs, 3, type(self).__name__, min_frames=2)
-        features = self.forward_features(lqs)
-        outputs = []
-        for t in range(lqs.shape[1]):                       # frame by frame: peak memory of one HR frame
-            hr = self.reconstruction(features[:, t])
-            hr = self.lrelu(self.pixel_shuffle(self.upconv1(hr)))
-            hr = self.lrelu(self.pixel_shuffle(self.upconv2(hr)))
-            hr = self.conv_last(self.lrelu(self.conv_hr(hr)))
-            outputs.append(hr + F.interpolate(lqs[:, t], scale_factor=4, mode="bilinear", align_corners=False))
-        return torch.stack(outputs, dim=1)
+        return self.stack_branches(feats, frames)
 
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:

@@ -21,22 +21,21 @@ Layout: family layers -> the model -> checkpoint conversion -> detection -> pret
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmblocks._builder import Detection, register_detector
 from ssmblocks._hparams import records_hparams
-from ssmblocks._inputs import check_video
 from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import ConvResidualBlocks
 from ssmblocks.blocks.vsrm_blocks import DAMB
 from ssmblocks.necks import BRANCHES, SpyNet, neighbour_flows, second_order_propagation
 from ssmblocks.necks.dca import DeformableCrossMambaAlignment
+from ssmblocks.zoo._common import count_indices
+from ssmblocks.zoo._video import SecondOrderVSR
 
 __all__ = ["VSRM", "FeaturePropagationBlock"]
 
@@ -72,7 +71,7 @@ class FeaturePropagationBlock(nn.Module):
 
 
 @records_hparams
-class VSRM(nn.Module):
+class VSRM(SecondOrderVSR):
     """VSRM x4 video super-resolution. Input (B, T, 3, H, W) in [0, 1], T >= 2; output (B, T, 3, 4H, 4W).
 
     Args:
@@ -115,12 +114,7 @@ class VSRM(nn.Module):
                                      for i, name in enumerate(BRANCHES)})
         self.reconstruction = ConvResidualBlocks((len(BRANCHES) + 1) * mid_channels, mid_channels,
                                                  num_reconstruct_blocks)
-        self.upconv1 = nn.Conv2d(mid_channels, mid_channels * 4, 3, padding=1)
-        self.upconv2 = nn.Conv2d(mid_channels, hr_channels * 4, 3, padding=1)
-        self.pixel_shuffle = nn.PixelShuffle(2)
-        self.conv_hr = nn.Conv2d(hr_channels, hr_channels, 3, padding=1)
-        self.conv_last = nn.Conv2d(hr_channels, 3, 3, padding=1)
-        self.lrelu = nn.LeakyReLU(negative_slope=0.1)
+        self.build_x4_head(mid_channels, hr_channels)
 
     def forward_features(self, lqs: Tensor) -> Tensor:
         """(B, T, 3, H, W) -> (B, T, 5 mid, H, W): cat[spatial, backward_1, forward_1, backward_2, forward_2]."""
@@ -129,20 +123,7 @@ class VSRM(nn.Module):
         flows_backward, flows_forward = neighbour_flows(self.spynet, lqs)
         feats = second_order_propagation(spatial.unbind(1), flows_backward, flows_forward, align=self.fpb,
                                          refine=self.refine)
-        return torch.stack([torch.cat([feats[k][t] for k in ("spatial", *BRANCHES)], dim=1) for t in range(frames)],
-                           dim=1)
-
-    def forward(self, lqs: Tensor) -> Tensor:
-        check_video(lqs, 3, type(self).__name__, min_frames=2)
-        features = self.forward_features(lqs)
-        outputs = []
-        for t in range(lqs.shape[1]):                       # frame by frame: peak memory of one HR frame
-            hr = self.reconstruction(features[:, t])
-            hr = self.lrelu(self.pixel_shuffle(self.upconv1(hr)))
-            hr = self.lrelu(self.pixel_shuffle(self.upconv2(hr)))
-            hr = self.conv_last(self.lrelu(self.conv_hr(hr)))
-            outputs.append(hr + F.interpolate(lqs[:, t], scale_factor=4, mode="bilinear", align_corners=False))
-        return torch.stack(outputs, dim=1)
+        return self.stack_branches(feats, frames)
 
     @staticmethod
     def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
@@ -151,11 +132,6 @@ class VSRM(nn.Module):
 
 
 # ---- detection of the library's VSRM checkpoints ------------------------------------------------------------------
-def _count(state: Mapping[str, Tensor], pattern: str) -> int:
-    regex = re.compile(pattern)
-    return len({m.group(1) for k in state if (m := regex.fullmatch(k))})
-
-
 _S2T0 = "fpb.backward_1.dambs.0.0."
 
 
@@ -169,13 +145,13 @@ def _claims_vsrm(state: Mapping[str, Tensor]) -> bool:
 def detect_vsrm(state: Mapping[str, Tensor]) -> Detection:
     mid = state["feat_extract.main.0.weight"].shape[0]
     embed = state["fpb.backward_1.proj_in.weight"].shape[0]
-    num_dambs = _count(state, r"fpb\.backward_1\.dambs\.(\d+)\.0\.norm1\.weight")
-    blocks = _count(state, r"fpb\.backward_1\.dambs\.0\.(\d+)\.norm1\.weight")
+    num_dambs = count_indices(state, r"fpb\.backward_1\.dambs\.(\d+)\.0\.norm1\.weight")
+    blocks = count_indices(state, r"fpb\.backward_1\.dambs\.0\.(\d+)\.norm1\.weight")
     mixer, ffn = f"{_S2T0}mixer.", f"{_S2T0}ffn."
     dca = "fpb.backward_1.dca."
     d_inner = state[f"{mixer}in_proj.weight"].shape[0] // 2
     dca_inner = state[f"{dca}cross_mamba.norm.weight"].shape[0]
-    offset_convs = _count(state, r"fpb\.backward_1\.dca\.offset_net\.(\d+)\.weight")
+    offset_convs = count_indices(state, r"fpb\.backward_1\.dca\.offset_net\.(\d+)\.weight")
     tokens = state[f"{dca}offset_net.{2 * (offset_convs - 1)}.weight"].shape[0] // 2
     side = round(tokens**0.5)
     if side * side != tokens:
@@ -183,9 +159,9 @@ def detect_vsrm(state: Mapping[str, Tensor]) -> Detection:
     args = {
         "mid_channels": mid,
         "embed_dim": embed,
-        "num_extract_blocks": _count(state, r"feat_extract\.main\.2\.(\d+)\.conv1\.weight"),
-        "num_refine_blocks": _count(state, r"refine\.backward_1\.main\.2\.(\d+)\.conv1\.weight"),
-        "num_reconstruct_blocks": _count(state, r"reconstruction\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_extract_blocks": count_indices(state, r"feat_extract\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_refine_blocks": count_indices(state, r"refine\.backward_1\.main\.2\.(\d+)\.conv1\.weight"),
+        "num_reconstruct_blocks": count_indices(state, r"reconstruction\.main\.2\.(\d+)\.conv1\.weight"),
         "num_dambs": num_dambs,
         "damb_depth": blocks - 1,
         "d_state": state[f"{mixer}A_log"].shape[1],
