@@ -9,12 +9,13 @@ against the sequential scan.
 
 The scan compared is the one the family's state-space mixers run (``SCANS``): MedVSR's Mamba-2 mixers run
 ``ssd_scan`` (library: the ``native`` backend, the SSD on the native selective-scan kernel; sequential:
-``ssd_scan_ref``, the kind of loop the official code falls back to without its Triton kernel); VSRM's S2T/T2S mixers run ``selective_scan`` (library: the ``native``
-kernel; sequential: the ``reference`` loop of mamba_ssm's ``selective_scan_ref``), while DCA's Mamba-2 scan keeps its
-automatic backend in both. Each (clip length, scan) runs in a fresh subprocess: one forward in
-``torch.inference_mode`` (its wall time and its peak resident memory above the memory before it, Linux VmHWM),
-then, for the library's scan, the median of --repeats more forwards (0: the first forward alone). Random weights:
-speed does not depend on them. The deformable convolution is timed by benchmarks/deform_conv.py.
+``ssd_scan_ref``, the kind of loop the official code falls back to without its Triton kernel); VSRM's S2T/T2S mixers
+run ``selective_scan`` (library: the ``native`` kernel; sequential: the ``reference`` loop of mamba_ssm's
+``selective_scan_ref``), while DCA's Mamba-2 scan keeps its automatic backend in both. Each (clip length, scan) runs
+in a fresh subprocess: one forward in ``torch.inference_mode`` (its wall time and its peak resident memory above the
+memory before it, Linux VmHWM), then, for the library's scan, the median of --repeats more forwards (0: the first
+forward alone). Random weights: speed does not depend on them. The deformable convolution is
+timed by benchmarks/deform_conv.py.
 """
 
 from __future__ import annotations
