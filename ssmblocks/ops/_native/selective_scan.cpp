@@ -550,13 +550,23 @@ void recompute_chunk(const float* dt, const float* dtu, const float* dy, const f
 // the NB states stay in registers). g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
 // With g_t = dL/dh_t = C_t dy_t + g_carry: adds dL/d dt (A-weighted and B-weighted sums over states) into gdt,
 // sum_n g B into gbu, dt * exp(dt A) * g * h_{t-1} into the dA lanes, and g * dt * u into the dB accumulator
-// (stored when First).
-template <int NB, bool First>
+// (stored when First). Init: the first sub-block of the tile, which stores gdt and gbu instead of adding.
+// Last: the tile's last sub-block, where both sums are complete; it stores the per-channel outputs instead,
+// ddelta = dL/d dt * slope into gdt and du = dt * sum_n g B + D * dy into gbu, and adds ddelta and dy * u into
+// the per-lane sums out.dbias and out.dD.
+struct ChannelOut {
+  const float* slope;
+  vf D, dbias, dD;
+};
+
+template <int NB, bool First, bool Init, bool Last>
 void reverse_chunk(const float* dt, const float* uu, const float* dy, const float* bt, const float* ct, int64_t np,
                    const float* a_nat, const float* hist, const float* ahist, float* g_carry, float* dA_lanes,
-                   float* gdt, float* gbu, float* acc_b, int64_t n, int64_t stride) {
+                   float* gdt, float* gbu, float* acc_b, int64_t n, int64_t stride, ChannelOut& out) {
   vf gc[NB], dA[NB];
   for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W), dA[k] = vload(dA_lanes + k * W);
+  const vf D_v = out.D;
+  vf dbias = out.dbias, dD = out.dD;
   for (int64_t t = n - 1; t >= 0; --t) {
     const vf d = vload(dt + t * W), uv = vload(uu + t * W), dyv = vload(dy + t * W);
     const vf du = d * uv;
@@ -577,10 +587,21 @@ void reverse_chunk(const float* dt, const float* uu, const float* dy, const floa
       vstore(pb + k * W, First ? g * du : vload(pb + k * W) + g * du);
       gc[k] = ge;
     }
-    vstore(gdt + t * W, vload(gdt + t * W) + gd + uv * gb);
-    vstore(gbu + t * W, vload(gbu + t * W) + gb);
+    const vf gdt_t = Init ? gd + uv * gb : vload(gdt + t * W) + gd + uv * gb;
+    const vf gbu_t = Init ? gb : vload(gbu + t * W) + gb;
+    if (Last) {
+      const vf gdelta = gdt_t * vload(out.slope + t * W);
+      vstore(gdt + t * W, gdelta);
+      vstore(gbu + t * W, d * gbu_t + D_v * dyv);
+      dbias += gdelta;
+      dD += dyv * uv;
+    } else {
+      vstore(gdt + t * W, gdt_t);
+      vstore(gbu + t * W, gbu_t);
+    }
   }
   for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]), vstore(dA_lanes + k * W, dA[k]);
+  if (Last) out.dbias = dbias, out.dD = dD;
 }
 
 // Lane sums of a chunk accumulator acc[(t * np + s) * W + lane], t < n, as rows: rows[s * kChunk + t] (rows holds
@@ -688,8 +709,7 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
           prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate);
         }
         const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
-        std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
-        std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
+        ChannelOut chan{w.slope.data(), D_v, vload(w.dbias_lanes.data() + i * W), vload(w.dD_lanes.data() + i * W)};
         if (z) std::fill(w.y.begin(), w.y.end(), 0.f);
 
         for (int64_t s0 = 0; s0 < np; s0 += W) {
@@ -708,34 +728,28 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
                                                  w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(),
                                                  n, nb);
                 });
-                reverse_chunk<sub, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np,
-                                          w.a_nat.data() + ts + k0 * W, w.hist.data() + k0 * W,
-                                          w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
-                                          w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(),
-                                          w.acc_b.data() + (s0 + k0) * W, n, nb);
+                with_flag(s0 == 0 && k0 == 0, [&](auto init) {
+                  with_flag(s0 + W >= np && k0 + 8 >= nb, [&](auto last) {
+                    reverse_chunk<sub, first, init, last>(
+                        w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np, w.a_nat.data() + ts + k0 * W,
+                        w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
+                        w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(),
+                        w.acc_b.data() + (s0 + k0) * W, n, nb, chan);
+                  });
+                });
               });
             });
           }
         }
-        // Per-channel outputs, in the lane layout and transposed back to rows 16 steps at a time:
-        // ddelta = dL/d dt * slope, du = dt * sum_n g B + D * dy, dz = dout * (y + D u) * silu'(z);
-        // dD and the delta-bias gradient are summed per lane (= channel) over the whole length.
-        vf dD_acc = vload(w.dD_lanes.data() + i * W), dbias_acc = vload(w.dbias_lanes.data() + i * W);
+        // Per-channel outputs (ddelta and du from the reverse pass; dz = dout * (y + D u) * silu'(z)),
+        // transposed back to rows 16 steps at a time.
         for (int64_t j = 0; j < n; j += W) {
           const int64_t nj = std::min<int64_t>(W, n - j);
           vf gdelta[W], gu[W];
-#pragma GCC unroll 16
           for (int s = 0; s < W; ++s) {
             const int64_t at = (j + s) * W;
-            if (s >= nj) {
-              gdelta[s] = gu[s] = splat(0.f);
-              continue;
-            }
-            const vf dyv = vload(w.dy.data() + at);
-            gdelta[s] = vload(w.gdt.data() + at) * vload(w.slope.data() + at);
-            gu[s] = vload(w.dt.data() + at) * vload(w.gbu.data() + at) + D_v * dyv;
-            dbias_acc += gdelta[s];
-            dD_acc += dyv * vload(w.uu.data() + at);
+            gdelta[s] = s < nj ? vload(w.gdt.data() + at) : splat(0.f);
+            gu[s] = s < nj ? vload(w.gbu.data() + at) : splat(0.f);
           }
           store_block(gdelta, tl.count, nj, o.ddelta + row0 + j, L);
           store_block(gu, tl.count, nj, o.du + row0 + j, L);
@@ -752,8 +766,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
             store_block(dout_v, tl.count, nj, o.dz + row0 + j, L);
           }
         }
-        vstore(w.dD_lanes.data() + i * W, dD_acc);
-        vstore(w.dbias_lanes.data() + i * W, dbias_acc);
+        vstore(w.dD_lanes.data() + i * W, chan.dD);
+        vstore(w.dbias_lanes.data() + i * W, chan.dbias);
       }
       // one lane reduction for the whole set, added into dB / dC of this (batch, group)
       lane_sums_to_rows(w.acc_b.data(), np, n, w.red.data(), w.rows_b.data());
