@@ -384,22 +384,25 @@ struct Geometry32 {
     const int64_t block = 1024, n_blocks = (p.len + block - 1) / block;
     parallel_items(p.batch * p.groups * n_blocks, p.num_threads, [&](int64_t item, int) {
       const int64_t bg = item / n_blocks, t0 = (item % n_blocks) * block, t1 = std::min(p.len, t0 + block);
-      float* dst = out.data() + bg * p.len * np;
-      const float* rows = s + bg * p.dstate * p.len;
-      for (int64_t s0 = 0; s0 < np; s0 += W) {  // 16 states x 16 steps at a time, by in-register transposes
-        const int64_t nb = std::min<int64_t>(W, np - s0);
-        int64_t t = t0;
-        for (; t + W <= t1; t += W) {
-          vf r[W];
-          for (int64_t k = 0; k < W; ++k) r[k] = s0 + k < p.dstate ? vload(rows + (s0 + k) * p.len + t) : splat(0.f);
-          transpose16(r);
-          for (int64_t j = 0; j < W; ++j) std::memcpy(dst + (t + j) * np + s0, &r[j], nb * sizeof(float));
-        }
-        for (; t < t1; ++t)
-          for (int64_t k = s0; k < s0 + nb; ++k) dst[t * np + k] = k < p.dstate ? rows[k * p.len + t] : 0.f;
-      }
+      to_time_major(s + bg * p.dstate * p.len + t0, t1 - t0, out.data() + (bg * p.len + t0) * np);
     });
     return out;
+  }
+  // Steps [0, n) of one group's B or C rows (dstate rows, len apart) -> dst[t * np + state], padded states 0;
+  // 16 states x 16 steps at a time, by in-register transposes.
+  void to_time_major(const float* rows, int64_t n, float* dst) const {
+    for (int64_t s0 = 0; s0 < np; s0 += W) {
+      const int64_t nb = std::min<int64_t>(W, np - s0);
+      int64_t t = 0;
+      for (; t + W <= n; t += W) {
+        vf r[W];
+        for (int64_t k = 0; k < W; ++k) r[k] = s0 + k < p.dstate ? vload(rows + (s0 + k) * p.len + t) : splat(0.f);
+        transpose16(r);
+        for (int64_t j = 0; j < W; ++j) std::memcpy(dst + (t + j) * np + s0, &r[j], nb * sizeof(float));
+      }
+      for (; t < n; ++t)
+        for (int64_t k = s0; k < s0 + nb; ++k) dst[t * np + k] = k < p.dstate ? rows[k * p.len + t] : 0.f;
+    }
   }
   const float* group_rows(const std::vector<float>& tm, const Tile& tl, int64_t t0) const {
     return tm.data() + ((tl.b * p.groups + tl.g) * p.len + t0) * np;
@@ -654,7 +657,7 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   struct Work {
     // lane-layout rows of the current chunk and tile: [t * 16 + lane]
     std::vector<float> dt, dtu, uu, dy, slope, y, gdt, gbu;
-    std::vector<float> hist, ahist, acc_b, acc_c, red, rows_b, rows_c;
+    std::vector<float> hist, ahist, acc_b, acc_c, red, rows_b, rows_c, bt, ct;  // bt, ct: [t * np + state]
     // per tile of the set: [tile][state][lane] and [tile][lane]
     std::vector<float> carry, dA_lanes, a2, a_nat, dD_lanes, dbias_lanes;
   };
@@ -667,10 +670,11 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     w.ahist.resize(C * W * W);
     w.acc_b.resize(C * np * W);
     w.acc_c.resize(C * np * W);
+    w.bt.resize(C * np);
+    w.ct.resize(C * np);
     for (auto* v : {&w.carry, &w.dA_lanes, &w.a2, &w.a_nat}) v->resize(set * np * W);
     for (auto* v : {&w.dD_lanes, &w.dbias_lanes}) v->resize(set * W);
   }
-  const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* delta = static_cast<const float*>(p.delta);
   const float* z = static_cast<const float*>(p.z);
@@ -686,6 +690,10 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     for (auto* v : {&w.carry, &w.dA_lanes, &w.dD_lanes, &w.dbias_lanes}) std::fill(v->begin(), v->end(), 0.f);
     for (int64_t k = geo.n_chunks() - 1; k >= 0; --k) {
       const int64_t t0 = k * C, n = std::min(C, L - t0);
+      // the chunk's B and C, time-major (one group's, shared by the set)
+      const int64_t bc_row0 = bg * p.dstate * L + t0;
+      geo.to_time_major(static_cast<const float*>(p.B) + bc_row0, n, w.bt.data());
+      geo.to_time_major(static_cast<const float*>(p.C) + bc_row0, n, w.ct.data());
       for (int64_t i = 0; i < m; ++i) {
         const Tile tl = geo.tile(bg * tpg + j0 + i);
         const int64_t row0 = geo.row(tl, 0) + t0;  // rows of the tile's channels are L apart
@@ -708,7 +716,7 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
             prefetch_rows(src ? src + off : nullptr, tl.count, L, C);
           prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate);
         }
-        const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
+        const float *bt_chunk = w.bt.data(), *ct_chunk = w.ct.data();
         ChannelOut chan{w.slope.data(), D_v, vload(w.dbias_lanes.data() + i * W), vload(w.dD_lanes.data() + i * W)};
         if (z) std::fill(w.y.begin(), w.y.end(), 0.f);
 
@@ -772,10 +780,9 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
       // one lane reduction for the whole set, added into dB / dC of this (batch, group)
       lane_sums_to_rows(w.acc_b.data(), np, n, w.red.data(), w.rows_b.data());
       lane_sums_to_rows(w.acc_c.data(), np, n, w.red.data(), w.rows_c.data());
-      const int64_t bc0 = bg * p.dstate * L + t0;
       std::lock_guard<std::mutex> lock(bc_locks[bg]);
-      add_rows(w.rows_b.data(), p.dstate, n, L, o.dB + bc0);
-      add_rows(w.rows_c.data(), p.dstate, n, L, o.dC + bc0);
+      add_rows(w.rows_b.data(), p.dstate, n, L, o.dB + bc_row0);
+      add_rows(w.rows_c.data(), p.dstate, n, L, o.dC + bc_row0);
     }
     float* dAp = dA_priv.data() + tid * p.dim * p.dstate;
     for (int64_t i = 0; i < m; ++i) {
