@@ -694,6 +694,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
       const int64_t bc_row0 = bg * p.dstate * L + t0;
       geo.to_time_major(static_cast<const float*>(p.B) + bc_row0, n, w.bt.data());
       geo.to_time_major(static_cast<const float*>(p.C) + bc_row0, n, w.ct.data());
+      if (k > 0)  // the previous chunk's B and C arrive while the set computes
+        for (const void* src : {p.B, p.C}) prefetch_rows(static_cast<const float*>(src) + bc_row0 - C, p.dstate, L, C);
       for (int64_t i = 0; i < m; ++i) {
         const Tile tl = geo.tile(bg * tpg + j0 + i);
         const int64_t row0 = geo.row(tl, 0) + t0;  // rows of the tile's channels are L apart
