@@ -384,22 +384,25 @@ struct Geometry32 {
     const int64_t block = 1024, n_blocks = (p.len + block - 1) / block;
     parallel_items(p.batch * p.groups * n_blocks, p.num_threads, [&](int64_t item, int) {
       const int64_t bg = item / n_blocks, t0 = (item % n_blocks) * block, t1 = std::min(p.len, t0 + block);
-      float* dst = out.data() + bg * p.len * np;
-      const float* rows = s + bg * p.dstate * p.len;
-      for (int64_t s0 = 0; s0 < np; s0 += W) {  // 16 states x 16 steps at a time, by in-register transposes
-        const int64_t nb = std::min<int64_t>(W, np - s0);
-        int64_t t = t0;
-        for (; t + W <= t1; t += W) {
-          vf r[W];
-          for (int64_t k = 0; k < W; ++k) r[k] = s0 + k < p.dstate ? vload(rows + (s0 + k) * p.len + t) : splat(0.f);
-          transpose16(r);
-          for (int64_t j = 0; j < W; ++j) std::memcpy(dst + (t + j) * np + s0, &r[j], nb * sizeof(float));
-        }
-        for (; t < t1; ++t)
-          for (int64_t k = s0; k < s0 + nb; ++k) dst[t * np + k] = k < p.dstate ? rows[k * p.len + t] : 0.f;
-      }
+      to_time_major(s + bg * p.dstate * p.len + t0, t1 - t0, out.data() + (bg * p.len + t0) * np);
     });
     return out;
+  }
+  // Steps [0, n) of one group's B or C rows (dstate rows, len apart) -> dst[t * np + state], padded states 0;
+  // 16 states x 16 steps at a time, by in-register transposes.
+  void to_time_major(const float* rows, int64_t n, float* dst) const {
+    for (int64_t s0 = 0; s0 < np; s0 += W) {
+      const int64_t nb = std::min<int64_t>(W, np - s0);
+      int64_t t = 0;
+      for (; t + W <= n; t += W) {
+        vf r[W];
+        for (int64_t k = 0; k < W; ++k) r[k] = s0 + k < p.dstate ? vload(rows + (s0 + k) * p.len + t) : splat(0.f);
+        transpose16(r);
+        for (int64_t j = 0; j < W; ++j) std::memcpy(dst + (t + j) * np + s0, &r[j], nb * sizeof(float));
+      }
+      for (; t < n; ++t)
+        for (int64_t k = s0; k < s0 + nb; ++k) dst[t * np + k] = k < p.dstate ? rows[k * p.len + t] : 0.f;
+    }
   }
   const float* group_rows(const std::vector<float>& tm, const Tile& tl, int64_t t0) const {
     return tm.data() + ((tl.b * p.groups + tl.g) * p.len + t0) * np;
@@ -550,13 +553,23 @@ void recompute_chunk(const float* dt, const float* dtu, const float* dy, const f
 // the NB states stay in registers). g_carry holds exp(dt_{t+1} A) * dL/dh_{t+1} from the later chunk.
 // With g_t = dL/dh_t = C_t dy_t + g_carry: adds dL/d dt (A-weighted and B-weighted sums over states) into gdt,
 // sum_n g B into gbu, dt * exp(dt A) * g * h_{t-1} into the dA lanes, and g * dt * u into the dB accumulator
-// (stored when First).
-template <int NB, bool First>
+// (stored when First). Init: the first sub-block of the tile, which stores gdt and gbu instead of adding.
+// Last: the tile's last sub-block, where both sums are complete; it stores the per-channel outputs instead,
+// ddelta = dL/d dt * slope into gdt and du = dt * sum_n g B + D * dy into gbu, and adds ddelta and dy * u into
+// the per-lane sums out.dbias and out.dD.
+struct ChannelOut {
+  const float* slope;
+  vf D, dbias, dD;
+};
+
+template <int NB, bool First, bool Init, bool Last>
 void reverse_chunk(const float* dt, const float* uu, const float* dy, const float* bt, const float* ct, int64_t np,
                    const float* a_nat, const float* hist, const float* ahist, float* g_carry, float* dA_lanes,
-                   float* gdt, float* gbu, float* acc_b, int64_t n, int64_t stride) {
+                   float* gdt, float* gbu, float* acc_b, int64_t n, int64_t stride, ChannelOut& out) {
   vf gc[NB], dA[NB];
   for (int k = 0; k < NB; ++k) gc[k] = vload(g_carry + k * W), dA[k] = vload(dA_lanes + k * W);
+  const vf D_v = out.D;
+  vf dbias = out.dbias, dD = out.dD;
   for (int64_t t = n - 1; t >= 0; --t) {
     const vf d = vload(dt + t * W), uv = vload(uu + t * W), dyv = vload(dy + t * W);
     const vf du = d * uv;
@@ -577,10 +590,21 @@ void reverse_chunk(const float* dt, const float* uu, const float* dy, const floa
       vstore(pb + k * W, First ? g * du : vload(pb + k * W) + g * du);
       gc[k] = ge;
     }
-    vstore(gdt + t * W, vload(gdt + t * W) + gd + uv * gb);
-    vstore(gbu + t * W, vload(gbu + t * W) + gb);
+    const vf gdt_t = Init ? gd + uv * gb : vload(gdt + t * W) + gd + uv * gb;
+    const vf gbu_t = Init ? gb : vload(gbu + t * W) + gb;
+    if (Last) {
+      const vf gdelta = gdt_t * vload(out.slope + t * W);
+      vstore(gdt + t * W, gdelta);
+      vstore(gbu + t * W, d * gbu_t + D_v * dyv);
+      dbias += gdelta;
+      dD += dyv * uv;
+    } else {
+      vstore(gdt + t * W, gdt_t);
+      vstore(gbu + t * W, gbu_t);
+    }
   }
   for (int k = 0; k < NB; ++k) vstore(g_carry + k * W, gc[k]), vstore(dA_lanes + k * W, dA[k]);
+  if (Last) out.dbias = dbias, out.dD = dD;
 }
 
 // Lane sums of a chunk accumulator acc[(t * np + s) * W + lane], t < n, as rows: rows[s * kChunk + t] (rows holds
@@ -633,7 +657,7 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
   struct Work {
     // lane-layout rows of the current chunk and tile: [t * 16 + lane]
     std::vector<float> dt, dtu, uu, dy, slope, y, gdt, gbu;
-    std::vector<float> hist, ahist, acc_b, acc_c, red, rows_b, rows_c;
+    std::vector<float> hist, ahist, acc_b, acc_c, red, rows_b, rows_c, bt, ct;  // bt, ct: [t * np + state]
     // per tile of the set: [tile][state][lane] and [tile][lane]
     std::vector<float> carry, dA_lanes, a2, a_nat, dD_lanes, dbias_lanes;
   };
@@ -646,10 +670,11 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     w.ahist.resize(C * W * W);
     w.acc_b.resize(C * np * W);
     w.acc_c.resize(C * np * W);
+    w.bt.resize(C * np);
+    w.ct.resize(C * np);
     for (auto* v : {&w.carry, &w.dA_lanes, &w.a2, &w.a_nat}) v->resize(set * np * W);
     for (auto* v : {&w.dD_lanes, &w.dbias_lanes}) v->resize(set * W);
   }
-  const std::vector<float> Bt = geo.time_major(p.B), Ct = geo.time_major(p.C);
   const float* u = static_cast<const float*>(p.u);
   const float* delta = static_cast<const float*>(p.delta);
   const float* z = static_cast<const float*>(p.z);
@@ -665,6 +690,12 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
     for (auto* v : {&w.carry, &w.dA_lanes, &w.dD_lanes, &w.dbias_lanes}) std::fill(v->begin(), v->end(), 0.f);
     for (int64_t k = geo.n_chunks() - 1; k >= 0; --k) {
       const int64_t t0 = k * C, n = std::min(C, L - t0);
+      // the chunk's B and C, time-major (one group's, shared by the set)
+      const int64_t bc_row0 = bg * p.dstate * L + t0;
+      geo.to_time_major(static_cast<const float*>(p.B) + bc_row0, n, w.bt.data());
+      geo.to_time_major(static_cast<const float*>(p.C) + bc_row0, n, w.ct.data());
+      if (k > 0)  // the previous chunk's B and C arrive while the set computes
+        for (const void* src : {p.B, p.C}) prefetch_rows(static_cast<const float*>(src) + bc_row0 - C, p.dstate, L, C);
       for (int64_t i = 0; i < m; ++i) {
         const Tile tl = geo.tile(bg * tpg + j0 + i);
         const int64_t row0 = geo.row(tl, 0) + t0;  // rows of the tile's channels are L apart
@@ -687,9 +718,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
             prefetch_rows(src ? src + off : nullptr, tl.count, L, C);
           prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate);
         }
-        const float *bt_chunk = geo.group_rows(Bt, tl, t0), *ct_chunk = geo.group_rows(Ct, tl, t0);
-        std::fill(w.gdt.begin(), w.gdt.end(), 0.f);
-        std::fill(w.gbu.begin(), w.gbu.end(), 0.f);
+        const float *bt_chunk = w.bt.data(), *ct_chunk = w.ct.data();
+        ChannelOut chan{w.slope.data(), D_v, vload(w.dbias_lanes.data() + i * W), vload(w.dD_lanes.data() + i * W)};
         if (z) std::fill(w.y.begin(), w.y.end(), 0.f);
 
         for (int64_t s0 = 0; s0 < np; s0 += W) {
@@ -708,34 +738,28 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
                                                  w.ahist.data() + k0 * W, w.acc_c.data() + (s0 + k0) * W, w.y.data(),
                                                  n, nb);
                 });
-                reverse_chunk<sub, first>(w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np,
-                                          w.a_nat.data() + ts + k0 * W, w.hist.data() + k0 * W,
-                                          w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
-                                          w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(),
-                                          w.acc_b.data() + (s0 + k0) * W, n, nb);
+                with_flag(s0 == 0 && k0 == 0, [&](auto init) {
+                  with_flag(s0 + W >= np && k0 + 8 >= nb, [&](auto last) {
+                    reverse_chunk<sub, first, init, last>(
+                        w.dt.data(), w.uu.data(), w.dy.data(), bt + k0, ct + k0, np, w.a_nat.data() + ts + k0 * W,
+                        w.hist.data() + k0 * W, w.ahist.data() + k0 * W, w.carry.data() + ts + k0 * W,
+                        w.dA_lanes.data() + ts + k0 * W, w.gdt.data(), w.gbu.data(),
+                        w.acc_b.data() + (s0 + k0) * W, n, nb, chan);
+                  });
+                });
               });
             });
           }
         }
-        // Per-channel outputs, in the lane layout and transposed back to rows 16 steps at a time:
-        // ddelta = dL/d dt * slope, du = dt * sum_n g B + D * dy, dz = dout * (y + D u) * silu'(z);
-        // dD and the delta-bias gradient are summed per lane (= channel) over the whole length.
-        vf dD_acc = vload(w.dD_lanes.data() + i * W), dbias_acc = vload(w.dbias_lanes.data() + i * W);
+        // Per-channel outputs (ddelta and du from the reverse pass; dz = dout * (y + D u) * silu'(z)),
+        // transposed back to rows 16 steps at a time.
         for (int64_t j = 0; j < n; j += W) {
           const int64_t nj = std::min<int64_t>(W, n - j);
           vf gdelta[W], gu[W];
-#pragma GCC unroll 16
           for (int s = 0; s < W; ++s) {
             const int64_t at = (j + s) * W;
-            if (s >= nj) {
-              gdelta[s] = gu[s] = splat(0.f);
-              continue;
-            }
-            const vf dyv = vload(w.dy.data() + at);
-            gdelta[s] = vload(w.gdt.data() + at) * vload(w.slope.data() + at);
-            gu[s] = vload(w.dt.data() + at) * vload(w.gbu.data() + at) + D_v * dyv;
-            dbias_acc += gdelta[s];
-            dD_acc += dyv * vload(w.uu.data() + at);
+            gdelta[s] = s < nj ? vload(w.gdt.data() + at) : splat(0.f);
+            gu[s] = s < nj ? vload(w.gbu.data() + at) : splat(0.f);
           }
           store_block(gdelta, tl.count, nj, o.ddelta + row0 + j, L);
           store_block(gu, tl.count, nj, o.du + row0 + j, L);
@@ -752,16 +776,15 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
             store_block(dout_v, tl.count, nj, o.dz + row0 + j, L);
           }
         }
-        vstore(w.dD_lanes.data() + i * W, dD_acc);
-        vstore(w.dbias_lanes.data() + i * W, dbias_acc);
+        vstore(w.dD_lanes.data() + i * W, chan.dD);
+        vstore(w.dbias_lanes.data() + i * W, chan.dbias);
       }
       // one lane reduction for the whole set, added into dB / dC of this (batch, group)
       lane_sums_to_rows(w.acc_b.data(), np, n, w.red.data(), w.rows_b.data());
       lane_sums_to_rows(w.acc_c.data(), np, n, w.red.data(), w.rows_c.data());
-      const int64_t bc0 = bg * p.dstate * L + t0;
       std::lock_guard<std::mutex> lock(bc_locks[bg]);
-      add_rows(w.rows_b.data(), p.dstate, n, L, o.dB + bc0);
-      add_rows(w.rows_c.data(), p.dstate, n, L, o.dC + bc0);
+      add_rows(w.rows_b.data(), p.dstate, n, L, o.dB + bc_row0);
+      add_rows(w.rows_c.data(), p.dstate, n, L, o.dC + bc_row0);
     }
     float* dAp = dA_priv.data() + tid * p.dim * p.dstate;
     for (int64_t i = 0; i < m; ++i) {
