@@ -12,8 +12,8 @@ from ssmblocks.ops import _memory
 
 MB = 2**20
 
-# Runs in a fresh process: optionally applies the setting, then allocates and frees four 48 MB blocks per round (the
-# pattern of a model forward) and reports each round's page faults and glibc's heap statistics (mallinfo2, in MB).
+# Runs in a fresh process: optionally applies the setting, then, six rounds, allocates and frees four 48 MB blocks
+# (the pattern of a model forward) and reports each round's page faults and glibc's heap statistics (mallinfo2, MB).
 _PROBE = """
 import ctypes, json, resource, sys
 import torch
@@ -26,7 +26,7 @@ libc.mallinfo2.restype = Info
 limit = int(sys.argv[1])
 applied = _memory.keep_freed_memory(limit) if limit else False
 rounds = []
-for _ in range(4):
+for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     xs = [torch.ones(48 * 2**20 // 4) for _ in range(4)]
     del xs
@@ -51,11 +51,12 @@ needs_glibc = pytest.mark.skipif(_memory._libc() is None or not hasattr(_memory.
 def test_freed_memory_is_reused_without_growing():
     default, kept = _probe(0), _probe(_memory.DEFAULT_LIMIT_MB)
     assert not default["applied"] and kept["applied"]
-    # without the setting every round maps its blocks afresh; with it, rounds after the warm-up reuse them
+    # without the setting every round maps its blocks afresh; with it, once the heap holds the working set (after
+    # two or three rounds, depending on where glibc places the blocks) every round reuses it
     assert all(r["faults"] > 0.8 * BLOCK_PAGES for r in default["rounds"])
-    assert all(r["faults"] < 0.05 * BLOCK_PAGES for r in kept["rounds"][2:])
+    assert all(r["faults"] < 0.05 * BLOCK_PAGES for r in kept["rounds"][3:])
     # bounded: the heap stops growing once it holds the working set (192 MB; fragmentation may double it)
-    assert kept["rounds"][3]["heap_mb"] == kept["rounds"][2]["heap_mb"] <= 3 * 192
+    assert len({r["heap_mb"] for r in kept["rounds"][3:]}) == 1 and kept["rounds"][-1]["heap_mb"] <= 3 * 192
 
 
 @needs_glibc
