@@ -93,16 +93,20 @@ def test_chunked_is_stable_under_large_decay():
     assert _rel(out, ssd_scan_ref(**kwargs, dt_softplus=True)) < 2e-5
 
 
-def test_gradcheck_chunked():
-    kwargs = ssd_inputs(1, 10, 2, 2, 1, 3)
+def _gradcheck(backend: str, kwargs: dict) -> bool:
+    """torch.autograd.gradcheck of ssd_scan on ``backend`` with respect to every tensor of ``kwargs``."""
     names = list(kwargs)
     leaves = [kwargs[k].clone().requires_grad_() for k in names]
 
     def fn(*tensors):
-        with use_backend("ssd_scan", "torch"):
+        with use_backend("ssd_scan", backend):
             return ssd_scan(**dict(zip(names, tensors, strict=True)), chunk_size=4, dt_softplus=True)
 
-    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7)
+    return torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7)
+
+
+def test_gradcheck_chunked():
+    assert _gradcheck("torch", ssd_inputs(1, 10, 2, 2, 1, 3))
 
 
 def test_half_inputs_return_half():
@@ -202,15 +206,7 @@ def test_native_gradients_match_reference(dtype, shape, optional):
 
 
 def test_gradcheck_native():
-    kwargs = _without(ssd_inputs(1, 10, 4, 2, 2, 3), "initial_states")
-    names = list(kwargs)
-    leaves = [kwargs[k].clone().requires_grad_() for k in names]
-
-    def fn(*tensors):
-        with use_backend("ssd_scan", "native"):
-            return ssd_scan(**dict(zip(names, tensors, strict=True)), chunk_size=4, dt_softplus=True)
-
-    assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7)
+    assert _gradcheck("native", _without(ssd_inputs(1, 10, 4, 2, 2, 3), "initial_states"))
 
 
 @settings(max_examples=20, deadline=None)
