@@ -6,6 +6,7 @@ against the sequential scan.
     python benchmarks/video.py --model vsrm --frames 3 6 --skip-sequential
     python benchmarks/video.py --quick                           # test_medvsr, one 3-frame 32x32 clip
     python benchmarks/video.py --quick --model test_vsrm
+    python benchmarks/video.py --frames 7 --no-scan-bound          # also the model with a scan that costs nothing
 
 The scan compared is the one the family's state-space mixers run (``SCANS``): MedVSR's Mamba-2 mixers run
 ``ssd_scan`` (library: the ``native`` backend, the SSD on the native selective-scan kernel; sequential:
@@ -16,6 +17,9 @@ in a fresh subprocess: one forward in ``torch.inference_mode`` (its wall time an
 memory before it, Linux VmHWM), then, for the library's scan, the median of --repeats more forwards (0: the first
 forward alone). Random weights: speed does not depend on them. The deformable convolution is
 timed by benchmarks/deform_conv.py.
+
+--no-scan-bound adds a third run in which the scan op returns zeros at no cost: the model's time without any scan,
+so sequential / no-scan is the largest speed-up that any scan implementation can give this model.
 """
 
 from __future__ import annotations
@@ -34,6 +38,20 @@ from _memory import peak_extra_mb
 SCANS = {"MedVSR": ("ssd_scan", "native", "reference"), "VSRM": ("selective_scan", "native", "reference")}
 
 
+def _free_scan(op: str) -> None:
+    """Makes the sequential backend of ``op`` return zeros of its output's shape without computing anything."""
+    import importlib
+
+    import torch
+
+    module = importlib.import_module(f"ssmblocks.ops.{op}")  # the module (the package exports the function)
+    if op == "ssd_scan":  # (x, dt, A, B, C, chunk_size, D, z, dt_bias, softplus, initial_states, dtype) -> (y, final)
+        module._IMPLS["reference"] = lambda x, *args: (torch.zeros_like(x), None)
+    else:  # (u, delta, A, B, C, D, z, delta_bias, softplus, dtype) -> (out, last state)
+        module._TORCH_IMPLS["reference"] = lambda u, delta, A, *args: (
+            torch.zeros_like(u), u.new_zeros(u.shape[0], u.shape[1], A.shape[1]))
+
+
 def _probe(model_name: str, frames: int, size: int, scan: str, repeats: int) -> dict:
     """Subprocess side: one model, one clip (1, frames, 3, size, size), its scan run by the library or sequentially."""
     import torch
@@ -45,12 +63,14 @@ def _probe(model_name: str, frames: int, size: int, scan: str, repeats: int) -> 
     torch.manual_seed(0)
     model = ssmblocks.create_model(model_name).eval()
     op, library, sequential = SCANS[model.family]
+    if scan == "free":
+        _free_scan(op)
     clip = torch.rand(1, frames, 3, size, size)
     with torch.inference_mode(), use_backend(op, library if scan == "library" else sequential):
         start = time.perf_counter()
         peak = peak_extra_mb(lambda: model(clip))
         first_ms = (time.perf_counter() - start) * 1e3
-        timed = scan == "library" and repeats > 0
+        timed = scan != "sequential" and repeats > 0
         ms = median_ms(lambda: model(clip), repeats, warmup=False) if timed else first_ms
     return {"ms_per_frame": ms / frames, "peak_mb": peak, "op": op}
 
@@ -68,6 +88,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[7, 14, 28])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument("--no-scan-bound", action="store_true", help="also time the model with a zero-cost scan")
     parser.add_argument("--probe", nargs=4, metavar=("MODEL", "FRAMES", "SIZE", "SCAN"), help="internal")
     args = parser.parse_args()
     if args.probe:
@@ -82,9 +103,11 @@ def main() -> None:
         model, frames_list, size, repeats = args.model or "medvsr", args.frames, args.size, args.repeats
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} "
           f"threads, fp32, batch 1, load average {os.getloadavg()[0]:.1f}")
+    bound = args.no_scan_bound and not args.skip_sequential
+    extra = (" no-scan ms/frame | largest possible speed-up |", "---|---|") if bound else ("", "")
     print("| model | clip | scan | library ms/frame | sequential ms/frame | speed-up | library peak MB | "
-          "sequential peak MB |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"sequential peak MB |{extra[0]}")
+    print(f"|---|---|---|---|---|---|---|---|{extra[1]}")
     for frames in frames_list:
         library = _measure(model, frames, size, "library", repeats)
         row = f"| {model} | {frames}x{size}x{size} | {library['op']} | {library['ms_per_frame']:.0f} |"
@@ -92,9 +115,12 @@ def main() -> None:
             print(f"{row} - | - | {library['peak_mb']:.0f} | - |", flush=True)
             continue
         sequential = _measure(model, frames, size, "sequential", 0)
-        print(f"{row} {sequential['ms_per_frame']:.0f} | "
-              f"{sequential['ms_per_frame'] / library['ms_per_frame']:.2f}x | {library['peak_mb']:.0f} | "
-              f"{sequential['peak_mb']:.0f} |", flush=True)
+        row += (f" {sequential['ms_per_frame']:.0f} | {sequential['ms_per_frame'] / library['ms_per_frame']:.2f}x |"
+                f" {library['peak_mb']:.0f} | {sequential['peak_mb']:.0f} |")
+        if bound:
+            free = _measure(model, frames, size, "free", repeats)
+            row += f" {free['ms_per_frame']:.0f} | {sequential['ms_per_frame'] / free['ms_per_frame']:.2f}x |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from ssmblocks.ops import _memory
 from ssmblocks.ops._native import build as _build
 
 _ABI_VERSION = 2
-CHECKPOINT_INTERVAL = 64  # kChunk in selective_scan.cpp; checked when the library loads
+CHECKPOINT_INTERVAL = 128  # kChunk in selective_scan.cpp; checked when the library loads
 
 
 class _ScanProblem(ctypes.Structure):

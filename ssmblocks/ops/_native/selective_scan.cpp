@@ -51,7 +51,7 @@
 
 namespace {
 
-constexpr int64_t kChunk = 64;        // checkpoint interval of the state, in steps
+constexpr int64_t kChunk = 128;       // checkpoint interval of the state, in steps
 constexpr int64_t kBlock = 512;       // forward block length (multiple of kChunk)
 constexpr int W = 16;                 // vector lanes = channels per tile
 constexpr float kLog2e = 1.4426950408889634f;
@@ -199,23 +199,34 @@ inline void map_row(int64_t n, const float* const (&in)[NIn], float* out, F&& f)
   }
 }
 
-// Asks for one cache line to be brought into L2 ahead of use. On x86 an asm statement: GCC deletes a loop whose
-// only effect is __builtin_prefetch.
-inline void prefetch_line(const float* p) {
+// Ask for one cache line ahead of use: into L2 for reading, into L1 for reading, into L1 for writing. On x86 asm
+// statements: GCC deletes a loop whose only effect is __builtin_prefetch.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-  asm volatile("prefetcht1 %0" : : "m"(*p));
+inline void prefetch_line(const float* p) { asm volatile("prefetcht1 %0" : : "m"(*p)); }
+inline void prefetch_line_l1(const float* p) { asm volatile("prefetcht0 %0" : : "m"(*p)); }
+inline void prefetch_line_write(const float* p) { asm volatile("prefetchw %0" : : "m"(*p)); }
 #else
-  __builtin_prefetch(p, 0, 2);
+inline void prefetch_line(const float* p) { __builtin_prefetch(p, 0, 2); }
+inline void prefetch_line_l1(const float* p) { __builtin_prefetch(p, 0, 3); }
+inline void prefetch_line_write(const float* p) { __builtin_prefetch(p, 1, 3); }
 #endif
-}
 
 // Prefetches floats [0, n) of `rows` rows (`stride` apart) for reading: the scan reads rows in short pieces, which
-// the hardware prefetchers do not follow. (Rows about to be written are not prefetched: measured, that only adds
-// to the burst of prefetches.)
+// the hardware prefetchers do not follow. (Rows about to be written are not prefetched here: measured, that only
+// adds to the burst of prefetches; prefetch_ahead asks for them shortly before they are written.)
 inline void prefetch_rows(const float* p, int64_t rows, int64_t stride, int64_t n) {
   if (!p) return;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < n; t += W) prefetch_line(p + r * stride + t);
+}
+
+// Rows `stride` apart are read (or written) in blocks of 16 steps, in order: for the block at step j, one line of each
+// row kAheadL1 steps (two blocks) ahead is asked for in L1, when that step is one of the n steps of the pass.
+constexpr int64_t kAheadL1 = 2 * W;
+template <void (*Line)(const float*)>
+inline void prefetch_ahead(const float* rows, int64_t count, int64_t stride, int64_t j, int64_t n) {
+  if (!rows || j + kAheadL1 >= n) return;
+  for (int64_t c = 0; c < count; ++c) Line(rows + c * stride + j + kAheadL1);
 }
 
 // In-register transpose of a 16x16 block (r[i][j] -> r[j][i]): for s = 1, 2, 4, 8 swap the off-diagonal s x s
@@ -334,6 +345,8 @@ struct Geometry32 {
     for (int64_t j = 0; j < n; j += W) {
       const int64_t nj = std::min<int64_t>(W, n - j);
       vf dl[W], uv[W];
+      prefetch_ahead<prefetch_line_l1>(delta + row0, tl.count, p.len, j, n);
+      prefetch_ahead<prefetch_line_l1>(u + row0, tl.count, p.len, j, n);
       load_block(delta + row0 + j, p.len, tl.count, nj, dl);
       load_block(u + row0 + j, p.len, tl.count, nj, uv);
 #pragma GCC unroll 16
@@ -705,6 +718,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
         for (int64_t j = 0; j < n; j += W) {
           const int64_t nj = std::min<int64_t>(W, n - j);
           vf dy[W], zv[W];
+          prefetch_ahead<prefetch_line_l1>(o.dout + row0, tl.count, L, j, n);
+          prefetch_ahead<prefetch_line_l1>(z ? z + row0 : nullptr, tl.count, L, j, n);
           load_block(o.dout + row0 + j, L, tl.count, nj, dy);
           if (z) {
             load_block(z + row0 + j, L, tl.count, nj, zv);
@@ -712,11 +727,14 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
           }
           for (int s = 0; s < W; ++s) vstore(w.dy.data() + (j + s) * W, dy[s]);
         }
-        if (k > 0) {  // this tile's rows of the previous chunk arrive while the set computes
-          const int64_t off = row0 - C;
+        // the next unit's rows (the set's next tile, or its first tile in the previous chunk) arrive in L2 while
+        // this one computes
+        if (i + 1 < m || k > 0) {
+          const Tile next = geo.tile(bg * tpg + j0 + (i + 1 < m ? i + 1 : 0));
+          const int64_t next_k = i + 1 < m ? k : k - 1, next_row0 = geo.row(next, 0) + next_k * C;
           for (const float* src : {u, delta, o.dout, z})
-            prefetch_rows(src ? src + off : nullptr, tl.count, L, C);
-          prefetch_rows(checkpoints + geo.ckpt(tl, 0, k - 1), tl.count, geo.n_chunks() * p.dstate, p.dstate);
+            prefetch_rows(src ? src + next_row0 : nullptr, next.count, L, std::min(C, L - next_k * C));
+          prefetch_rows(checkpoints + geo.ckpt(next, 0, next_k), next.count, geo.n_chunks() * p.dstate, p.dstate);
         }
         const float *bt_chunk = w.bt.data(), *ct_chunk = w.ct.data();
         ChannelOut chan{w.slope.data(), D_v, vload(w.dbias_lanes.data() + i * W), vload(w.dD_lanes.data() + i * W)};
@@ -756,6 +774,8 @@ void backward_f32(const ScanProblem& p, const float* checkpoints, const Backward
         for (int64_t j = 0; j < n; j += W) {
           const int64_t nj = std::min<int64_t>(W, n - j);
           vf gdelta[W], gu[W];
+          for (float* dst : {o.ddelta, o.du, o.dz})
+            prefetch_ahead<prefetch_line_write>(dst ? dst + row0 : nullptr, tl.count, L, j, n);
           for (int s = 0; s < W; ++s) {
             const int64_t at = (j + s) * W;
             gdelta[s] = s < nj ? vload(w.gdt.data() + at) : splat(0.f);
