@@ -249,7 +249,7 @@ def save_for_hub(model: nn.Module, folder: str | Path) -> Path:
     config: dict[str, Any] = {
         "architecture": architecture,
         "model_args": model_args,
-        "pretrained_cfg": {k: v for k, v in cfg.to_dict().items() if k not in ("file", "hf_hub_id", "url", "sha256")},
+        "pretrained_cfg": cfg.without_weight_source(),   # the folder's own model.safetensors is the weight file
     }
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(folder / WEIGHT_NAMES[0]) as tmp:          # whole files, with the user's umask permissions

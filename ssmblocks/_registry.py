@@ -28,6 +28,11 @@ __all__ = [
 ]
 
 
+# The fields of a PretrainedCfg that locate or identify a release's weight file.
+WEIGHT_SOURCE_FIELDS = ("file", "hf_hub_id", "hf_hub_filename", "url", "sha256", "gdrive_id", "gdrive_folder_id",
+                        "manual_url", "manual_filename", "fallback_url")
+
+
 @dataclass(frozen=True)
 class PretrainedCfg:
     """Where a model's weights come from and what they are: source, licence, protocol, published numbers.
@@ -105,6 +110,11 @@ class PretrainedCfg:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def without_weight_source(self) -> dict[str, Any]:
+        """The cfg as a dict without the fields that say where the release's weight file is and what it holds
+        (``WEIGHT_SOURCE_FIELDS``): what a re-exported model, which has its own file, keeps of it."""
+        return {k: v for k, v in self.to_dict().items() if k not in WEIGHT_SOURCE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainedCfg:

@@ -20,7 +20,7 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks import PretrainedUnavailableError
-from ssmblocks._registry import PretrainedCfg
+from ssmblocks._registry import WEIGHT_SOURCE_FIELDS, PretrainedCfg
 from ssmblocks.necks import SPYNET_SINTEL, SpyNet, spynet_sintel
 
 
@@ -190,6 +190,21 @@ def test_hf_hub_repo_offline_from_a_hand_built_cache(tmp_path, monkeypatch):
     via_cfg = ssmblocks.create_model("test_mambair_dn", pretrained=True, pretrained_cfg_overlay=overlay,
                                      cache_dir=cache)
     assert _same_weights(via_cfg, source)
+
+
+def test_an_exported_folder_names_no_source_of_the_original_release(tmp_path):
+    """A re-exported model has its own weight file: the release's Drive ids, URLs, file name and digest must not
+    follow it into config.json (they would point at a different file)."""
+    release = {"gdrive_folder_id": "folder-id", "manual_filename": "release.pth", "manual_url": "https://example.org",
+               "fallback_url": "https://example.org/mirror", "hf_hub_filename": "*.pth", "sha256": "3d2a1287",
+               "notes": "kept"}
+    source = ssmblocks.create_model("test_mambair_dn", pretrained_cfg_overlay=release)
+    folder = ssmblocks.save_for_hub(source, tmp_path / "export")
+    written = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
+    assert written["notes"] == "kept" and not set(written) & set(WEIGHT_SOURCE_FIELDS)
+    model = ssmblocks.create_model(f"local-dir:{folder}")
+    assert _same_weights(model, source) and model.pretrained_cfg.gdrive_folder_id is None
+    assert model.pretrained_cfg.hf_hub_filename == "model.safetensors"
 
 
 def test_hf_hub_file_missing_from_the_cache(tmp_path, monkeypatch):
