@@ -186,6 +186,19 @@ def test_cached_samples_equal_decoded_ones(tmp_path, monkeypatch, case):
     assert frame.shape[2:] == (() if kwargs.get("channels") == 1 else (3,))
 
 
+def test_dataloader_workers_fill_and_share_one_cache(tmp_path):
+    data = _write_images(tmp_path / "hq", count=6)
+    plain = PairedFrames(data, Degradation("sr", 2), patch_size=16)
+    cached = PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")
+    sampler = ShardedBatchSampler(len(plain), batch_size=2, steps=6, seed=1)   # 2 epochs, each image twice
+    loader = torch.utils.data.DataLoader(cached, batch_sampler=sampler, num_workers=2)
+    for keys, (lq, gt) in zip(sampler, loader, strict=True):
+        expected_lq, expected_gt = zip(*(plain[key] for key in keys), strict=True)
+        assert torch.equal(lq, torch.stack(expected_lq)) and torch.equal(gt, torch.stack(expected_gt))
+    entries = sorted(cached.cache.entry(p).name for p in data.iterdir())
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries   # one whole entry per image
+
+
 def test_cache_entries_follow_the_source_file_and_the_channels(tmp_path, monkeypatch):
     data = _write_images(tmp_path / "hq", count=2)
     rgb = PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")
@@ -369,9 +382,10 @@ def test_bad_options_are_refused(tmp_path):
 
 def test_validation_logs_psnr_and_ssim(tmp_path):
     data, val, out = _write_images(tmp_path / "hq"), _write_images(tmp_path / "val", 2, seed=1), tmp_path / "run"
-    assert main(_args(data, out, "--steps", "2", "--val-data", str(val))) == 0
+    assert main(_args(data, out, "--steps", "2", "--val-data", str(val), "--data-cache", str(tmp_path / "cache"))) == 0
     record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert record["step"] == 2 and 5 < record["val_psnr"] < 60 and 0 < record["val_ssim"] <= 1
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 4 + 2   # training and validation frames, via --data-cache
 
 
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):
