@@ -67,13 +67,12 @@ class FrameCache:
         return self.folder / f"{Path(source).stem}-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
 
     def read(self, source: Path) -> np.ndarray:
-        """The decoded frame of ``source``, uint8 (H, W) or (H, W, 3): a read-only memory map of its cache entry,
-        written first when missing or invalid."""
+        """The decoded frame of ``source``, uint8 (H, W) or (H, W, 3): a read-only memory map of its cache entry, or,
+        when the entry is missing or invalid, the freshly decoded array, written to the entry before it is returned."""
         entry = self.entry(source)
-        if entry.exists():
-            frame = self._load(entry, source)
-            if frame is not None:
-                return frame
+        frame = self._load(entry, source)
+        if frame is not None:
+            return frame
         frame = decode_frame(source, self.channels)
         with atomic_path(entry, suffix=".npy.part") as tmp, open(tmp, "wb") as file:
             np.save(file, frame, allow_pickle=False)
@@ -81,9 +80,12 @@ class FrameCache:
         return frame
 
     def _load(self, entry: Path, source: Path) -> np.ndarray | None:
-        """The memory-mapped entry, or None (with a warning) when it is not a valid frame of ``source``."""
+        """The memory-mapped entry; None when it does not exist, or (with a warning) is not a valid frame of
+        ``source``."""
         try:
             frame = np.lib.format.open_memmap(entry, mode="r")
+        except FileNotFoundError:
+            return None
         except (ValueError, OSError, EOFError) as err:
             problem = f"unreadable as .npy ({err})"
         else:
@@ -91,7 +93,7 @@ class FrameCache:
             if problem is None:
                 return frame
         warnings.warn(f"frame cache entry {entry} of {source} is {problem}; decoding the source again",
-                      RuntimeWarning, stacklevel=2)
+                      RuntimeWarning, stacklevel=3)
         return None
 
     def _mismatch(self, frame: np.ndarray, entry: Path, source: Path) -> str | None:
