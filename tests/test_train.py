@@ -123,6 +123,147 @@ def test_video_clips_from_frame_folders(tmp_path):
     assert lq.shape == (3, 3, 4, 4) and gt.shape == (3, 3, 16, 16)
 
 
+# ---- the decoded-frame cache --------------------------------------------------------------------------------------
+def _paired_folders(root: Path) -> Path:
+    """gt/ with 3 images and lq/ with their bicubic x2 downscales (rounded to uint8, as saved)."""
+    gt = _write_images(root / "gt", count=3)
+    (root / "lq").mkdir()
+    for path in gt.iterdir():
+        with Image.open(path) as image:
+            image.resize((image.width // 2, image.height // 2), Image.Resampling.BICUBIC).save(root / "lq" / path.name)
+    return gt
+
+
+_CACHE_CASES = {   # name: (makes the data under tmp_path, PairedFrames arguments)
+    "sr_augmented": (lambda root: _write_images(root / "hq"), {"degradation": Degradation("sr", 2), "patch_size": 16}),
+    "denoise": (lambda root: _write_images(root / "hq"), {"degradation": Degradation("denoise"), "patch_size": 24}),
+    "grey_jpeg": (lambda root: _write_images(root / "hq"),
+                  {"degradation": Degradation("jpeg", jpeg_quality=20), "patch_size": 16, "channels": 1}),
+    "lq_dir": (_paired_folders, {"degradation": Degradation("sr", 2), "patch_size": 16, "lq_dir": "lq"}),
+    "clips": (lambda root: _write_images(root / "videos" / "a", count=4).parent,
+              {"degradation": Degradation("sr", 4), "patch_size": 16, "frames": 3}),
+    "whole_frames": (lambda root: _write_images(root / "hq"),
+                     {"degradation": Degradation("sr", 3), "patch_size": None, "channels": 1}),
+}
+
+
+def _count_decodes(monkeypatch) -> list[Path]:
+    """The paths the frame cache decodes from now on (the decoder itself still runs)."""
+    from ssmblocks.train import frame_cache
+
+    decoded, decode = [], frame_cache.decode_frame
+
+    def counting(path: Path, channels: int) -> np.ndarray:
+        decoded.append(path)
+        return decode(path, channels)
+
+    monkeypatch.setattr(frame_cache, "decode_frame", counting)
+    return decoded
+
+
+@pytest.mark.parametrize("case", list(_CACHE_CASES))
+def test_cached_samples_equal_decoded_ones(tmp_path, monkeypatch, case):
+    make, kwargs = _CACHE_CASES[case]
+    data = make(tmp_path)
+    kwargs = {**kwargs, "lq_dir": tmp_path / kwargs["lq_dir"]} if "lq_dir" in kwargs else kwargs
+    plain = PairedFrames(data, **kwargs)
+    keys = [(index, epoch) for epoch in range(3) for index in range(len(plain))]
+    decoded = _count_decodes(monkeypatch)
+    filling = PairedFrames(data, **kwargs, cache_dir=tmp_path / "cache")   # writes the entries as it goes
+    for key in keys:
+        assert all(torch.equal(a, b) for a, b in zip(filling[key], plain[key], strict=True)), key
+    frames = len({p for item in plain.items for p in item}) * (2 if "lq_dir" in kwargs else 1)
+    assert len(decoded) == frames   # each frame decoded once, however many samples read it
+    entries = sorted((tmp_path / "cache").iterdir())
+    assert len(entries) == frames and all(e.suffix == ".npy" for e in entries)   # no temporary files left
+    reading = PairedFrames(data, **kwargs, cache_dir=tmp_path / "cache")      # a new process: reads the entries
+    for key in keys:
+        lq, gt = reading[key]
+        assert torch.equal(lq, plain[key][0]) and torch.equal(gt, plain[key][1]), key
+    assert len(decoded) == frames   # nothing decoded again
+    frame = reading.cache.read(plain.items[0][0])
+    assert isinstance(frame, np.memmap) and frame.dtype == np.uint8
+    assert frame.shape[2:] == (() if kwargs.get("channels") == 1 else (3,))
+
+
+def test_dataloader_workers_fill_and_share_one_cache(tmp_path):
+    data = _write_images(tmp_path / "hq", count=6)
+    plain = PairedFrames(data, Degradation("sr", 2), patch_size=16)
+    cached = PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")
+    sampler = ShardedBatchSampler(len(plain), batch_size=2, steps=6, seed=1)   # 2 epochs, each image twice
+    loader = torch.utils.data.DataLoader(cached, batch_sampler=sampler, num_workers=2)
+    for keys, (lq, gt) in zip(sampler, loader, strict=True):
+        expected_lq, expected_gt = zip(*(plain[key] for key in keys), strict=True)
+        assert torch.equal(lq, torch.stack(expected_lq)) and torch.equal(gt, torch.stack(expected_gt))
+    entries = sorted(cached.cache.entry(p).name for p in data.iterdir())
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == entries   # one whole entry per image
+
+
+def test_cache_entries_follow_the_source_file_and_the_channels(tmp_path, monkeypatch):
+    data = _write_images(tmp_path / "hq", count=2)
+    rgb = PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")
+    grey = PairedFrames(data, Degradation("sr", 2), patch_size=16, channels=1, cache_dir=tmp_path / "cache")
+    before = rgb[(0, 0)]
+    assert grey[(0, 0)][1].shape == (1, 16, 16)   # the grey dataset does not read the RGB entries
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    source = data / "000.png"
+    old_entry = rgb.cache.entry(source)
+    _write_images(tmp_path / "other", count=1, seed=7)
+    os.replace(tmp_path / "other" / "000.png", source)                    # same name and size, new pixels
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))        # mtime differs even on coarse clocks
+    decoded = _count_decodes(monkeypatch)
+    after = rgb[(0, 0)]
+    assert decoded == [source] and rgb.cache.entry(source) != old_entry
+    fresh = PairedFrames(data, Degradation("sr", 2), patch_size=16)[(0, 0)]
+    assert torch.equal(after[0], fresh[0]) and torch.equal(after[1], fresh[1])
+    assert not torch.equal(after[1], before[1])
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2))        # touched only: a new entry all the same
+    rgb[(0, 0)]
+    assert decoded == [source, source]
+
+
+def test_cache_entries_appear_whole_or_not_at_all(tmp_path, monkeypatch):
+    from ssmblocks.train import frame_cache
+
+    data = _write_images(tmp_path / "hq", count=1)
+    dataset = PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")
+    entry, save = dataset.cache.entry(data / "000.png"), np.save
+
+    def save_then_fail(file, array, **kwargs):
+        file.write(b"\x93NUMPY half")
+        assert not entry.exists()   # readers see no entry while it is being written
+        raise OSError("disk full")
+
+    monkeypatch.setattr(frame_cache.np, "save", save_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        dataset[(0, 0)]
+    assert list((tmp_path / "cache").iterdir()) == []   # the temporary file is removed
+    monkeypatch.setattr(frame_cache.np, "save", save)
+    assert torch.equal(dataset[(0, 0)][1], PairedFrames(data, Degradation("sr", 2), patch_size=16)[(0, 0)][1])
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.name]
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda entry: entry.write_bytes(entry.read_bytes()[:-100]), "unreadable as .npy"),          # truncated
+    (lambda entry: entry.write_bytes(b"not a numpy file at all"), "unreadable as .npy"),
+    (lambda entry: np.save(entry, np.zeros((40, 48), np.uint8)), r"of shape \(40, 48\), not \(40, 48, 3\)"),
+    (lambda entry: np.save(entry, np.zeros((40, 48, 3), np.float32)), "of dtype float32, not uint8"),
+])
+def test_a_damaged_cache_entry_is_rebuilt_never_used(tmp_path, monkeypatch, damage, message):
+    data = _write_images(tmp_path / "hq", count=1)
+    expected = PairedFrames(data, Degradation("sr", 2), patch_size=16)[(0, 3)]
+    PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")[(0, 0)]
+    dataset = PairedFrames(data, Degradation("sr", 2), patch_size=16, cache_dir=tmp_path / "cache")
+    entry = dataset.cache.entry(data / "000.png")
+    damage(entry)
+    decoded = _count_decodes(monkeypatch)
+    with pytest.warns(RuntimeWarning, match=f"{entry.name} of .*000.png is {message}.*; decoding the source again"):
+        sample = dataset[(0, 3)]
+    assert torch.equal(sample[0], expected[0]) and torch.equal(sample[1], expected[1]) and len(decoded) == 1
+    assert np.array_equal(np.load(entry), np.asarray(Image.open(data / "000.png")))   # rebuilt whole
+
+
 def test_bad_data_is_refused(tmp_path):
     data = _write_images(tmp_path / "hq", size=(12, 12))
     with pytest.raises(ValueError, match="multiple of the scale 3"):
@@ -241,9 +382,10 @@ def test_bad_options_are_refused(tmp_path):
 
 def test_validation_logs_psnr_and_ssim(tmp_path):
     data, val, out = _write_images(tmp_path / "hq"), _write_images(tmp_path / "val", 2, seed=1), tmp_path / "run"
-    assert main(_args(data, out, "--steps", "2", "--val-data", str(val))) == 0
+    assert main(_args(data, out, "--steps", "2", "--val-data", str(val), "--data-cache", str(tmp_path / "cache"))) == 0
     record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert record["step"] == 2 and 5 < record["val_psnr"] < 60 and 0 < record["val_ssim"] <= 1
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 4 + 2   # training and validation frames, via --data-cache
 
 
 def test_two_process_ddp_keeps_ranks_identical(tmp_path):

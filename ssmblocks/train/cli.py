@@ -27,6 +27,8 @@ _HELP = {
     "val_data": "held-out high-quality images; PSNR/SSIM logged at the end and every --val-every steps",
     "val_lq_data": "ready-made inputs for --val-data",
     "frames": "video models: clips of this many consecutive frames from the frame folders of --data",
+    "data_cache": "folder for decoded frames as uncompressed .npy files, decoded once and read a patch at a time "
+                  "(disk: the uncompressed size of the data); samples are identical without it",
     "jpeg_quality": "JPEG quality of the inputs (task jpeg; with task sr: compressed SR)",
     "noise_sigma": "Gaussian noise standard deviation on the 0-255 scale (task denoise)",
     "steps": "optimiser steps",

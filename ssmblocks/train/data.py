@@ -21,6 +21,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
+from ssmblocks.train.frame_cache import FrameCache, decode_frame
+
 __all__ = ["TASKS", "Degradation", "PairedFrames", "ShardedBatchSampler", "list_clips", "list_images"]
 
 TASKS = ("sr", "jpeg", "denoise")
@@ -94,11 +96,6 @@ def list_clips(folder: str | Path, frames: int) -> list[tuple[Path, ...]]:
     return clips
 
 
-def _read(path: Path, channels: int) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L" if channels == 1 else "RGB"))
-
-
 def _to_tensor(frames: list[np.ndarray], video: bool) -> Tensor:
     stacked = np.stack([f[..., None] if f.ndim == 2 else f for f in frames])       # (T, H, W, C)
     tensor = torch.from_numpy(np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))  # (T, C, H, W)
@@ -130,11 +127,15 @@ class PairedFrames(Dataset):
         frames: 0 for images, T for clips of T frames.
         augment: random flips and 90-degree rotations of training patches.
         seed: the data seed; item ``key = (index, epoch)`` is reproducible from (seed, epoch, index).
+        cache_dir: keep every decoded frame (ground truth and ``lq_dir`` inputs) in this folder as an uncompressed
+            ``.npy`` file and read patches from it through a memory map instead of decoding the whole image for
+            every patch (``ssmblocks.train.frame_cache``: disk cost, invalidation, concurrency). Samples are
+            identical with and without it.
     """
 
     def __init__(self, gt_dir: str | Path, degradation: Degradation, *, lq_dir: str | Path | None = None,
                  patch_size: int | None = None, channels: int = 3, frames: int = 0, augment: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, cache_dir: str | Path | None = None) -> None:
         scale = degradation.scale
         if patch_size is not None and (patch_size <= 0 or patch_size % scale):
             raise ValueError(f"patch size {patch_size} must be a positive multiple of the scale {scale}")
@@ -147,6 +148,11 @@ class PairedFrames(Dataset):
                                         f"{self._lq_path(missing[0])}")
         self.degradation, self.patch_size, self.channels = degradation, patch_size, channels
         self.video, self.augment, self.seed = frames > 0, augment and patch_size is not None, seed
+        self.cache = FrameCache(cache_dir, channels) if cache_dir is not None else None
+
+    def _read(self, path: Path) -> np.ndarray:
+        """The frame at ``path``, uint8 (H, W) or (H, W, 3): decoded, or memory-mapped from the cache."""
+        return self.cache.read(path) if self.cache is not None else decode_frame(path, self.channels)
 
     def _lq_path(self, gt_path: Path) -> Path:
         return self.lq_dir / gt_path.relative_to(self.gt_dir)
@@ -158,8 +164,8 @@ class PairedFrames(Dataset):
         index, epoch = key
         rng = np.random.default_rng([self.seed, epoch, index])
         item, scale = self.items[index], self.degradation.scale
-        gt = [_read(p, self.channels) for p in item]
-        lq = [_read(self._lq_path(p), self.channels) for p in item] if self.lq_dir is not None else None
+        gt = [self._read(p) for p in item]
+        lq = [self._read(self._lq_path(p)) for p in item] if self.lq_dir is not None else None
         height, width = gt[0].shape[:2]
         if lq is not None and lq[0].shape[:2] != (height // scale, width // scale):
             raise ValueError(f"{self._lq_path(item[0])} is {lq[0].shape[1]}x{lq[0].shape[0]}, expected "

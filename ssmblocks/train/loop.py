@@ -54,6 +54,7 @@ class TrainConfig:
     val_data: str | None = None
     val_lq_data: str | None = None
     frames: int = 0                     # > 0: clips of this many frames from frame folders (video models)
+    data_cache: str | None = None       # keep decoded frames here as .npy files (read by memory map)
     jpeg_quality: int | None = None
     noise_sigma: float = 25.0
     steps: int = 1000
@@ -252,13 +253,14 @@ class _Trainer:
 
         degradation = Degradation(cfg.task, self.scale, cfg.jpeg_quality, cfg.noise_sigma)
         dataset = PairedFrames(cfg.data, degradation, lq_dir=cfg.lq_data, patch_size=cfg.patch_size,
-                               channels=in_chans, frames=cfg.frames, seed=cfg.seed)
+                               channels=in_chans, frames=cfg.frames, seed=cfg.seed, cache_dir=cfg.data_cache)
         sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed=cfg.seed, rank=dist.rank,
                                       world_size=dist.world_size, start_step=self.step)
         self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
                                  pin_memory=dist.device.type == "cuda")
         self.val_set = PairedFrames(cfg.val_data, degradation, lq_dir=cfg.val_lq_data, patch_size=None,
-                                    channels=in_chans, frames=cfg.frames, seed=cfg.seed) if cfg.val_data else None
+                                    channels=in_chans, frames=cfg.frames, seed=cfg.seed,
+                                    cache_dir=cfg.data_cache) if cfg.val_data else None
         cuda = dist.device.type == "cuda"
         self.wrapped = DistributedDataParallel(self.objective, device_ids=[dist.device] if cuda else None) \
             if dist.world_size > 1 else self.objective
