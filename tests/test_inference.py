@@ -270,6 +270,23 @@ def test_pil_rgba_keeps_its_alpha_and_paths_give_images(tmp_path):
     assert np.array_equal(np.asarray(from_path), np.asarray(out))
 
 
+def test_a_photo_with_an_exif_orientation_is_restored_upright(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise to view) is read as it is
+    seen, so the restored file (which has no EXIF orientation) looks like the original in a viewer."""
+    from PIL import Image
+
+    stored = np.random.default_rng(2).integers(0, 256, (4, 6, 3)).astype(np.uint8)   # 6 wide, 4 high as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.png"
+    Image.fromarray(stored).save(path, exif=exif)
+    model = PointwiseModel(scale=2)
+    out = restore(model, str(path))
+    assert out.size == (8, 12)                                                       # upright: 4 wide, 6 high
+    upright = Image.fromarray(np.ascontiguousarray(np.rot90(stored, k=-1)))          # 90 degrees clockwise
+    assert np.array_equal(np.asarray(out), np.asarray(restore(model, upright)))
+
+
 def test_grey_and_colour_conversions_warn():
     colour_model, grey_model = PointwiseModel(scale=1), PointwiseModel(scale=1, in_chans=1)
     grey = np.full((4, 4), 100, np.uint8)

@@ -19,8 +19,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 
 
 def read_image(path: str | Path) -> Any:
-    """Reads an image file into a (fully loaded) PIL image. FileNotFoundError / ValueError name the file."""
-    from PIL import Image, UnidentifiedImageError
+    """Reads an image file into a (fully loaded) PIL image, upright: an EXIF orientation (camera and phone photos)
+    is applied, as image viewers do, so a restored photo is written the way its original is seen (outputs carry
+    no EXIF orientation). FileNotFoundError / ValueError name the file."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
@@ -28,6 +30,7 @@ def read_image(path: str | Path) -> Any:
     try:
         with Image.open(path) as image:
             image.load()
+            ImageOps.exif_transpose(image, in_place=True)
             return image
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise ValueError(f"cannot read {path} as an image ({type(err).__name__}: {err})") from err
