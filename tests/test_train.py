@@ -276,6 +276,8 @@ def test_bad_data_is_refused(tmp_path):
         Degradation("denoise", 2)
     with pytest.raises(FileNotFoundError, match="holds no images"):
         PairedFrames(tmp_path, Degradation("sr", 2), patch_size=4)
+    with pytest.raises(ValueError, match=r"channels must be 1 \(grey\) or 3 \(RGB\), got 4"):
+        PairedFrames(data, Degradation("sr", 2), patch_size=4, channels=4)
 
 
 def test_sampler_shards_each_epoch_and_resumes_mid_stream():

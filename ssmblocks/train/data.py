@@ -137,6 +137,8 @@ class PairedFrames(Dataset):
                  patch_size: int | None = None, channels: int = 3, frames: int = 0, augment: bool = True,
                  seed: int = 0, cache_dir: str | Path | None = None) -> None:
         scale = degradation.scale
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
         if patch_size is not None and (patch_size <= 0 or patch_size % scale):
             raise ValueError(f"patch size {patch_size} must be a positive multiple of the scale {scale}")
         self.items = list_clips(gt_dir, frames) if frames else [(p,) for p in list_images(gt_dir)]
