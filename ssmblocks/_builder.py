@@ -196,6 +196,8 @@ def create_model(
     model = _build(arch, cfg, kwargs)
     if checkpoint_path is not None:
         _load_weights(model, read_state_dict(checkpoint_path), str(checkpoint_path))
+        cfg = _checkpoint_cfg(arch, cfg, Path(checkpoint_path), pretrained_cfg_overlay)
+        model.pretrained_cfg = _cfg_of_built(cfg, model.model_args)
     elif pretrained:
         path = resolve_weights(cfg, cache_dir)
         _load_weights(model, read_state_dict(path), f"{cfg.name} weights ({path})")
@@ -230,6 +232,20 @@ def _identify_release(architecture: str, path: Path) -> tuple[PretrainedCfg, str
                 return cfg, "sha256 match"
     named = [cfg for cfg in releases if path.name in _release_file_names(cfg)]
     return (named[0], "file name match") if len(named) == 1 else None
+
+
+def _checkpoint_cfg(architecture: str, cfg: PretrainedCfg, path: Path,
+                    overlay: dict[str, Any] | None) -> PretrainedCfg:
+    """The cfg of a model named ``cfg`` whose weights were loaded from ``path``: the cfg of the release that file
+    is (``_identify_release``; another tag of the architecture, e.g. ``dvmsr.params_ema`` for DVMSR.pth loaded
+    into ``dvmsr``), else ``cfg`` with a note that the weights are not a known release's."""
+    release = _identify_release(architecture, path)
+    if release is None:
+        return dataclasses.replace(cfg, notes=f"weights from {path.name}, not a known release file ({cfg.name}'s "
+                                              f"cfg; its published numbers are the release's)")
+    found, how = release
+    found = dataclasses.replace(found, **overlay) if overlay else found
+    return dataclasses.replace(found, notes=f"weights from {path.name} ({found.name} release: {how})")
 
 
 def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> PretrainedCfg:

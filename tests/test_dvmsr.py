@@ -157,6 +157,22 @@ def test_load_checkpoint_attaches_the_cfg_of_the_release_the_file_is(tmp_path):
     assert cfg.name == "dvmsr.ntire2024_team07" and "not a known release file" in cfg.notes
 
 
+@needs_weights
+def test_create_model_with_a_checkpoint_takes_the_cfg_of_the_file_it_loads(tmp_path):
+    """create_model(name, checkpoint_path=...) labels the model by the weights it loaded, not by the name's tag: a
+    released file gets its release's cfg (DVMSR.pth into 'dvmsr', whose default is team07, is params_ema), another
+    file keeps the named cfg and says it is not a known release."""
+    releases = {"DVMSR.pth": "dvmsr.params_ema", "team07_DVMSR.pth": "dvmsr.ntire2024_team07"}
+    for (file, name), other in zip(releases.items(), reversed(releases.values()), strict=True):
+        model = ssmblocks.create_model(other, pretrained=True, checkpoint_path=WEIGHTS / file)
+        cfg = model.pretrained_cfg
+        assert cfg.name == name and f"weights from {file} ({name} release: sha256 match)" in cfg.notes
+        assert cfg.metrics == ssmblocks.get_pretrained_cfg(name).metrics
+    torch.save(read_state_dict(WEIGHTS / "DVMSR.pth"), tmp_path / "mine.pth")
+    cfg = ssmblocks.create_model("dvmsr.params_ema", checkpoint_path=tmp_path / "mine.pth").pretrained_cfg
+    assert cfg.name == "dvmsr.params_ema" and "weights from mine.pth, not a known release file" in cfg.notes
+
+
 @needs_golden
 @needs_weights
 def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_path):  # noqa: F811
