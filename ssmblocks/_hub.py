@@ -40,7 +40,7 @@ def _offline() -> bool:
     return bool(hf_constants.HF_HUB_OFFLINE)
 
 
-_CHECKPOINT_ADVICE = "or download the file and pass checkpoint_path=..."
+_CHECKPOINT_ADVICE = "or download the file by hand and pass its path as checkpoint_path= (command line: --checkpoint)"
 _FOLDER_ADVICE = ("or download the repo's config.json and model.safetensors into a folder and use "
                   "create_model('local-dir:/that/folder')")
 
@@ -57,7 +57,7 @@ def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None =
         raise PretrainedUnavailableError(
             f"{repo_id}/{filename} is not in the local Hugging Face cache"
             + (" and HF_HUB_OFFLINE is set" if _offline() else " and the Hub could not be reached")
-            + f". Run once with network access (HF_HUB_OFFLINE unset), {advice} ({err})"
+            + f". Run once with network access{' (HF_HUB_OFFLINE unset)' if _offline() else ''}, {advice} ({err})"
         ) from err
     except (EntryNotFoundError, HfHubHTTPError) as err:
         raise PretrainedUnavailableError(f"cannot download {repo_id}/{filename} from the Hub: {err}") from err
@@ -96,7 +96,8 @@ def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
         return target
     if _offline():
         raise PretrainedUnavailableError(f"{cfg.name}: {target.name} is not cached in {target.parent} and "
-                                         f"HF_HUB_OFFLINE is set. Download {cfg.url} there, or pass checkpoint_path=.")
+                                         f"HF_HUB_OFFLINE is set. Download {cfg.url} into that folder, or download "
+                                         f"it anywhere and {_load_it_yourself(cfg, target.name)}")
     try:
         with atomic_path(target) as tmp:
             with urllib.request.urlopen(cfg.url, timeout=60) as response, open(tmp, "wb") as out:
@@ -104,7 +105,8 @@ def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
                     out.write(block)
             _verify(cfg, tmp, cfg.url)
     except OSError as err:
-        raise PretrainedUnavailableError(f"{cfg.name}: cannot download {cfg.url}: {err}") from err
+        raise PretrainedUnavailableError(f"{cfg.name}: cannot download {cfg.url} ({err}). Download it by hand and "
+                                         f"{_load_it_yourself(cfg, target.name)}") from err
     return target
 
 
@@ -121,13 +123,7 @@ def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> 
     if source == "file":
         return Path(cfg.file)
     if source == "hf-hub":
-        try:
-            return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir)
-        except PretrainedUnavailableError as err:
-            if not cfg.fallback_url:
-                raise
-            raise PretrainedUnavailableError(f"{err}\nThe same file is also published at {cfg.fallback_url}: "
-                                             f"download it there and pass checkpoint_path=...") from err
+        return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir, advice=_hub_advice(cfg))
     if source == "url":
         return _download_url(cfg, cache_dir)
     if source == "gdrive":
@@ -137,12 +133,29 @@ def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> 
     raise PretrainedUnavailableError(f"{cfg.name} has no published weights; build it with pretrained=False")
 
 
+def _load_it_yourself(cfg: PretrainedCfg, filename: str | None) -> str:
+    """How to load a file the user downloaded, in Python and on the command line."""
+    path = f"path/to/{filename or 'file.pth'}"
+    return (f"then load it with ssmblocks.create_model({cfg.name!r}, checkpoint_path='{path}') (command line: "
+            f"--model {cfg.name} --checkpoint {path})")
+
+
+def _hub_advice(cfg: PretrainedCfg) -> str:
+    """For a Hub file that could not be fetched: where to download it by hand, then how to load it."""
+    repo = f"https://huggingface.co/{cfg.hf_hub_id}"
+    if any(c in cfg.hf_hub_filename for c in "*?["):
+        where, filename = f"the single file matching {cfg.hf_hub_filename!r} in {repo}/tree/main", None
+    else:
+        where, filename = f"{repo}/resolve/main/{cfg.hf_hub_filename}", Path(cfg.hf_hub_filename).name
+    also = f" (also published at {cfg.fallback_url})" if cfg.fallback_url else ""
+    return f"or download {where}{also} and {_load_it_yourself(cfg, filename)}"
+
+
 def _manual_advice(cfg: PretrainedCfg, where: str, why: str) -> str:
     filename = cfg.manual_filename or "the checkpoint"
     also = f" (also at {cfg.fallback_url})" if cfg.fallback_url else ""
     return (f"the weights of {cfg.name} are published at {where}{also} and {why}. Download {filename} from there, "
-            f"then load it with ssmblocks.create_model({cfg.name!r}, "
-            f"checkpoint_path='path/to/{cfg.manual_filename or 'file.pth'}')")
+            f"{_load_it_yourself(cfg, cfg.manual_filename)}")
 
 
 def gdrive_url(file_id: str) -> str:
@@ -210,7 +223,7 @@ def _drive_folder_file_id(gdown: Any, cfg: PretrainedCfg) -> str:
         problem = "has no file named" if not ids else "has several files named"
         raise PretrainedUnavailableError(f"{cfg.name}: the Google Drive folder {page} {problem} "
                                          f"{cfg.manual_filename}; it holds: {held}. If you have the file from "
-                                         f"elsewhere, pass checkpoint_path=...")
+                                         f"elsewhere, {_load_it_yourself(cfg, cfg.manual_filename)}")
     return ids[0]
 
 

@@ -20,6 +20,7 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks import PretrainedUnavailableError
+from ssmblocks._hub import resolve_weights
 from ssmblocks._registry import WEIGHT_SOURCE_FIELDS, PretrainedCfg
 from ssmblocks.necks import SPYNET_SINTEL, SpyNet, spynet_sintel
 
@@ -216,6 +217,28 @@ def test_hf_hub_file_missing_from_the_cache(tmp_path, monkeypatch):
     with pytest.raises(PretrainedUnavailableError, match=message) as err:
         ssmblocks.create_model("hf-hub:someone/partial", cache_dir=cache)
     assert "create_model('local-dir:" in str(err.value) and "checkpoint_path" not in str(err.value)
+
+
+def test_weights_that_cannot_be_fetched_say_where_to_download_them_and_how_to_load_them(tmp_path, monkeypatch):
+    """Offline with an empty cache: the Hub file's URL (or, for an unpublished file name, the repo's file list),
+    the release URL, and the exact call and command-line flags that load the file once downloaded by hand."""
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
+    hub = dataclasses.replace(ssmblocks.get_pretrained_cfg("test_mambair_sr"), hf_hub_id="org/repo",
+                              hf_hub_filename="weights/model.safetensors")
+    with pytest.raises(PretrainedUnavailableError) as err:
+        resolve_weights(hub, cache_dir=tmp_path)
+    assert "https://huggingface.co/org/repo/resolve/main/weights/model.safetensors" in str(err.value)
+    assert ("create_model('test_mambair_sr.untrained', checkpoint_path='path/to/model.safetensors') (command line: "
+            "--model test_mambair_sr.untrained --checkpoint path/to/model.safetensors)") in str(err.value)
+    with pytest.raises(PretrainedUnavailableError) as err:
+        resolve_weights(dataclasses.replace(hub, hf_hub_filename="*.pth"), cache_dir=tmp_path)
+    assert "the single file matching '*.pth' in https://huggingface.co/org/repo/tree/main" in str(err.value)
+    url = dataclasses.replace(ssmblocks.get_pretrained_cfg("test_mambair_sr"), url="http://127.0.0.1:9/w.pth")
+    with pytest.raises(PretrainedUnavailableError) as err:
+        resolve_weights(url, cache_dir=tmp_path)
+    assert (f"w.pth is not cached in {tmp_path} and HF_HUB_OFFLINE is set. Download http://127.0.0.1:9/w.pth into "
+            f"that folder, or download it anywhere and then load it with ssmblocks.create_model(") in str(err.value)
+    assert "--checkpoint path/to/w.pth" in str(err.value)
 
 
 def test_drive_source_through_gdown_up_to_the_network(tmp_path, monkeypatch):
