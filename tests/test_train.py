@@ -337,6 +337,8 @@ def test_training_lowers_the_loss_and_exports_a_loadable_model(tmp_path):
     assert loaded.state_dict().keys() == ema.keys()
     assert all(torch.equal(loaded.state_dict()[k], ema[k]) for k in ema)   # the exported weights are the EMA's
     assert json.loads((out / "config.json").read_text())["architecture"] == "test_mambair_sr"
+    cfg = loaded.pretrained_cfg                                               # this run's model, not the release's
+    assert cfg.name == "test_mambair_sr.trained" and cfg.metrics == {} and "24 steps" in cfg.notes
 
 
 def test_resume_continues_exactly(tmp_path):

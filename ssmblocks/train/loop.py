@@ -140,6 +140,17 @@ def _build_model(cfg: TrainConfig, model: nn.Module | None) -> nn.Module:
     return ssmblocks.create_model(cfg.model, checkpoint_path=cfg.init_checkpoint, **cfg.model_kwargs)
 
 
+def _trained_cfg(start: ssmblocks.PretrainedCfg, cfg: TrainConfig, given: bool) -> ssmblocks.PretrainedCfg:
+    """The cfg of the model a run trains and exports: the architecture's facts (scale, channels, size rules,
+    protocol, paper, licence), tag 'trained', a note on how it was made, and neither the published numbers nor the
+    weight source of the release it started from."""
+    start_from = ("from the model passed to train()" if given else f"from {cfg.init_checkpoint}" if cfg.init_checkpoint
+                  else "from random initial weights")
+    notes = f"trained with ssmblocks train: task {cfg.task}, data {cfg.data}, {cfg.steps} steps, {start_from}"
+    facts = {**start.without_weight_source(), "tag": "trained", "metrics": {}, "notes": notes}
+    return ssmblocks.PretrainedCfg.from_dict(facts)
+
+
 def _objective(cfg: TrainConfig, model: nn.Module) -> nn.Module:
     if cfg.teacher is None:
         return _Supervised(model, LOSSES[cfg.loss]())
@@ -227,6 +238,8 @@ class _Trainer:
         _seed_everything(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
         self.model = _build_model(cfg, model).to(dist.device).train()
         model_cfg = getattr(self.model, "pretrained_cfg", None)
+        if model_cfg is not None:      # what the run exports is this run's model, not the release it started from
+            self.model.pretrained_cfg = _trained_cfg(model_cfg, cfg, given=model is not None)
         cfg_scale = model_cfg.scale if model_cfg is not None else None
         if cfg.scale is not None and cfg_scale is not None and cfg.scale != cfg_scale and not cfg.model_kwargs:
             raise ValueError(f"{cfg.model} upscales by {cfg_scale} (its cfg), not by --scale {cfg.scale}")
