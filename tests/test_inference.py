@@ -303,6 +303,19 @@ def test_grey_and_colour_conversions_warn():
         restore(colour_model, colour)
 
 
+def test_a_colour_photo_through_a_grey_model_gives_a_grey_image(tmp_path):
+    from PIL import Image
+
+    grey_model = PointwiseModel(scale=1, in_chans=1)
+    photo = Image.fromarray(np.full((4, 5, 3), 200, np.uint8))
+    photo.save(tmp_path / "photo.png")
+    for source in (photo, tmp_path / "photo.png"):
+        with pytest.warns(UserWarning, match="converted to grey"):
+            out = restore(grey_model, source)
+        assert out.mode == "L" and out.size == (5, 4)
+        assert abs(int(np.asarray(out)[0, 0]) - round((200 / 255 * 0.9 + 0.05) * 255)) <= 1
+
+
 def test_bad_values_are_refused():
     model = PointwiseModel()
     x = torch.rand(1, 3, 4, 4)
