@@ -294,7 +294,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     for lq, gt in _progress(pairs[rank::world], "evaluating"):
         sr = restore(model, np.asarray(read_image(lq)), **kwargs)
         hr = np.asarray(read_image(gt))
-        hr = hr[: sr.shape[0], : sr.shape[1]]  # BasicSR crops the GT to a multiple of the scale
+        excess = hr.shape[0] - sr.shape[0], hr.shape[1] - sr.shape[1]
+        if min(excess) >= 0 and max(excess) < info.scale:  # BasicSR crops the GT to a multiple of the scale
+            hr = hr[: sr.shape[0], : sr.shape[1]]
         if hr.shape != sr.shape:
             raise CommandError(f"{gt.name} is {hr.shape} but the restored {lq.name} is {sr.shape}")
         rows.append((lq.name, calculate_psnr(sr, hr, crop, test_y_channel=y_channel),

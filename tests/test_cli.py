@@ -164,6 +164,17 @@ def test_eval_reports_each_image_and_the_mean(capsys, tmp_path, checkpoint):
     assert code == 1 and "no ground truth" in err
 
 
+def test_eval_refuses_ground_truth_larger_than_the_scale_explains(capsys, tmp_path, checkpoint):
+    """x8 data through an x4 model: the GT is twice the output, not cropped to its top-left quarter."""
+    (tmp_path / "lq").mkdir()
+    (tmp_path / "gt").mkdir()
+    hr = np.random.default_rng(0).integers(0, 256, (48, 48, 3)).astype(np.uint8)
+    Image.fromarray(hr).save(tmp_path / "gt" / "baby.png")
+    Image.fromarray(hr).resize((6, 6), Image.BICUBIC).save(tmp_path / "lq" / "baby.png")
+    code, out, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", tmp_path / "lq", "--gt", tmp_path / "gt")
+    assert code == 1 and "baby.png" in err and "PSNR" not in out
+
+
 def test_eval_under_torchrun_gathers_every_shard(tmp_path, checkpoint):
     for folder in ("lq", "gt"):
         (tmp_path / folder).mkdir()
