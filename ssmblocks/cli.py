@@ -179,6 +179,17 @@ def _video_output(args: argparse.Namespace, relative: Path, single: bool) -> Pat
     return out / relative.with_suffix("")
 
 
+def _check_targets(args: argparse.Namespace, files: list[tuple[Path, Path]], single: bool) -> None:
+    """Refuses inputs that would be written to the same output (photo.png and photo.jpg -> photo.png)."""
+    seen: dict[Path, Path] = {}
+    for path, relative in files:
+        target = _video_output(args, relative, single) if is_video_file(path) else _output_path(args, relative, single)
+        if target in seen:
+            raise CommandError(f"{seen[target]} and {path} would both be written to {target}: restore them "
+                               f"separately or rename one")
+        seen[target] = path
+
+
 def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path, args: argparse.Namespace,
                    kwargs: dict[str, Any]) -> int:
     """Restores a video file (a video model: the whole clip, in --temporal-chunk chunks; an image model: frame by
@@ -199,13 +210,14 @@ def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path
 
 def _cmd_restore(args: argparse.Namespace) -> None:
     files = expand_inputs(args.inputs)
+    single = len(files) == 1 and Path(args.inputs[0]).is_file()
+    _check_targets(args, files, single)
     rank, world = _rank_world()
     model = _load_model(args.model, args.checkpoint)
     info = model_info(model)
     kwargs = _restore_kwargs(args, args.protocol)
     if info.video:
         kwargs.update(temporal_chunk=args.temporal_chunk, temporal_overlap=args.temporal_overlap)
-    single = len(files) == 1 and Path(args.inputs[0]).is_file()
     videos = [item for item in files if is_video_file(item[0])][rank::world]
     images = [item for item in files if not is_video_file(item[0])]
     clips: dict[Path, list[tuple[Path, Path]]] = {}

@@ -101,6 +101,17 @@ def test_restore_files_and_frame_folders(capsys, tmp_path, checkpoint):
     assert code == 0 and Image.open(tmp_path / "single.png").size == (44, 36)
 
 
+def test_restore_refuses_inputs_that_would_share_an_output(capsys, tmp_path, checkpoint):
+    """photo.png and photo.jpg (or two folders' 0.png) both become out/photo.png: one would silently replace the
+    other."""
+    (tmp_path / "in").mkdir()
+    _image(tmp_path / "in" / "photo.png", seed=1)
+    _image(tmp_path / "in" / "photo.jpg", seed=2)
+    code, _, err = _run(capsys, "restore", tmp_path / "in", "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 1 and "photo.png" in err and "photo.jpg" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_restore_runs_the_models_protocol_unless_told_otherwise(capsys, tmp_path, checkpoint):
     photo = tmp_path / "tall.png"
     _image(photo, size=(205, 6))  # two MambaIR splits (205 // 200 + 1) per column
