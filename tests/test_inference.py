@@ -231,6 +231,18 @@ def test_outputs_are_clamped_but_models_are_not():
     assert out[0, 0, 0, 0] == 1.0 and torch.equal(x, before)  # the output is clamped, the caller's input is not
 
 
+def test_a_module_in_train_mode_is_probed_in_eval_mode():
+    """A module outside the zoo is probed for its scale; the probe must not update its BatchNorm statistics."""
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
+    model[1].running_mean.fill_(0.3)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(1, 3, 8, 8)
+    out = restore(model, x)
+    assert model.training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(out, model.eval()(x).clamp(0, 1))
+
+
 def test_uint8_numpy_and_uint16_round_trip():
     model = PointwiseModel(scale=2)
     img = np.random.default_rng(0).integers(0, 256, (9, 7, 3)).astype(np.uint8)

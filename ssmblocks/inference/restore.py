@@ -61,8 +61,13 @@ def model_info(model: nn.Module) -> ModelInfo:
     probe = torch.zeros(1, *((1,) if video else ()), in_chans, 16, 16,
                         device=param.device if param is not None else "cpu",
                         dtype=param.dtype if param is not None else torch.float32)
-    with torch.inference_mode():
-        scale = model(probe).shape[-1] // 16
+    was_training = model.training
+    model.eval()   # a train-mode probe would update BatchNorm statistics
+    try:
+        with torch.inference_mode():
+            scale = model(probe).shape[-1] // 16
+    finally:
+        model.train(was_training)
     return ModelInfo(max(scale, 1), in_chans, video=video)
 
 
