@@ -180,10 +180,13 @@ def _video_output(args: argparse.Namespace, relative: Path, single: bool) -> Pat
 
 
 def _check_targets(args: argparse.Namespace, files: list[tuple[Path, Path]], single: bool) -> None:
-    """Refuses inputs that would be written to the same output (photo.png and photo.jpg -> photo.png)."""
+    """Refuses inputs that would be written to the same output (photo.png and photo.jpg -> photo.png) or over
+    themselves (-o naming the input, or its folder with the same format)."""
     seen: dict[Path, Path] = {}
     for path, relative in files:
         target = _video_output(args, relative, single) if is_video_file(path) else _output_path(args, relative, single)
+        if target.resolve() == path.resolve():
+            raise CommandError(f"the output {target} would replace its input: choose another -o (or --ext)")
         if target in seen:
             raise CommandError(f"{seen[target]} and {path} would both be written to {target}: restore them "
                                f"separately or rename one")

@@ -112,6 +112,14 @@ def test_restore_refuses_inputs_that_would_share_an_output(capsys, tmp_path, che
     assert not (tmp_path / "out").exists()
 
 
+def test_restore_refuses_to_write_over_its_inputs(capsys, tmp_path, checkpoint):
+    original = _image(tmp_path / "photo.png")
+    for output in (tmp_path / "photo.png", tmp_path):
+        code, _, err = _run(capsys, "restore", tmp_path / "photo.png", "-o", output, "--checkpoint", checkpoint)
+        assert code == 1 and "photo.png" in err
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "photo.png")), original)
+
+
 def test_restore_runs_the_models_protocol_unless_told_otherwise(capsys, tmp_path, checkpoint):
     photo = tmp_path / "tall.png"
     _image(photo, size=(205, 6))  # two MambaIR splits (205 // 200 + 1) per column
