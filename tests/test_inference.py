@@ -213,6 +213,29 @@ def test_memory_budget_chooses_a_tile():
         parse_bytes("lots")
 
 
+def test_the_memory_estimate_scales_activations_not_weights_with_the_batch(monkeypatch):
+    """Probes run one image; the estimate is linear in the batch's pixel count: a batch of 4 needs 4x the per-pixel
+    activations and the same intercept."""
+    import importlib
+
+    restore_module = importlib.import_module("ssmblocks.inference.restore")   # the package exports the function
+
+    def fake_probe(fn, shape, live, **kwargs):
+        live.peak = 1000 + 10 * shape[-2] * shape[-1]      # an intercept of 1000 bytes, 10 bytes per pixel
+
+    estimates = []
+    monkeypatch.setattr(restore_module, "run_without_arithmetic", fake_probe)
+    monkeypatch.setattr(restore_module, "tile_for_budget", lambda *a, **k: estimates.append(a[:2]))
+    info = restore_module.ModelInfo(scale=1, in_chans=3)
+    for batch in (1, 4):
+        x = torch.zeros(batch, 3, 100, 100)
+        restore_module._budget_tile(lambda t: t, x, info, 2**30)
+        canvas = 4 * 100 * 100 * (1 + 2 * batch * 3) + x.numel() * 4
+        per_pixel, fixed = estimates[-1]
+        overhead = restore_module._MEMORY_OVERHEAD
+        assert per_pixel == pytest.approx(10 * batch * overhead) and fixed - canvas == pytest.approx(1000 * overhead)
+
+
 # ---- input kinds -----------------------------------------------------------------------------------------------------
 def test_outputs_are_clamped_but_models_are_not():
     model = GlobalModel(scale=1)
