@@ -269,8 +269,10 @@ class _Trainer:
                                channels=in_chans, frames=cfg.frames, seed=cfg.seed, cache_dir=cfg.data_cache)
         sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed=cfg.seed, rank=dist.rank,
                                       world_size=dist.world_size, start_step=self.step)
+        # its own generator: starting to iterate draws a seed, which must not shift the global stream (dropout)
         self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
-                                 pin_memory=dist.device.type == "cuda")
+                                 pin_memory=dist.device.type == "cuda",
+                                 generator=torch.Generator().manual_seed(cfg.seed + dist.rank))
         self.val_set = PairedFrames(cfg.val_data, degradation, lq_dir=cfg.val_lq_data, patch_size=None,
                                     channels=in_chans, frames=cfg.frames, seed=cfg.seed,
                                     cache_dir=cfg.data_cache) if cfg.val_data else None
