@@ -498,3 +498,11 @@ def test_resume_continues_the_random_stream_of_the_model_exactly(tmp_path):
     parts = train(TrainConfig(out=str(tmp_path / "parts"), resume=True, **common), model=_NoisyUpsampler())
     assert _losses(tmp_path / "parts") == _losses(tmp_path / "whole")
     assert all(torch.equal(v, parts.state_dict()[k]) for k, v in whole.state_dict().items())
+
+
+def test_resuming_at_or_past_stop_after_trains_no_further(tmp_path):
+    data, out = _write_images(tmp_path / "hq"), tmp_path / "run"
+    assert main(_args(data, out, "--steps", "6", "--log-every", "1", "--stop-after", "3")) == 0
+    for stop in ("3", "2"):
+        assert main(_args(data, out, "--steps", "6", "--log-every", "1", "--stop-after", stop, "--resume")) == 0
+        assert len(_losses(out)) == 3 and torch.load(out / "training_state.pt", weights_only=True)["step"] == 3

@@ -343,8 +343,9 @@ class _Trainer:
         log = _Log(self.out, cfg, self.step, dist.is_main)
         last = min(cfg.steps, cfg.stop_after or cfg.steps)
         loss_sum, steps, images, tick = 0.0, 0, 0, time.perf_counter()
+        batches = self.loader if self.step < last else []   # resumed at or past --stop-after: nothing to do
         try:
-            for lq, gt in self.loader:
+            for lq, gt in batches:
                 self.step += 1
                 loss, lr = self.train_step(lq, gt)
                 loss_sum, steps, images = loss_sum + loss, steps + 1, images + lq.shape[0] * dist.world_size
