@@ -154,7 +154,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if not args.no_flops:
         height, width = args.size or (max(720 // cfg.scale, cfg.min_size), max(1280 // cfg.scale, cfg.min_size))
         model = ssmblocks.create_model(name)
-        print(f"  cost:      {profile(model, (cfg.in_chans, height, width))}"
+        clip = (cfg.min_frames,) if cfg.input_kind == "video" else ()    # video models: a clip of min_frames
+        print(f"  cost:      {profile(model, (1, *clip, cfg.in_chans, height, width))}"
               + ("" if args.size else f" (output {height * cfg.scale}x{width * cfg.scale})"))
 
 

@@ -56,6 +56,11 @@ def test_list_and_info(capsys):
                           "https://drive.google.com/drive/folders/1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS") in out
 
 
+def test_info_counts_the_cost_of_video_models_on_a_clip(capsys):
+    code, out, err = _run(capsys, "info", "test_vsrm", "--size", "8x8")
+    assert code == 0 and "input 1x2x3x8x8" in out and "GFLOPs" in out, err    # a clip of min_frames = 2
+
+
 def test_one_line_errors(capsys, tmp_path, checkpoint):
     code, _, err = _run(capsys, "info", "mambair_sr_x44", "--no-flops")
     assert code == 1 and err.count("\n") == 1 and "Did you mean: mambair_sr_x4" in err
