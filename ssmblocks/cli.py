@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import shutil
 import sys
@@ -353,12 +354,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
     cfg = model.pretrained_cfg
-    x = torch.rand(1, cfg.in_chans, args.size, args.size, device=_device(args.device), dtype=_DTYPES[args.dtype])
+    clip = (cfg.min_frames,) if cfg.input_kind == "video" else ()    # video models: a clip of min_frames
+    x = torch.rand(1, *clip, cfg.in_chans, args.size, args.size, device=_device(args.device),
+                   dtype=_DTYPES[args.dtype])
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
-    print(f"{args.model} on {args.size}x{args.size} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
-          f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
-          f"{args.size * args.size / ms / 1e3:.3f} input megapixels/s")
+    frames = f" x {clip[0]} frames" if clip else ""
+    print(f"{args.model} on {args.size}x{args.size}{frames} ({args.dtype}, {x.device}, {torch.get_num_threads()} "
+          f"threads, scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
+          f"{math.prod(clip) * args.size * args.size / ms / 1e3:.3f} input megapixels/s")
 
 
 def _cmd_train(argv: list[str]) -> None:

@@ -234,6 +234,8 @@ def test_convert_writes_a_hub_folder(capsys, tmp_path, checkpoint):
 def test_bench_and_train_hook(capsys):
     code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "16", "--repeats", "1")
     assert code == 0 and " ms, " in out and "scan backend" in out
+    code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "8", "--repeats", "1")
+    assert code == 0 and "8x8 x 2 frames" in out, err                              # video: a clip of min_frames
     if importlib.util.find_spec("ssmblocks.train") is None:
         code, _, err = _run(capsys, "train", "--help")
         assert code == 1 and "training is not part of this installation" in err
