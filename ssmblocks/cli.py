@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 import ssmblocks
+from ssmblocks._atomic import _umask
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
@@ -337,6 +338,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     model = ssmblocks.load_checkpoint(args.checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes it 0700; renamed to `out`, it must be as mkdir makes it
     try:
         ssmblocks.save_for_hub(model, staging)
         if out.exists():

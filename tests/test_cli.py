@@ -231,6 +231,14 @@ def test_convert_writes_a_hub_folder(capsys, tmp_path, checkpoint):
     assert code == 1 and "not empty" in err
 
 
+def test_convert_makes_a_folder_with_the_permissions_of_mkdir(capsys, tmp_path, checkpoint):
+    """The folder is staged with mkdtemp (mode 0700) and renamed: it must end up as mkdir would make it."""
+    code, _, _ = _run(capsys, "convert", checkpoint, tmp_path / "hub")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert code == 0 and (tmp_path / "hub").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
 def test_bench_and_train_hook(capsys):
     code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "16", "--repeats", "1")
     assert code == 0 and " ms, " in out and "scan backend" in out
