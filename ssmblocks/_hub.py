@@ -296,15 +296,15 @@ def read_repo_config(location: str, cache_dir: str | Path | None = None) -> tupl
             raise FileNotFoundError(f"{folder} has none of {WEIGHT_NAMES}")
     else:
         config_path = resolve_hub_file(location, CONFIG_NAME, cache_dir, _FOLDER_ADVICE)
-        weights = None
+        weights, errors = None, []
         for name in WEIGHT_NAMES:
             try:
                 weights = resolve_hub_file(location, name, cache_dir, _FOLDER_ADVICE)
                 break
             except PretrainedUnavailableError as err:
-                last = err
-        if weights is None:
-            raise last
+                errors.append(str(err))
+        if weights is None:   # every name's reason, not only the last fallback's
+            raise PretrainedUnavailableError("\n".join(errors))
     config = json.loads(config_path.read_text())
     if "architecture" not in config:
         raise ValueError(f"{config_path} has no 'architecture' entry")

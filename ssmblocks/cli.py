@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import shutil
 import sys
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 import ssmblocks
+from ssmblocks._atomic import _umask
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
@@ -154,7 +156,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if not args.no_flops:
         height, width = args.size or (max(720 // cfg.scale, cfg.min_size), max(1280 // cfg.scale, cfg.min_size))
         model = ssmblocks.create_model(name)
-        print(f"  cost:      {profile(model, (cfg.in_chans, height, width))}"
+        clip = (cfg.min_frames,) if cfg.input_kind == "video" else ()    # video models: a clip of min_frames
+        print(f"  cost:      {profile(model, (1, *clip, cfg.in_chans, height, width))}"
               + ("" if args.size else f" (output {height * cfg.scale}x{width * cfg.scale})"))
 
 
@@ -179,6 +182,20 @@ def _video_output(args: argparse.Namespace, relative: Path, single: bool) -> Pat
     return out / relative.with_suffix("")
 
 
+def _check_targets(args: argparse.Namespace, files: list[tuple[Path, Path]], single: bool) -> None:
+    """Refuses inputs that would be written to the same output (photo.png and photo.jpg -> photo.png) or over
+    themselves (-o naming the input, or its folder with the same format)."""
+    seen: dict[Path, Path] = {}
+    for path, relative in files:
+        target = _video_output(args, relative, single) if is_video_file(path) else _output_path(args, relative, single)
+        if target.resolve() == path.resolve():
+            raise CommandError(f"the output {target} would replace its input: choose another -o (or --ext)")
+        if target in seen:
+            raise CommandError(f"{seen[target]} and {path} would both be written to {target}: restore them "
+                               f"separately or rename one")
+        seen[target] = path
+
+
 def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path, args: argparse.Namespace,
                    kwargs: dict[str, Any]) -> int:
     """Restores a video file (a video model: the whole clip, in --temporal-chunk chunks; an image model: frame by
@@ -199,13 +216,14 @@ def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path
 
 def _cmd_restore(args: argparse.Namespace) -> None:
     files = expand_inputs(args.inputs)
+    single = len(files) == 1 and Path(args.inputs[0]).is_file()
+    _check_targets(args, files, single)
     rank, world = _rank_world()
     model = _load_model(args.model, args.checkpoint)
     info = model_info(model)
     kwargs = _restore_kwargs(args, args.protocol)
     if info.video:
         kwargs.update(temporal_chunk=args.temporal_chunk, temporal_overlap=args.temporal_overlap)
-    single = len(files) == 1 and Path(args.inputs[0]).is_file()
     videos = [item for item in files if is_video_file(item[0])][rank::world]
     images = [item for item in files if not is_video_file(item[0])]
     clips: dict[Path, list[tuple[Path, Path]]] = {}
@@ -294,7 +312,9 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     for lq, gt in _progress(pairs[rank::world], "evaluating"):
         sr = restore(model, np.asarray(read_image(lq)), **kwargs)
         hr = np.asarray(read_image(gt))
-        hr = hr[: sr.shape[0], : sr.shape[1]]  # BasicSR crops the GT to a multiple of the scale
+        excess = hr.shape[0] - sr.shape[0], hr.shape[1] - sr.shape[1]
+        if min(excess) >= 0 and max(excess) < info.scale:  # BasicSR crops the GT to a multiple of the scale
+            hr = hr[: sr.shape[0], : sr.shape[1]]
         if hr.shape != sr.shape:
             raise CommandError(f"{gt.name} is {hr.shape} but the restored {lq.name} is {sr.shape}")
         rows.append((lq.name, calculate_psnr(sr, hr, crop, test_y_channel=y_channel),
@@ -318,6 +338,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     model = ssmblocks.load_checkpoint(args.checkpoint)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes it 0700; renamed to `out`, it must be as mkdir makes it
     try:
         ssmblocks.save_for_hub(model, staging)
         if out.exists():
@@ -335,12 +356,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
     cfg = model.pretrained_cfg
-    x = torch.rand(1, cfg.in_chans, args.size, args.size, device=_device(args.device), dtype=_DTYPES[args.dtype])
+    clip = (cfg.min_frames,) if cfg.input_kind == "video" else ()    # video models: a clip of min_frames
+    x = torch.rand(1, *clip, cfg.in_chans, args.size, args.size, device=_device(args.device),
+                   dtype=_DTYPES[args.dtype])
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
-    print(f"{args.model} on {args.size}x{args.size} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
-          f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
-          f"{args.size * args.size / ms / 1e3:.3f} input megapixels/s")
+    frames = f" x {clip[0]} frames" if clip else ""
+    print(f"{args.model} on {args.size}x{args.size}{frames} ({args.dtype}, {x.device}, {torch.get_num_threads()} "
+          f"threads, scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
+          f"{math.prod(clip) * args.size * args.size / ms / 1e3:.3f} input megapixels/s")
 
 
 def _cmd_train(argv: list[str]) -> None:

@@ -56,6 +56,11 @@ def test_list_and_info(capsys):
                           "https://drive.google.com/drive/folders/1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS") in out
 
 
+def test_info_counts_the_cost_of_video_models_on_a_clip(capsys):
+    code, out, err = _run(capsys, "info", "test_vsrm", "--size", "8x8")
+    assert code == 0 and "input 1x2x3x8x8" in out and "GFLOPs" in out, err    # a clip of min_frames = 2
+
+
 def test_one_line_errors(capsys, tmp_path, checkpoint):
     code, _, err = _run(capsys, "info", "mambair_sr_x44", "--no-flops")
     assert code == 1 and err.count("\n") == 1 and "Did you mean: mambair_sr_x4" in err
@@ -99,6 +104,25 @@ def test_restore_files_and_frame_folders(capsys, tmp_path, checkpoint):
     code, out, _ = _run(capsys, "restore", single, "-o", tmp_path / "single.png", "--checkpoint", checkpoint,
                         "--protocol", "mambair")
     assert code == 0 and Image.open(tmp_path / "single.png").size == (44, 36)
+
+
+def test_restore_refuses_inputs_that_would_share_an_output(capsys, tmp_path, checkpoint):
+    """photo.png and photo.jpg (or two folders' 0.png) both become out/photo.png: one would silently replace the
+    other."""
+    (tmp_path / "in").mkdir()
+    _image(tmp_path / "in" / "photo.png", seed=1)
+    _image(tmp_path / "in" / "photo.jpg", seed=2)
+    code, _, err = _run(capsys, "restore", tmp_path / "in", "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 1 and "photo.png" in err and "photo.jpg" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_restore_refuses_to_write_over_its_inputs(capsys, tmp_path, checkpoint):
+    original = _image(tmp_path / "photo.png")
+    for output in (tmp_path / "photo.png", tmp_path):
+        code, _, err = _run(capsys, "restore", tmp_path / "photo.png", "-o", output, "--checkpoint", checkpoint)
+        assert code == 1 and "photo.png" in err
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "photo.png")), original)
 
 
 def test_restore_runs_the_models_protocol_unless_told_otherwise(capsys, tmp_path, checkpoint):
@@ -164,6 +188,17 @@ def test_eval_reports_each_image_and_the_mean(capsys, tmp_path, checkpoint):
     assert code == 1 and "no ground truth" in err
 
 
+def test_eval_refuses_ground_truth_larger_than_the_scale_explains(capsys, tmp_path, checkpoint):
+    """x8 data through an x4 model: the GT is twice the output, not cropped to its top-left quarter."""
+    (tmp_path / "lq").mkdir()
+    (tmp_path / "gt").mkdir()
+    hr = np.random.default_rng(0).integers(0, 256, (48, 48, 3)).astype(np.uint8)
+    Image.fromarray(hr).save(tmp_path / "gt" / "baby.png")
+    Image.fromarray(hr).resize((6, 6), Image.BICUBIC).save(tmp_path / "lq" / "baby.png")
+    code, out, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", tmp_path / "lq", "--gt", tmp_path / "gt")
+    assert code == 1 and "baby.png" in err and "PSNR" not in out
+
+
 def test_eval_under_torchrun_gathers_every_shard(tmp_path, checkpoint):
     for folder in ("lq", "gt"):
         (tmp_path / folder).mkdir()
@@ -196,9 +231,19 @@ def test_convert_writes_a_hub_folder(capsys, tmp_path, checkpoint):
     assert code == 1 and "not empty" in err
 
 
+def test_convert_makes_a_folder_with_the_permissions_of_mkdir(capsys, tmp_path, checkpoint):
+    """The folder is staged with mkdtemp (mode 0700) and renamed: it must end up as mkdir would make it."""
+    code, _, _ = _run(capsys, "convert", checkpoint, tmp_path / "hub")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert code == 0 and (tmp_path / "hub").stat().st_mode & 0o777 == 0o777 & ~mask
+
+
 def test_bench_and_train_hook(capsys):
     code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "16", "--repeats", "1")
     assert code == 0 and " ms, " in out and "scan backend" in out
+    code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "8", "--repeats", "1")
+    assert code == 0 and "8x8 x 2 frames" in out, err                              # video: a clip of min_frames
     if importlib.util.find_spec("ssmblocks.train") is None:
         code, _, err = _run(capsys, "train", "--help")
         assert code == 1 and "training is not part of this installation" in err

@@ -217,6 +217,7 @@ def test_hf_hub_file_missing_from_the_cache(tmp_path, monkeypatch):
     with pytest.raises(PretrainedUnavailableError, match=message) as err:
         ssmblocks.create_model("hf-hub:someone/partial", cache_dir=cache)
     assert "create_model('local-dir:" in str(err.value) and "checkpoint_path" not in str(err.value)
+    assert "someone/partial/model.safetensors is not in the local" in str(err.value)   # not only the .bin fallback
 
 
 def test_weights_that_cannot_be_fetched_say_where_to_download_them_and_how_to_load_them(tmp_path, monkeypatch):

@@ -213,6 +213,29 @@ def test_memory_budget_chooses_a_tile():
         parse_bytes("lots")
 
 
+def test_the_memory_estimate_scales_activations_not_weights_with_the_batch(monkeypatch):
+    """Probes run one image; the estimate is linear in the batch's pixel count: a batch of 4 needs 4x the per-pixel
+    activations and the same intercept."""
+    import importlib
+
+    restore_module = importlib.import_module("ssmblocks.inference.restore")   # the package exports the function
+
+    def fake_probe(fn, shape, live, **kwargs):
+        live.peak = 1000 + 10 * shape[-2] * shape[-1]      # an intercept of 1000 bytes, 10 bytes per pixel
+
+    estimates = []
+    monkeypatch.setattr(restore_module, "run_without_arithmetic", fake_probe)
+    monkeypatch.setattr(restore_module, "tile_for_budget", lambda *a, **k: estimates.append(a[:2]))
+    info = restore_module.ModelInfo(scale=1, in_chans=3)
+    for batch in (1, 4):
+        x = torch.zeros(batch, 3, 100, 100)
+        restore_module._budget_tile(lambda t: t, x, info, 2**30)
+        canvas = 4 * 100 * 100 * (1 + 2 * batch * 3) + x.numel() * 4
+        per_pixel, fixed = estimates[-1]
+        overhead = restore_module._MEMORY_OVERHEAD
+        assert per_pixel == pytest.approx(10 * batch * overhead) and fixed - canvas == pytest.approx(1000 * overhead)
+
+
 # ---- input kinds -----------------------------------------------------------------------------------------------------
 def test_outputs_are_clamped_but_models_are_not():
     model = GlobalModel(scale=1)
@@ -229,6 +252,18 @@ def test_outputs_are_clamped_but_models_are_not():
     before = x.clone()
     out = restore(Identity(scale=1), x)
     assert out[0, 0, 0, 0] == 1.0 and torch.equal(x, before)  # the output is clamped, the caller's input is not
+
+
+def test_a_module_in_train_mode_is_probed_in_eval_mode():
+    """A module outside the zoo is probed for its scale; the probe must not update its BatchNorm statistics."""
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3)).train()
+    model[1].running_mean.fill_(0.3)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(1, 3, 8, 8)
+    out = restore(model, x)
+    assert model.training
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(out, model.eval()(x).clamp(0, 1))
 
 
 def test_uint8_numpy_and_uint16_round_trip():
@@ -301,6 +336,19 @@ def test_grey_and_colour_conversions_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         restore(colour_model, colour)
+
+
+def test_a_colour_photo_through_a_grey_model_gives_a_grey_image(tmp_path):
+    from PIL import Image
+
+    grey_model = PointwiseModel(scale=1, in_chans=1)
+    photo = Image.fromarray(np.full((4, 5, 3), 200, np.uint8))
+    photo.save(tmp_path / "photo.png")
+    for source in (photo, tmp_path / "photo.png"):
+        with pytest.warns(UserWarning, match="converted to grey"):
+            out = restore(grey_model, source)
+        assert out.mode == "L" and out.size == (5, 4)
+        assert abs(int(np.asarray(out)[0, 0]) - round((200 / 255 * 0.9 + 0.05) * 255)) <= 1
 
 
 def test_bad_values_are_refused():

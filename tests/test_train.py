@@ -473,3 +473,36 @@ def test_any_module_trains_on_video_clips(tmp_path):
     saved = load_file(str(out / "model.safetensors"))
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     assert not (out / "config.json").exists()   # not a zoo model: weights only
+
+
+class _NoisyUpsampler(torch.nn.Module):
+    """x2 upsampling through a dropout layer: its training depends on torch's global random stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+        self.drop = torch.nn.Dropout(0.5)
+        self.shuffle = torch.nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.drop(self.conv(x)))
+
+
+def test_resume_continues_the_random_stream_of_the_model_exactly(tmp_path):
+    data = _write_images(tmp_path / "hq")
+    common = dict(model="noisy", data=str(data), scale=2, steps=4, batch_size=2, patch_size=16, log_every=1,
+                  progress=False)
+    whole = train(TrainConfig(out=str(tmp_path / "whole"), **common), model=_NoisyUpsampler())
+    train(TrainConfig(out=str(tmp_path / "parts"), stop_after=2, **common), model=_NoisyUpsampler())
+    parts = train(TrainConfig(out=str(tmp_path / "parts"), resume=True, **common), model=_NoisyUpsampler())
+    assert _losses(tmp_path / "parts") == _losses(tmp_path / "whole")
+    assert all(torch.equal(v, parts.state_dict()[k]) for k, v in whole.state_dict().items())
+
+
+def test_resuming_at_or_past_stop_after_trains_no_further(tmp_path):
+    data, out = _write_images(tmp_path / "hq"), tmp_path / "run"
+    assert main(_args(data, out, "--steps", "6", "--log-every", "1", "--stop-after", "3")) == 0
+    for stop in ("3", "2"):
+        assert main(_args(data, out, "--steps", "6", "--log-every", "1", "--stop-after", stop, "--resume")) == 0
+        assert len(_losses(out)) == 3 and torch.load(out / "training_state.pt", weights_only=True)["step"] == 3

@@ -166,7 +166,12 @@ def _from_pil(image: Any, channels: int) -> Prepared:
         array = np.asarray(image.convert(converted))
     prepared = _from_numpy(array, channels)
 
-    return Prepared(prepared.tensor, lambda y: Image.fromarray(prepared.finish(y)), prepared.video)
+    def finish(y: Tensor) -> Any:
+        out = prepared.finish(y)
+        grey = out.ndim == 3 and out.shape[-1] == 1   # (H, W, 1) from a grey model: an "L" image
+        return Image.fromarray(out[..., 0] if grey else out)
+
+    return Prepared(prepared.tensor, finish, prepared.video)
 
 
 def prepare_input(x: Any, channels: int) -> Prepared:

@@ -61,8 +61,13 @@ def model_info(model: nn.Module) -> ModelInfo:
     probe = torch.zeros(1, *((1,) if video else ()), in_chans, 16, 16,
                         device=param.device if param is not None else "cpu",
                         dtype=param.dtype if param is not None else torch.float32)
-    with torch.inference_mode():
-        scale = model(probe).shape[-1] // 16
+    was_training = model.training
+    model.eval()   # a train-mode probe would update BatchNorm statistics
+    try:
+        with torch.inference_mode():
+            scale = model(probe).shape[-1] // 16
+    finally:
+        model.train(was_training)
     return ModelInfo(max(scale, 1), in_chans, video=video)
 
 
@@ -140,8 +145,9 @@ def _budget_tile(fn: Callable[[Tensor], Tensor], x: Tensor, info: ModelInfo, bud
         run_without_arithmetic(fn, shape, live, dtype=x.dtype, device=x.device)
         peaks.append((side * side, live.peak * _MEMORY_OVERHEAD))
     (p1, m1), (p2, m2) = peaks
-    per_pixel = max((m2 - m1) / (p2 - p1), 1.0) * x.shape[0]
-    fixed = max(m1 - per_pixel * p1, 0.0)
+    per_image_pixel = max((m2 - m1) / (p2 - p1), 1.0)   # the probes run one image: only this part grows with B
+    fixed = max(m1 - per_image_pixel * p1, 0.0)
+    per_pixel = per_image_pixel * x.shape[0]
     height, width = x.shape[-2:]
     out_pixels = height * width * info.scale**2
     frames = x.shape[1] if x.dim() == 5 else 1

@@ -269,8 +269,10 @@ class _Trainer:
                                channels=in_chans, frames=cfg.frames, seed=cfg.seed, cache_dir=cfg.data_cache)
         sampler = ShardedBatchSampler(len(dataset), cfg.batch_size, cfg.steps, seed=cfg.seed, rank=dist.rank,
                                       world_size=dist.world_size, start_step=self.step)
+        # its own generator: starting to iterate draws a seed, which must not shift the global stream (dropout)
         self.loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers,
-                                 pin_memory=dist.device.type == "cuda")
+                                 pin_memory=dist.device.type == "cuda",
+                                 generator=torch.Generator().manual_seed(cfg.seed + dist.rank))
         self.val_set = PairedFrames(cfg.val_data, degradation, lq_dir=cfg.val_lq_data, patch_size=None,
                                     channels=in_chans, frames=cfg.frames, seed=cfg.seed,
                                     cache_dir=cfg.data_cache) if cfg.val_data else None
@@ -341,8 +343,9 @@ class _Trainer:
         log = _Log(self.out, cfg, self.step, dist.is_main)
         last = min(cfg.steps, cfg.stop_after or cfg.steps)
         loss_sum, steps, images, tick = 0.0, 0, 0, time.perf_counter()
+        batches = self.loader if self.step < last else []   # resumed at or past --stop-after: nothing to do
         try:
-            for lq, gt in self.loader:
+            for lq, gt in batches:
                 self.step += 1
                 loss, lr = self.train_step(lq, gt)
                 loss_sum, steps, images = loss_sum + loss, steps + 1, images + lq.shape[0] * dist.world_size
