@@ -367,6 +367,8 @@ def test_resume_refuses_a_different_run(tmp_path):
 
 def test_bad_options_are_refused(tmp_path):
     data = _write_images(tmp_path / "hq")
+    with pytest.raises(ValueError, match="stop_after must be positive, got 0"):   # 0 is not "unset"
+        train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "z"), stop_after=0))
     assert main(_args(data, tmp_path / "a", "--scale", "3")) == 2   # the model upscales by 2
     x3 = ("--patch-size", "12", "--steps", "1", "--model-kwargs", '{"upscale": 3}')
     assert main(_args(data, tmp_path / "b", *x3, "--scale", "3")) == 0   # another architecture: --scale trusted

@@ -120,6 +120,8 @@ def _check(cfg: TrainConfig) -> None:
         problems.append(f"loss must be one of {sorted(LOSSES)}, got {cfg.loss!r}")
     if cfg.optimizer not in OPTIMIZERS:
         problems.append(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {cfg.optimizer!r}")
+    if cfg.stop_after is not None and cfg.stop_after <= 0:
+        problems.append(f"stop_after must be positive, got {cfg.stop_after}")
     if cfg.distill_weight < 0:
         problems.append(f"distill_weight must not be negative, got {cfg.distill_weight}")
     if (cfg.teacher is None) != (cfg.teacher_checkpoint is None):
@@ -341,7 +343,7 @@ class _Trainer:
     def run(self) -> nn.Module:
         cfg, dist = self.cfg, self.dist
         log = _Log(self.out, cfg, self.step, dist.is_main)
-        last = min(cfg.steps, cfg.stop_after or cfg.steps)
+        last = min(cfg.steps, cfg.stop_after if cfg.stop_after is not None else cfg.steps)
         loss_sum, steps, images, tick = 0.0, 0, 0, time.perf_counter()
         batches = self.loader if self.step < last else []   # resumed at or past --stop-after: nothing to do
         try:
