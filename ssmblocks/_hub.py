@@ -91,7 +91,9 @@ def _sha256_matches(path: Path, expected: str | None) -> bool:
 
 
 def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
-    target = _checkpoint_cache(cache_dir) / Path(urllib.request.urlparse(cfg.url).path).name
+    # one folder per URL: two releases whose URLs end in the same file name must not share a cached file
+    url_key = hashlib.sha256(cfg.url.encode()).hexdigest()[:16]
+    target = _checkpoint_cache(cache_dir) / url_key / Path(urllib.request.urlparse(cfg.url).path).name
     if target.is_file() and _sha256_matches(target, cfg.sha256):
         return target
     if _offline():
@@ -107,6 +109,9 @@ def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
     except OSError as err:
         raise PretrainedUnavailableError(f"{cfg.name}: cannot download {cfg.url} ({err}). Download it by hand and "
                                          f"{_load_it_yourself(cfg, target.name)}") from err
+    finally:
+        if not target.is_file() and target.parent.is_dir() and not any(target.parent.iterdir()):
+            target.parent.rmdir()     # a failed download leaves no empty folder behind
     return target
 
 

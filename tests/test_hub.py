@@ -102,7 +102,7 @@ def test_url_source_downloads_verifies_and_caches(served, tmp_path, monkeypatch)
     overlay = {"url": f"{base}/model.safetensors", "sha256": sha}
     cache = tmp_path / "cache"
     model = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=cache)
-    assert _same_weights(model, source) and (cache / "model.safetensors").is_file()
+    assert _same_weights(model, source) and len(list(cache.glob("*/model.safetensors"))) == 1
     (root / "model.safetensors").unlink()                         # served no more: the cache answers
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     again = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay, cache_dir=cache)
@@ -110,6 +110,19 @@ def test_url_source_downloads_verifies_and_caches(served, tmp_path, monkeypatch)
     with pytest.raises(PretrainedUnavailableError, match=r"not cached .* HF_HUB_OFFLINE is set"):
         ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay,
                                cache_dir=tmp_path / "empty")
+
+
+def test_two_urls_ending_in_the_same_file_name_are_cached_apart(served, tmp_path):
+    root, base = served
+    sources = {}
+    for folder in ("a", "b"):
+        sources[folder] = ssmblocks.create_model("test_mambair_sr")           # different random weights
+        ssmblocks.save_for_hub(sources[folder], root / folder)
+    for folder in ("a", "b", "a"):
+        overlay = {"url": f"{base}/{folder}/model.safetensors"}              # no sha256 declared
+        model = ssmblocks.create_model("test_mambair_sr", pretrained=True, pretrained_cfg_overlay=overlay,
+                                       cache_dir=tmp_path)
+        assert _same_weights(model, sources[folder]), folder
 
 
 def test_url_source_rejects_a_wrong_checksum(served, tmp_path):
@@ -141,7 +154,7 @@ def test_a_sha256_prefix_in_a_basicsr_style_name_is_verified(served, tmp_path):
 
     model = spynet_sintel(cache_dir=tmp_path / "good", source=served_as(digest[:8]))
     assert _same_weights(model, source) and not model.training
-    assert (tmp_path / "good" / f"spynet_sintel_final-{digest[:8]}.pth").is_file()
+    assert len(list((tmp_path / "good").glob(f"*/spynet_sintel_final-{digest[:8]}.pth"))) == 1
     with pytest.raises(PretrainedUnavailableError, match=rf"expected sha256 {wrong}\.\.\. \(a prefix\) but {digest}"):
         spynet_sintel(cache_dir=tmp_path / "bad", source=served_as(wrong))
     assert not list((tmp_path / "bad").iterdir())
@@ -237,8 +250,9 @@ def test_weights_that_cannot_be_fetched_say_where_to_download_them_and_how_to_lo
     url = dataclasses.replace(ssmblocks.get_pretrained_cfg("test_mambair_sr"), url="http://127.0.0.1:9/w.pth")
     with pytest.raises(PretrainedUnavailableError) as err:
         resolve_weights(url, cache_dir=tmp_path)
-    assert (f"w.pth is not cached in {tmp_path} and HF_HUB_OFFLINE is set. Download http://127.0.0.1:9/w.pth into "
-            f"that folder, or download it anywhere and then load it with ssmblocks.create_model(") in str(err.value)
+    assert (f"w.pth is not cached in {tmp_path}/" in str(err.value) and "and HF_HUB_OFFLINE is set. Download "
+            "http://127.0.0.1:9/w.pth into that folder, or download it anywhere and then load it with "
+            "ssmblocks.create_model(") in str(err.value)
     assert "--checkpoint path/to/w.pth" in str(err.value)
 
 
