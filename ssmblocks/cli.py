@@ -58,6 +58,8 @@ __all__ = ["DEFAULT_MODEL", "main"]
 # The model `restore`, `eval` and `info` use when neither --model nor --checkpoint is given (None: ask for one).
 DEFAULT_MODEL: str | None = "dvmsr"     # bundled with the package: works offline
 BENCH_MODEL = "mambair_light_x4"
+# Frames of the clip `info`, `bench` and `export` run a video model on (at least the model's min_frames)
+_CLIP_FRAMES = 3
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError,
            MissingVideoBackendError)
@@ -132,6 +134,14 @@ def _parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _example_shape(cfg: Any, height: int, width: int, frames: int | None = None) -> tuple[int, ...]:
+    """The input shape to profile, time or export a model on: (1, C, H, W) images, or for a video model
+    (1, T, C, H, W) with T = ``frames`` or max(``cfg.min_frames``, _CLIP_FRAMES)."""
+    if cfg.input_kind != "video":
+        return 1, cfg.in_chans, height, width
+    return 1, frames or max(cfg.min_frames, _CLIP_FRAMES), cfg.in_chans, height, width
+
+
 def _cmd_info(args: argparse.Namespace) -> None:
     name = args.model or DEFAULT_MODEL
     if name is None:
@@ -154,8 +164,10 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if not args.no_flops:
         height, width = args.size or (max(720 // cfg.scale, cfg.min_size), max(1280 // cfg.scale, cfg.min_size))
         model = ssmblocks.create_model(name)
-        print(f"  cost:      {profile(model, (cfg.in_chans, height, width))}"
-              + ("" if args.size else f" (output {height * cfg.scale}x{width * cfg.scale})"))
+        shape = _example_shape(cfg, height, width)
+        notes = ([f"a clip of {shape[1]} frames"] if len(shape) == 5 else []) + \
+            ([] if args.size else [f"output {height * cfg.scale}x{width * cfg.scale}"])
+        print(f"  cost:      {profile(model, shape)}" + (f" ({', '.join(notes)})" if notes else ""))
 
 
 # ---- restore -----------------------------------------------------------------------------------------------------
@@ -335,12 +347,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
     cfg = model.pretrained_cfg
-    x = torch.rand(1, cfg.in_chans, args.size, args.size, device=_device(args.device), dtype=_DTYPES[args.dtype])
+    x = torch.rand(_example_shape(cfg, args.size, args.size), device=_device(args.device), dtype=_DTYPES[args.dtype])
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
-    print(f"{args.model} on {args.size}x{args.size} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
+    frames = x.shape[1] if x.dim() == 5 else 1
+    clip = f"{frames} frames of " if x.dim() == 5 else ""
+    print(f"{args.model} on {clip}{args.size}x{args.size} ({args.dtype}, {x.device}, {torch.get_num_threads()} "
+          f"threads, "
           f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
-          f"{args.size * args.size / ms / 1e3:.3f} input megapixels/s")
+          f"{frames * args.size * args.size / ms / 1e3:.3f} input megapixels/s")
 
 
 def _cmd_train(argv: list[str]) -> None:
@@ -364,8 +379,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
     model = _load_model(args.model, args.checkpoint)
     cfg = model.pretrained_cfg
-    shape = (cfg.in_chans, *args.size)
-    example = torch.rand(1, args.frames, *shape) if cfg.input_kind == "video" else torch.rand(1, *shape)
+    example = torch.rand(_example_shape(cfg, *args.size, frames=args.frames))
     path = export_onnx(model, args.output, example)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
 
@@ -451,7 +465,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("output", help="the .onnx file")
     p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH (default 64x64)")
-    p.add_argument("--frames", type=int, default=3, help="frames per clip for video models (default 3)")
+    p.add_argument("--frames", type=int, help=f"frames per clip for video models (default: {_CLIP_FRAMES}, or the "
+                   "model's minimum if larger)")
     p.set_defaults(run=_cmd_export)
 
     sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)

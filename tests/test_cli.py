@@ -222,3 +222,13 @@ def test_export_writes_an_onnx_file(capsys, tmp_path):
     code, out, err = _run(capsys, "export", tmp_path / "dvmsr.onnx", "--model", "dvmsr", "--size", "16x16")
     assert code == 0, err
     assert (tmp_path / "dvmsr.onnx").stat().st_size > 1_000_000 and "(1, 3, 16, 16)" in out
+
+
+def test_info_and_bench_video_models(capsys):
+    """Video models are profiled and timed on a clip (1, T, C, H, W), T = max(min_frames, 3), stated in the output."""
+    code, out, err = _run(capsys, "info", "test_vsrm", "--size", "16x16")
+    assert code == 0, err
+    assert "GFLOPs" in out and "3 frames" in out
+    code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "16", "--repeats", "1")
+    assert code == 0, err
+    assert "3 frames of 16x16" in out
