@@ -88,8 +88,24 @@ def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def _available_devices() -> list[str]:
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda, *(["mps"] if torch.backends.mps.is_available() else [])]
+
+
 def _device(requested: str | None) -> str:
+    """--device, checked (one-line error naming the devices this machine has); default: cuda if available."""
     if requested:
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            device = None
+        available = _available_devices()
+        if device is None or (device.type in ("cuda", "mps") and str(device) not in available
+                              and f"{device}:0" not in available):
+            what = ("is not a device name" if device is None
+                    else f"is not available on this machine (torch {torch.__version__})")
+            raise CommandError(f"--device {requested} {what}; available: {', '.join(available)}")
         return requested
     if torch.cuda.is_available():
         return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"

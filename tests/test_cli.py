@@ -232,3 +232,17 @@ def test_info_and_bench_video_models(capsys):
     code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "16", "--repeats", "1")
     assert code == 0, err
     assert "3 frames of 16x16" in out
+
+
+def test_unavailable_device_is_one_line(capsys, tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    _image(tmp_path / "in.png")
+    for argv in (("bench", "--model", "test_mambair_light", "--size", "8", "--device", "cuda"),
+                 ("restore", tmp_path / "in.png", "-o", tmp_path / "out.png", "--checkpoint", checkpoint,
+                  "--device", "cuda:0")):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1, err
+        assert "--device cuda" in err and "not available" in err and "available: cpu" in err
+    code, _, err = _run(capsys, "bench", "--model", "test_mambair_light", "--size", "8", "--device", "gpu")
+    assert code == 1 and err.count("\n") == 1 and "--device gpu" in err
