@@ -143,10 +143,15 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W); 'N' -> (N, N); both at least 1."""
     try:
-        height, width = (int(v) for v in text.lower().split("x"))
+        sides = [int(v) for v in text.lower().split("x")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes are HEIGHTxWIDTH, e.g. 180x320, got {text!r}") from None
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"sizes are HEIGHTxWIDTH or N (NxN), each at least 1 pixel, e.g. 180x320, "
+                                         f"got {text!r}")
+    height, width = sides * (3 - len(sides))
     return height, width
 
 
@@ -363,15 +368,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
     cfg = model.pretrained_cfg
-    x = torch.rand(_example_shape(cfg, args.size, args.size), device=_device(args.device), dtype=_DTYPES[args.dtype])
+    height, width = args.size
+    x = torch.rand(_example_shape(cfg, height, width), device=_device(args.device), dtype=_DTYPES[args.dtype])
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
     frames = x.shape[1] if x.dim() == 5 else 1
     clip = f"{frames} frames of " if x.dim() == 5 else ""
-    print(f"{args.model} on {clip}{args.size}x{args.size} ({args.dtype}, {x.device}, {torch.get_num_threads()} "
-          f"threads, "
+    print(f"{args.model} on {clip}{height}x{width} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
           f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
-          f"{frames * args.size * args.size / ms / 1e3:.3f} input megapixels/s")
+          f"{frames * height * width / ms / 1e3:.3f} input megapixels/s")
 
 
 def _cmd_train(argv: list[str]) -> None:
@@ -429,7 +434,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="a model's cfg, weights, licence, published numbers, protocol, params/FLOPs")
     p.add_argument("model", nargs="?")
-    p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH for FLOPs (default: output 1280x720)")
+    p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH (or N for NxN) for FLOPs (default: "
+                   "output 1280x720)")
     p.add_argument("--no-flops", action="store_true", help="skip the parameter/FLOP count")
     p.set_defaults(run=_cmd_info)
 
@@ -466,7 +472,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time a model's forward pass")
     p.add_argument("--model", default=BENCH_MODEL)
-    p.add_argument("--size", type=int, default=64, help="input side (default 64)")
+    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH, or N for NxN (default 64)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--device")
@@ -480,7 +486,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a model -> ONNX (scans decomposed into standard operators), fixed size")
     _add_model_args(p)
     p.add_argument("output", help="the .onnx file")
-    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH (default 64x64)")
+    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH, or N for NxN (default "
+                   "64x64)")
     p.add_argument("--frames", type=int, help=f"frames per clip for video models (default: {_CLIP_FRAMES}, or the "
                    "model's minimum if larger)")
     p.set_defaults(run=_cmd_export)

@@ -246,3 +246,17 @@ def test_unavailable_device_is_one_line(capsys, tmp_path, checkpoint, monkeypatc
         assert "--device cuda" in err and "not available" in err and "available: cpu" in err
     code, _, err = _run(capsys, "bench", "--model", "test_mambair_light", "--size", "8", "--device", "gpu")
     assert code == 1 and err.count("\n") == 1 and "--device gpu" in err
+
+
+def test_sizes_are_hxw_or_n_everywhere_and_positive(capsys, tmp_path):
+    for argv in (("info", "test_mambair_light", "--size", "0x8"), ("export", tmp_path / "m.onnx", "--model",
+                 "test_mambair_light", "--size", "0x8"), ("bench", "--model", "test_mambair_light", "--size", "-4")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in argv])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "sizes are HEIGHTxWIDTH or N" in err and "at least 1" in err, err
+    code, out, err = _run(capsys, "info", "test_mambair_light", "--size", "8")
+    assert code == 0 and "input 1x3x8x8" in out, err
+    code, out, err = _run(capsys, "bench", "--model", "test_mambair_light", "--size", "8x12", "--repeats", "1")
+    assert code == 0 and " on 8x12 " in out, err
