@@ -396,12 +396,15 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from ssmblocks.export import export_onnx
+    from ssmblocks.export import MissingExportBackendError, export_onnx
 
     model = _load_model(args.model, args.checkpoint)
     cfg = model.pretrained_cfg
     example = torch.rand(_example_shape(cfg, *args.size, frames=args.frames))
-    path = export_onnx(model, args.output, example)
+    try:
+        path = export_onnx(model, args.output, example)
+    except MissingExportBackendError as err:
+        raise CommandError(str(err)) from None
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
 
 

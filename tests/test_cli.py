@@ -260,3 +260,11 @@ def test_sizes_are_hxw_or_n_everywhere_and_positive(capsys, tmp_path):
     assert code == 0 and "input 1x3x8x8" in out, err
     code, out, err = _run(capsys, "bench", "--model", "test_mambair_light", "--size", "8x12", "--repeats", "1")
     assert code == 0 and " on 8x12 " in out, err
+
+
+def test_export_without_the_export_extra_is_one_line(capsys, tmp_path, monkeypatch, checkpoint):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)   # `import onnxscript` raises ImportError
+    code, _, err = _run(capsys, "export", tmp_path / "m.onnx", "--checkpoint", checkpoint, "--size", "8")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "pip install 'ssmblocks[export]'" in err and "onnxscript" in err
+    assert not (tmp_path / "m.onnx").exists()
