@@ -417,7 +417,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, help="tile side in input pixels (blended overlapping tiles)")
-    parser.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in input pixels (default 32)")
+    parser.add_argument("--tile-overlap", type=int, help="tile overlap in input pixels, at most half the tile "
+                        "(default 32, or half the tile if smaller)")
     parser.add_argument("--memory-budget", help="pick the tile size to fit, e.g. 2GB")
     parser.add_argument("--protocol", choices=[p for p in PROTOCOLS if p],
                         help="an official test procedure, or 'none' for the whole image (default: the model's own, "

@@ -367,3 +367,18 @@ def test_temporal_chunk_errors_name_the_temporal_argument(chunk, overlap, messag
     video = torch.rand(1, 6, 3, 6, 5)
     with pytest.raises(ValueError, match=message):
         restore(TemporalModel(), video, temporal_chunk=chunk, temporal_overlap=overlap)
+
+
+def test_tile_below_the_minimum_and_overlap_above_half_a_tile_are_refused():
+    x = torch.rand(1, 3, 40, 40)
+    with pytest.raises(ValueError, match=r"tile must be at least 8 input pixels for this model .*got 1"):
+        restore(PointwiseModel(scale=2), x, tile=1)
+    with pytest.raises(ValueError, match=r"tile must be at least 16 input pixels for this model .*got 12"):
+        restore(PointwiseModel(scale=2, multiple_of=16), x, tile=12)
+    with pytest.raises(ValueError, match=r"tile_overlap must be in \[0, tile // 2\] = \[0, 8\] .*got 9"):
+        restore(PointwiseModel(scale=2), x, tile=16, tile_overlap=9)
+    with pytest.raises(ValueError, match=r"tile_overlap must be in \[0, tile // 2\] = \[0, 8\] .*got -1"):
+        restore(PointwiseModel(scale=2), x, tile=16, tile_overlap=-1)
+    # the default overlap (32) is reduced to half a small tile; an explicit half tile is accepted
+    model = PointwiseModel(scale=2)
+    assert torch.allclose(restore(model, x, tile=16), restore(model, x, tile=16, tile_overlap=8))
