@@ -382,3 +382,12 @@ def test_tile_below_the_minimum_and_overlap_above_half_a_tile_are_refused():
     # the default overlap (32) is reduced to half a small tile; an explicit half tile is accepted
     model = PointwiseModel(scale=2)
     assert torch.allclose(restore(model, x, tile=16), restore(model, x, tile=16, tile_overlap=8))
+
+
+def test_an_image_batch_to_a_video_model_names_the_frames_it_needs():
+    model = ssmblocks.create_model("test_vsrm")
+    for call in (lambda x: model(x), lambda x: restore(model, x)):
+        with pytest.raises(ValueError, match=r"VSRM expects video \(B, T, C, H, W\), got a 4-D .* "
+                           r"with T >= 2 frames") as info:
+            call(torch.rand(1, 3, 8, 8))
+        assert "unsqueeze(1)" not in str(info.value)
