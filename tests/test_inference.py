@@ -391,3 +391,13 @@ def test_an_image_batch_to_a_video_model_names_the_frames_it_needs():
                            r"with T >= 2 frames") as info:
             call(torch.rand(1, 3, 8, 8))
         assert "unsqueeze(1)" not in str(info.value)
+
+
+def test_a_channels_first_numpy_image_suggests_the_transpose():
+    model = PointwiseModel(scale=2)
+    with pytest.raises(ValueError, match=r"numpy images are \(H, W, C\) \(channels last\).*\(3, 16, 16\).*"
+                                         r"\.transpose\(1, 2, 0\)"):
+        restore(model, np.zeros((3, 16, 16), np.uint8))
+    with pytest.raises(ValueError, match=r"\(5, 3, 16, 16\).*\.transpose\(0, 2, 3, 1\)"):
+        restore(model, np.zeros((5, 3, 16, 16), np.uint8))
+    assert restore(model, np.zeros((16, 16, 3), np.uint8)).shape == (32, 32, 3)
