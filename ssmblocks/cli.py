@@ -42,6 +42,7 @@ from ssmblocks.inference import (
     restore,
     write_image,
 )
+from ssmblocks.inference.images import IMAGE_SUFFIXES
 from ssmblocks.inference.video_io import (
     VIDEO_SUFFIXES,
     MissingVideoBackendError,
@@ -230,7 +231,16 @@ def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path
         return count
 
 
+def _check_output_is_a_folder(args: argparse.Namespace) -> None:
+    """Several inputs (or a folder) are written into the folder -o names: refuse a file name there."""
+    several = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    if several and (Path(args.output).suffix.lower() in IMAGE_SUFFIXES or is_video_file(args.output)):
+        raise CommandError(f"-o {args.output} names a file, but several inputs are written into a folder: give -o "
+                           f"a folder (without an image or video suffix)")
+
+
 def _cmd_restore(args: argparse.Namespace) -> None:
+    _check_output_is_a_folder(args)
     files = expand_inputs(args.inputs)
     rank, world = _rank_world()
     model = _load_model(args.model, args.checkpoint)

@@ -268,3 +268,19 @@ def test_export_without_the_export_extra_is_one_line(capsys, tmp_path, monkeypat
     assert code == 1 and err.count("\n") == 1, err
     assert "pip install 'ssmblocks[export]'" in err and "onnxscript" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_restore_output_names(capsys, tmp_path, checkpoint):
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b.bmp", seed=1)
+    code, _, err = _run(capsys, "restore", tmp_path / "a.png", tmp_path / "b.bmp", "-o", tmp_path / "two.png",
+                        "--checkpoint", checkpoint)
+    assert code == 1 and err.count("\n") == 1 and "-o" in err and "a folder" in err, err
+    assert not (tmp_path / "two.png").exists()
+    rgba = np.random.default_rng(0).integers(0, 256, (6, 5, 4)).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    with pytest.warns(UserWarning, match="JPEG has no alpha channel: the alpha channel is dropped"):
+        code, _, err = _run(capsys, "restore", tmp_path / "rgba.png", "-o", tmp_path / "x.jpg", "--checkpoint",
+                            checkpoint)
+    assert code == 0, err
+    assert Image.open(tmp_path / "x.jpg").mode == "RGB" and Image.open(tmp_path / "x.jpg").size == (20, 24)
