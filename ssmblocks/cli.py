@@ -439,6 +439,7 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssmblocks", description="State-space (Mamba) image and video restoration.")
+    parser.add_argument("--version", action="version", version=f"ssmblocks {ssmblocks.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="registered models")

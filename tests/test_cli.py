@@ -284,3 +284,14 @@ def test_restore_output_names(capsys, tmp_path, checkpoint):
                             checkpoint)
     assert code == 0, err
     assert Image.open(tmp_path / "x.jpg").mode == "RGB" and Image.open(tmp_path / "x.jpg").size == (20, 24)
+
+
+def test_python_dash_m_is_the_command_and_version(capsys):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-m", "ssmblocks", "list", "test_mambair_l*"], capture_output=True,
+                            text=True, cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["test_mambair_light"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"ssmblocks {ssmblocks.__version__}"
