@@ -448,7 +448,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("info", help="a model's cfg, weights, licence, published numbers, protocol, params/FLOPs")
-    p.add_argument("model", nargs="?")
+    p.add_argument("model", nargs="?", help="a registered name" + (f" (default: {DEFAULT_MODEL}, the bundled model)"
+                                                                    if DEFAULT_MODEL else ""))
     p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH (or N for NxN) for FLOPs (default: "
                    "output 1280x720)")
     p.add_argument("--no-flops", action="store_true", help="skip the parameter/FLOP count")
@@ -481,16 +482,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("convert", help="an official checkpoint -> a hub-ready folder")
-    p.add_argument("checkpoint")
-    p.add_argument("out_dir")
+    p.add_argument("checkpoint", help="an official (or ssmblocks) weight file; its family is detected")
+    p.add_argument("out_dir", help="a new folder (or an empty one) for model.safetensors, config.json, README.md")
     p.set_defaults(run=_cmd_convert)
 
     p = sub.add_parser("bench", help="time a model's forward pass")
-    p.add_argument("--model", default=BENCH_MODEL)
+    p.add_argument("--model", default=BENCH_MODEL, help=f"a registered name (default: {BENCH_MODEL})")
     p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH, or N for NxN (default 64)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported (default: 3)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
     p.set_defaults(run=_cmd_bench)
 

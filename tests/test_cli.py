@@ -295,3 +295,23 @@ def test_python_dash_m_is_the_command_and_version(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"ssmblocks {ssmblocks.__version__}"
+
+
+def test_help_texts(capsys):
+    def help_of(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--help"])
+        assert exit_info.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "model a registered name (default: dvmsr, the bundled model)" in help_of("info")
+    text = help_of("convert")
+    assert "checkpoint an official" in text and "out_dir a new folder" in text
+    text = help_of("bench")
+    assert "--model MODEL a registered name (default: mambair_light_x4)" in text
+    assert "--repeats REPEATS timed runs; the median is reported (default: 3)" in text
+    from ssmblocks.train.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: the model's; must match it)" in text and "(default: None)" not in text
+    assert "--steps STEPS optimiser steps (default: 1000)" in text

@@ -62,10 +62,19 @@ _HELP = {
 _CHOICES = {"task": TASKS, "optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES)}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds '(default: ...)' to a flag's help unless the default is None or the help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One flag per TrainConfig field (``--batch-size`` for ``batch_size``), with the field's default."""
     parser = argparse.ArgumentParser(prog="ssmblocks train", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=_HelpFormatter)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
