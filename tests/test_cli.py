@@ -315,3 +315,16 @@ def test_help_texts(capsys):
     text = " ".join(build_parser().format_help().split())
     assert "(default: the model's; must match it)" in text and "(default: None)" not in text
     assert "--steps STEPS optimiser steps (default: 1000)" in text
+
+
+@pytest.mark.parametrize("value", ["{bad", "[1, 2]"])
+def test_train_model_kwargs_must_be_a_json_object(capsys, value):
+    from ssmblocks.train.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--model", "dvmsr", "--data", "d", "--out", "o", "--model-kwargs", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--model-kwargs: must be a JSON object, e.g. '{\"embed_dim\": 48}'" in err and value in err, err
+    args = build_parser().parse_args(["--model", "dvmsr", "--data", "d", "--out", "o", "--model-kwargs", '{"a": 1}'])
+    assert args.model_kwargs == {"a": 1}

@@ -62,6 +62,17 @@ _HELP = {
 _CHOICES = {"task": TASKS, "optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES)}
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, e.g. '{{\"embed_dim\": 48}}' "
+                                         f"(quote it for the shell), got {text!r}")
+    return value
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Adds '(default: ...)' to a flag's help unless the default is None or the help already states it."""
 
@@ -85,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.name == "betas":
             parser.add_argument(flag, type=float, nargs=2, default=default, **options)
         elif f.name == "model_kwargs":
-            parser.add_argument(flag, type=json.loads, default=default, **options)
+            parser.add_argument(flag, type=_json_object, default=default, **options)
         else:
             kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
             parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(f.name), **options)
