@@ -401,3 +401,12 @@ def test_a_channels_first_numpy_image_suggests_the_transpose():
     with pytest.raises(ValueError, match=r"\(5, 3, 16, 16\).*\.transpose\(0, 2, 3, 1\)"):
         restore(model, np.zeros((5, 3, 16, 16), np.uint8))
     assert restore(model, np.zeros((16, 16, 3), np.uint8)).shape == (32, 32, 3)
+
+
+def test_float64_input_runs_in_the_models_dtype_and_comes_back_float64():
+    """docs/inference.md: the result has the input's dtype; the model runs in its own (float32) parameters."""
+    model = ssmblocks.create_model("test_mambair_light")
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = restore(model, x)
+    assert out.dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
+    assert torch.equal(out, restore(model, x.float()).double())
