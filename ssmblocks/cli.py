@@ -32,6 +32,7 @@ import ssmblocks
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
+from ssmblocks.export import MissingExportBackendError, export_onnx
 from ssmblocks.inference import (
     PROTOCOLS,
     expand_inputs,
@@ -63,7 +64,7 @@ BENCH_MODEL = "mambair_light_x4"
 _CLIP_FRAMES = 3
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError,
-           MissingVideoBackendError)
+           MissingVideoBackendError, MissingExportBackendError)
 
 
 class CommandError(Exception):
@@ -406,15 +407,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from ssmblocks.export import MissingExportBackendError, export_onnx
-
     model = _load_model(args.model, args.checkpoint)
     cfg = model.pretrained_cfg
     example = torch.rand(_example_shape(cfg, *args.size, frames=args.frames))
-    try:
-        path = export_onnx(model, args.output, example)
-    except MissingExportBackendError as err:
-        raise CommandError(str(err)) from None
+    path = export_onnx(model, args.output, example)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
 
 
