@@ -1,5 +1,4 @@
-"""``python -m ssmblocks``: the demo (``ssmblocks demo``): the bundled sample restored offline by the bundled
-default model, with PSNR/SSIM against the original; ``python -m ssmblocks --out DIR`` chooses the folder."""
+"""``python -m ssmblocks``: the ``ssmblocks`` command (``python -m ssmblocks demo`` restores the bundled sample)."""
 
 from __future__ import annotations
 
@@ -8,4 +7,4 @@ import sys
 from ssmblocks.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["demo", *sys.argv[1:]]))
+    sys.exit(main())

@@ -35,7 +35,8 @@ def check_image(x: Tensor, channels: int, name: str) -> None:
 
 def check_video(x: Tensor, channels: int, name: str, min_frames: int = 1) -> None:
     """Raises if ``x`` is not a float (B, T, ``channels``, H, W) tensor with T >= ``min_frames``."""
+    one_frame = "x.unsqueeze(1) for one frame, or " if min_frames == 1 else ""
     _check(x, name, "video (B, T, C, H, W)", channels, "channels per frame",
-           {4: " (add a time axis: x.unsqueeze(1) for one frame, or stack frames on dim 1)"})
+           {4: f" (add a time axis with T >= {min_frames} frames: {one_frame}stack consecutive frames on dim 1)"})
     if x.shape[1] < min_frames:
         raise ValueError(f"{name} needs at least {min_frames} frames, got T={x.shape[1]}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import shutil
 import sys
@@ -34,6 +33,7 @@ from ssmblocks._atomic import _umask
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
+from ssmblocks.export import MissingExportBackendError, export_onnx
 from ssmblocks.inference import (
     PROTOCOLS,
     expand_inputs,
@@ -44,6 +44,7 @@ from ssmblocks.inference import (
     restore,
     write_image,
 )
+from ssmblocks.inference.images import IMAGE_SUFFIXES
 from ssmblocks.inference.video_io import (
     VIDEO_SUFFIXES,
     MissingVideoBackendError,
@@ -60,9 +61,11 @@ __all__ = ["DEFAULT_MODEL", "main"]
 # The model `restore`, `eval` and `info` use when neither --model nor --checkpoint is given (None: ask for one).
 DEFAULT_MODEL: str | None = "dvmsr"     # bundled with the package: works offline
 BENCH_MODEL = "mambair_light_x4"
+# Frames of the clip `info`, `bench` and `export` run a video model on (at least the model's min_frames)
+_CLIP_FRAMES = 3
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError,
-           MissingVideoBackendError)
+           MissingVideoBackendError, MissingExportBackendError)
 
 
 class CommandError(Exception):
@@ -88,8 +91,24 @@ def _rank_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
+def _available_devices() -> list[str]:
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda, *(["mps"] if torch.backends.mps.is_available() else [])]
+
+
 def _device(requested: str | None) -> str:
+    """--device, checked (one-line error naming the devices this machine has); default: cuda if available."""
     if requested:
+        try:
+            device = torch.device(requested)
+        except RuntimeError:
+            device = None
+        available = _available_devices()
+        if device is None or (device.type in ("cuda", "mps") and str(device) not in available
+                              and f"{device}:0" not in available):
+            what = ("is not a device name" if device is None
+                    else f"is not available on this machine (torch {torch.__version__})")
+            raise CommandError(f"--device {requested} {what}; available: {', '.join(available)}")
         return requested
     if torch.cuda.is_available():
         return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
@@ -127,11 +146,24 @@ def _cmd_list(args: argparse.Namespace) -> None:
 
 
 def _parse_size(text: str) -> tuple[int, int]:
+    """'HxW' -> (H, W); 'N' -> (N, N); both at least 1."""
     try:
-        height, width = (int(v) for v in text.lower().split("x"))
+        sides = [int(v) for v in text.lower().split("x")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes are HEIGHTxWIDTH, e.g. 180x320, got {text!r}") from None
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise argparse.ArgumentTypeError(f"sizes are HEIGHTxWIDTH or N (NxN), each at least 1 pixel, e.g. 180x320, "
+                                         f"got {text!r}")
+    height, width = sides * (3 - len(sides))
     return height, width
+
+
+def _example_shape(cfg: Any, height: int, width: int, frames: int | None = None) -> tuple[int, ...]:
+    """The input shape to profile, time or export a model on: (1, C, H, W) images, or for a video model
+    (1, T, C, H, W) with T = ``frames`` or max(``cfg.min_frames``, _CLIP_FRAMES)."""
+    if cfg.input_kind != "video":
+        return 1, cfg.in_chans, height, width
+    return 1, frames or max(cfg.min_frames, _CLIP_FRAMES), cfg.in_chans, height, width
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -156,9 +188,10 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if not args.no_flops:
         height, width = args.size or (max(720 // cfg.scale, cfg.min_size), max(1280 // cfg.scale, cfg.min_size))
         model = ssmblocks.create_model(name)
-        clip = (cfg.min_frames,) if cfg.input_kind == "video" else ()    # video models: a clip of min_frames
-        print(f"  cost:      {profile(model, (1, *clip, cfg.in_chans, height, width))}"
-              + ("" if args.size else f" (output {height * cfg.scale}x{width * cfg.scale})"))
+        shape = _example_shape(cfg, height, width)
+        notes = ([f"a clip of {shape[1]} frames"] if len(shape) == 5 else []) + \
+            ([] if args.size else [f"output {height * cfg.scale}x{width * cfg.scale}"])
+        print(f"  cost:      {profile(model, shape)}" + (f" ({', '.join(notes)})" if notes else ""))
 
 
 # ---- restore -----------------------------------------------------------------------------------------------------
@@ -214,7 +247,16 @@ def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path
         return count
 
 
+def _check_output_is_a_folder(args: argparse.Namespace) -> None:
+    """Several inputs (or a folder) are written into the folder -o names: refuse a file name there."""
+    several = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
+    if several and (Path(args.output).suffix.lower() in IMAGE_SUFFIXES or is_video_file(args.output)):
+        raise CommandError(f"-o {args.output} names a file, but several inputs are written into a folder: give -o "
+                           f"a folder (without an image or video suffix)")
+
+
 def _cmd_restore(args: argparse.Namespace) -> None:
+    _check_output_is_a_folder(args)
     files = expand_inputs(args.inputs)
     single = len(files) == 1 and Path(args.inputs[0]).is_file()
     _check_targets(args, files, single)
@@ -356,15 +398,15 @@ def _cmd_bench(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
     cfg = model.pretrained_cfg
-    clip = (cfg.min_frames,) if cfg.input_kind == "video" else ()    # video models: a clip of min_frames
-    x = torch.rand(1, *clip, cfg.in_chans, args.size, args.size, device=_device(args.device),
-                   dtype=_DTYPES[args.dtype])
+    height, width = args.size
+    x = torch.rand(_example_shape(cfg, height, width), device=_device(args.device), dtype=_DTYPES[args.dtype])
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
-    frames = f" x {clip[0]} frames" if clip else ""
-    print(f"{args.model} on {args.size}x{args.size}{frames} ({args.dtype}, {x.device}, {torch.get_num_threads()} "
-          f"threads, scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
-          f"{math.prod(clip) * args.size * args.size / ms / 1e3:.3f} input megapixels/s")
+    frames = x.shape[1] if x.dim() == 5 else 1
+    clip = f"{frames} frames of " if x.dim() == 5 else ""
+    print(f"{args.model} on {clip}{height}x{width} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
+          f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
+          f"{frames * height * width / ms / 1e3:.3f} input megapixels/s")
 
 
 def _cmd_train(argv: list[str]) -> None:
@@ -384,12 +426,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from ssmblocks.export import export_onnx
-
     model = _load_model(args.model, args.checkpoint)
     cfg = model.pretrained_cfg
-    shape = (cfg.in_chans, *args.size)
-    example = torch.rand(1, args.frames, *shape) if cfg.input_kind == "video" else torch.rand(1, *shape)
+    example = torch.rand(_example_shape(cfg, *args.size, frames=args.frames))
     path = export_onnx(model, args.output, example)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
 
@@ -403,7 +442,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=int, help="tile side in input pixels (blended overlapping tiles)")
-    parser.add_argument("--tile-overlap", type=int, default=32, help="tile overlap in input pixels (default 32)")
+    parser.add_argument("--tile-overlap", type=int, help="tile overlap in input pixels, at most half the tile "
+                        "(default 32, or half the tile if smaller)")
     parser.add_argument("--memory-budget", help="pick the tile size to fit, e.g. 2GB")
     parser.add_argument("--protocol", choices=[p for p in PROTOCOLS if p],
                         help="an official test procedure, or 'none' for the whole image (default: the model's own, "
@@ -414,6 +454,7 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssmblocks", description="State-space (Mamba) image and video restoration.")
+    parser.add_argument("--version", action="version", version=f"ssmblocks {ssmblocks.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("list", help="registered models")
@@ -422,8 +463,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("info", help="a model's cfg, weights, licence, published numbers, protocol, params/FLOPs")
-    p.add_argument("model", nargs="?")
-    p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH for FLOPs (default: output 1280x720)")
+    p.add_argument("model", nargs="?", help="a registered name" + (f" (default: {DEFAULT_MODEL}, the bundled model)"
+                                                                    if DEFAULT_MODEL else ""))
+    p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH (or N for NxN) for FLOPs (default: "
+                   "output 1280x720)")
     p.add_argument("--no-flops", action="store_true", help="skip the parameter/FLOP count")
     p.set_defaults(run=_cmd_info)
 
@@ -454,16 +497,16 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_eval)
 
     p = sub.add_parser("convert", help="an official checkpoint -> a hub-ready folder")
-    p.add_argument("checkpoint")
-    p.add_argument("out_dir")
+    p.add_argument("checkpoint", help="an official (or ssmblocks) weight file; its family is detected")
+    p.add_argument("out_dir", help="a new folder (or an empty one) for model.safetensors, config.json, README.md")
     p.set_defaults(run=_cmd_convert)
 
     p = sub.add_parser("bench", help="time a model's forward pass")
-    p.add_argument("--model", default=BENCH_MODEL)
-    p.add_argument("--size", type=int, default=64, help="input side (default 64)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--model", default=BENCH_MODEL, help=f"a registered name (default: {BENCH_MODEL})")
+    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH, or N for NxN (default 64)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported (default: 3)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", choices=list(_DTYPES), default="float32")
     p.set_defaults(run=_cmd_bench)
 
@@ -474,8 +517,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="a model -> ONNX (scans decomposed into standard operators), fixed size")
     _add_model_args(p)
     p.add_argument("output", help="the .onnx file")
-    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH (default 64x64)")
-    p.add_argument("--frames", type=int, default=3, help="frames per clip for video models (default 3)")
+    p.add_argument("--size", type=_parse_size, default=(64, 64), help="input HEIGHTxWIDTH, or N for NxN (default "
+                   "64x64)")
+    p.add_argument("--frames", type=int, help=f"frames per clip for video models (default: {_CLIP_FRAMES}, or the "
+                   "model's minimum if larger)")
     p.set_defaults(run=_cmd_export)
 
     sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)

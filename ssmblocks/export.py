@@ -11,6 +11,7 @@ Outputs match PyTorch to ~1e-6 in float32 (tests/test_export.py checks 1e-4 on e
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,20 @@ from ssmblocks._atomic import atomic_path
 from ssmblocks.ops import use_backend
 from ssmblocks.ops._backends import _BACKENDS
 
-__all__ = ["export_onnx", "portable_backends"]
+__all__ = ["MissingExportBackendError", "export_onnx", "portable_backends"]
+
+
+class MissingExportBackendError(ImportError):
+    """onnx or onnxscript (the ``export`` extra, which torch's ONNX exporter needs) is not installed."""
+
+
+def _require_exporter() -> None:
+    for name in ("onnx", "onnxscript"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            raise MissingExportBackendError(f"exporting to ONNX needs the optional {name} package (not installed): "
+                                            f"pip install 'ssmblocks[export]'") from None
 
 
 # The pure-PyTorch backend each op traces with: the selective scan in its log-depth form, whose graph has
@@ -47,8 +61,10 @@ def export_onnx(model: nn.Module, path: str | Path, example: Tensor, *, opset_ve
         path: the .onnx file; written atomically (a failed export leaves no file under this name).
         example: an input (B, C, H, W) — (B, T, C, H, W) for video models — of the size to export for.
         opset_version: ONNX opset (default: the exporter's).
-    Returns the path. The graph's input is named ``input`` and its output ``output``.
+    Returns the path. The graph's input is named ``input`` and its output ``output``. Raises
+    MissingExportBackendError without onnx / onnxscript (``pip install 'ssmblocks[export]'``).
     """
+    _require_exporter()
     path = Path(path)
     was_training = model.training
     try:

@@ -58,7 +58,7 @@ def test_list_and_info(capsys):
 
 def test_info_counts_the_cost_of_video_models_on_a_clip(capsys):
     code, out, err = _run(capsys, "info", "test_vsrm", "--size", "8x8")
-    assert code == 0 and "input 1x2x3x8x8" in out and "GFLOPs" in out, err    # a clip of min_frames = 2
+    assert code == 0 and "input 1x3x3x8x8" in out and "GFLOPs" in out, err    # a clip of max(min_frames, 3)
 
 
 def test_one_line_errors(capsys, tmp_path, checkpoint):
@@ -243,7 +243,7 @@ def test_bench_and_train_hook(capsys):
     code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "16", "--repeats", "1")
     assert code == 0 and " ms, " in out and "scan backend" in out
     code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "8", "--repeats", "1")
-    assert code == 0 and "8x8 x 2 frames" in out, err                              # video: a clip of min_frames
+    assert code == 0 and "3 frames of 8x8" in out, err                             # video: max(min_frames, 3)
     if importlib.util.find_spec("ssmblocks.train") is None:
         code, _, err = _run(capsys, "train", "--help")
         assert code == 1 and "training is not part of this installation" in err
@@ -267,3 +267,109 @@ def test_export_writes_an_onnx_file(capsys, tmp_path):
     code, out, err = _run(capsys, "export", tmp_path / "dvmsr.onnx", "--model", "dvmsr", "--size", "16x16")
     assert code == 0, err
     assert (tmp_path / "dvmsr.onnx").stat().st_size > 1_000_000 and "(1, 3, 16, 16)" in out
+
+
+def test_info_and_bench_video_models(capsys):
+    """Video models are profiled and timed on a clip (1, T, C, H, W), T = max(min_frames, 3), stated in the output."""
+    code, out, err = _run(capsys, "info", "test_vsrm", "--size", "16x16")
+    assert code == 0, err
+    assert "GFLOPs" in out and "3 frames" in out
+    code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "16", "--repeats", "1")
+    assert code == 0, err
+    assert "3 frames of 16x16" in out
+
+
+def test_unavailable_device_is_one_line(capsys, tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    _image(tmp_path / "in.png")
+    for argv in (("bench", "--model", "test_mambair_light", "--size", "8", "--device", "cuda"),
+                 ("restore", tmp_path / "in.png", "-o", tmp_path / "out.png", "--checkpoint", checkpoint,
+                  "--device", "cuda:0")):
+        code, _, err = _run(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1, err
+        assert "--device cuda" in err and "not available" in err and "available: cpu" in err
+    code, _, err = _run(capsys, "bench", "--model", "test_mambair_light", "--size", "8", "--device", "gpu")
+    assert code == 1 and err.count("\n") == 1 and "--device gpu" in err
+
+
+def test_sizes_are_hxw_or_n_everywhere_and_positive(capsys, tmp_path):
+    for argv in (("info", "test_mambair_light", "--size", "0x8"), ("export", tmp_path / "m.onnx", "--model",
+                 "test_mambair_light", "--size", "0x8"), ("bench", "--model", "test_mambair_light", "--size", "-4")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in argv])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert "sizes are HEIGHTxWIDTH or N" in err and "at least 1" in err, err
+    code, out, err = _run(capsys, "info", "test_mambair_light", "--size", "8")
+    assert code == 0 and "input 1x3x8x8" in out, err
+    code, out, err = _run(capsys, "bench", "--model", "test_mambair_light", "--size", "8x12", "--repeats", "1")
+    assert code == 0 and " on 8x12 " in out, err
+
+
+def test_export_without_the_export_extra_is_one_line(capsys, tmp_path, monkeypatch, checkpoint):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)   # `import onnxscript` raises ImportError
+    code, _, err = _run(capsys, "export", tmp_path / "m.onnx", "--checkpoint", checkpoint, "--size", "8")
+    assert code == 1 and err.count("\n") == 1, err
+    assert "pip install 'ssmblocks[export]'" in err and "onnxscript" in err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_restore_output_names(capsys, tmp_path, checkpoint):
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b.bmp", seed=1)
+    code, _, err = _run(capsys, "restore", tmp_path / "a.png", tmp_path / "b.bmp", "-o", tmp_path / "two.png",
+                        "--checkpoint", checkpoint)
+    assert code == 1 and err.count("\n") == 1 and "-o" in err and "a folder" in err, err
+    assert not (tmp_path / "two.png").exists()
+    rgba = np.random.default_rng(0).integers(0, 256, (6, 5, 4)).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    with pytest.warns(UserWarning, match="JPEG has no alpha channel: the alpha channel is dropped"):
+        code, _, err = _run(capsys, "restore", tmp_path / "rgba.png", "-o", tmp_path / "x.jpg", "--checkpoint",
+                            checkpoint)
+    assert code == 0, err
+    assert Image.open(tmp_path / "x.jpg").mode == "RGB" and Image.open(tmp_path / "x.jpg").size == (20, 24)
+
+
+def test_python_dash_m_is_the_command_and_version(capsys):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-m", "ssmblocks", "list", "test_mambair_l*"], capture_output=True,
+                            text=True, cwd=root, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["test_mambair_light"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"ssmblocks {ssmblocks.__version__}"
+
+
+def test_help_texts(capsys):
+    def help_of(*argv):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--help"])
+        assert exit_info.value.code == 0
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "model a registered name (default: dvmsr, the bundled model)" in help_of("info")
+    text = help_of("convert")
+    assert "checkpoint an official" in text and "out_dir a new folder" in text
+    text = help_of("bench")
+    assert "--model MODEL a registered name (default: mambair_light_x4)" in text
+    assert "--repeats REPEATS timed runs; the median is reported (default: 3)" in text
+    from ssmblocks.train.cli import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "(default: the model's; must match it)" in text and "(default: None)" not in text
+    assert "--steps STEPS optimiser steps (default: 1000)" in text
+
+
+@pytest.mark.parametrize("value", ["{bad", "[1, 2]"])
+def test_train_model_kwargs_must_be_a_json_object(capsys, value):
+    from ssmblocks.train.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--model", "dvmsr", "--data", "d", "--out", "o", "--model-kwargs", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--model-kwargs: must be a JSON object, e.g. '{\"embed_dim\": 48}'" in err and value in err, err
+    args = build_parser().parse_args(["--model", "dvmsr", "--data", "d", "--out", "o", "--model-kwargs", '{"a": 1}'])
+    assert args.model_kwargs == {"a": 1}

@@ -415,3 +415,46 @@ def test_temporal_chunk_errors_name_the_temporal_argument(chunk, overlap, messag
     video = torch.rand(1, 6, 3, 6, 5)
     with pytest.raises(ValueError, match=message):
         restore(TemporalModel(), video, temporal_chunk=chunk, temporal_overlap=overlap)
+
+
+def test_tile_below_the_minimum_and_overlap_above_half_a_tile_are_refused():
+    x = torch.rand(1, 3, 40, 40)
+    with pytest.raises(ValueError, match=r"tile must be at least 8 input pixels for this model .*got 1"):
+        restore(PointwiseModel(scale=2), x, tile=1)
+    with pytest.raises(ValueError, match=r"tile must be at least 16 input pixels for this model .*got 12"):
+        restore(PointwiseModel(scale=2, multiple_of=16), x, tile=12)
+    with pytest.raises(ValueError, match=r"tile_overlap must be in \[0, tile // 2\] = \[0, 8\] .*got 9"):
+        restore(PointwiseModel(scale=2), x, tile=16, tile_overlap=9)
+    with pytest.raises(ValueError, match=r"tile_overlap must be in \[0, tile // 2\] = \[0, 8\] .*got -1"):
+        restore(PointwiseModel(scale=2), x, tile=16, tile_overlap=-1)
+    # the default overlap (32) is reduced to half a small tile; an explicit half tile is accepted
+    model = PointwiseModel(scale=2)
+    assert torch.allclose(restore(model, x, tile=16), restore(model, x, tile=16, tile_overlap=8))
+
+
+def test_an_image_batch_to_a_video_model_names_the_frames_it_needs():
+    model = ssmblocks.create_model("test_vsrm")
+    for call in (lambda x: model(x), lambda x: restore(model, x)):
+        with pytest.raises(ValueError, match=r"VSRM expects video \(B, T, C, H, W\), got a 4-D .* "
+                           r"with T >= 2 frames") as info:
+            call(torch.rand(1, 3, 8, 8))
+        assert "unsqueeze(1)" not in str(info.value)
+
+
+def test_a_channels_first_numpy_image_suggests_the_transpose():
+    model = PointwiseModel(scale=2)
+    with pytest.raises(ValueError, match=r"numpy images are \(H, W, C\) \(channels last\).*\(3, 16, 16\).*"
+                                         r"\.transpose\(1, 2, 0\)"):
+        restore(model, np.zeros((3, 16, 16), np.uint8))
+    with pytest.raises(ValueError, match=r"\(5, 3, 16, 16\).*\.transpose\(0, 2, 3, 1\)"):
+        restore(model, np.zeros((5, 3, 16, 16), np.uint8))
+    assert restore(model, np.zeros((16, 16, 3), np.uint8)).shape == (32, 32, 3)
+
+
+def test_float64_input_runs_in_the_models_dtype_and_comes_back_float64():
+    """docs/inference.md: the result has the input's dtype; the model runs in its own (float32) parameters."""
+    model = ssmblocks.create_model("test_mambair_light")
+    x = torch.rand(1, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    out = restore(model, x)
+    assert out.dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
+    assert torch.equal(out, restore(model, x.float()).double())

@@ -13,7 +13,7 @@ def test_core_imports_without_optional_extras():
 
 
 def test_python_m_ssmblocks_runs_the_demo(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "ssmblocks", "--out", str(tmp_path / "demo")],
+    out = subprocess.run([sys.executable, "-m", "ssmblocks", "demo", "--out", str(tmp_path / "demo")],
                          capture_output=True, text=True, check=True).stdout
     assert "scan backend on this CPU: native" in out
     assert "PSNR 27.20 dB" in out and (tmp_path / "demo" / "comparison.png").is_file()

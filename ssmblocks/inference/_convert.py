@@ -136,6 +136,12 @@ def _from_tensor(x: Tensor, channels: int) -> Prepared:
 def _from_numpy(x: np.ndarray, channels: int) -> Prepared:
     if x.ndim not in (2, 3, 4):
         raise ValueError(f"numpy images are (H, W), (H, W, C) or frames (T, H, W, C), got shape {x.shape}")
+    if x.ndim > 2 and x.shape[-1] not in (1, 2, 3, 4, channels):
+        first = "the first axis" if x.ndim == 3 else "the second axis"
+        hint = (f"; {first} looks like channels: pass x.transpose({'1, 2, 0' if x.ndim == 3 else '0, 2, 3, 1'})"
+                if x.shape[-3] in (1, 2, 3, 4, channels) else "")
+        raise ValueError(f"numpy images are (H, W, C) (channels last), frames (T, H, W, C); got shape {x.shape}, "
+                         f"{x.shape[-1]} channels{hint}")
     grey = x.ndim == 2
     hwc = torch.from_numpy(np.array(x[..., None] if grey else x))  # a copy: the input may be read-only
     chw = hwc.movedim(-1, -3)  # (C, H, W) or (T, C, H, W)

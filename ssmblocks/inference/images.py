@@ -6,6 +6,7 @@ always complete.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,15 @@ def read_image(path: str | Path) -> Any:
 
 def write_image(image: Any, path: str | Path) -> Path:
     """Writes a PIL image atomically (temporary file in the same folder, then rename); the format follows the
-    suffix. Returns the path."""
+    suffix. JPEG has no alpha channel: an RGBA / LA image is written as RGB / L with a warning. Returns the path."""
     path = Path(path)
+    fmt = _format(path)
+    if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
+        warnings.warn(f"{path.name}: JPEG has no alpha channel: the alpha channel is dropped (write .png, .webp or "
+                      f".tif to keep it)", stacklevel=2)
+        image = image.convert(image.mode[:-1])
     with atomic_path(path, suffix=path.suffix) as tmp:
-        image.save(tmp, format=_format(path))
+        image.save(tmp, format=fmt)
     return path
 
 

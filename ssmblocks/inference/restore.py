@@ -32,6 +32,9 @@ _PROBE_SIDES = (32, 64)
 # Peak resident memory over the live-tensor estimate of ssmblocks.profiling.LiveBytes: kernel scratch space, oneDNN
 # buffers and allocator slack. Measured 1.8-2.4x on CPU for MambaIR light x4 at 64-192 px (docs/benchmarks.md).
 _MEMORY_OVERHEAD = 2.3
+# The smallest tile side ``restore`` accepts (below it a tile is mostly padding and overlap), and the default overlap
+_MIN_TILE = 8
+_DEFAULT_OVERLAP = 32
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ def restore(
     x: Any,
     *,
     tile: int | None = None,
-    tile_overlap: int = 32,
+    tile_overlap: int | None = None,
     protocol: str | None = None,
     memory_budget: int | str | None = None,
     dtype: torch.dtype | None = None,
@@ -195,8 +198,10 @@ def restore(
             (returned as a PIL image). Integer data is scaled from its range and back. An alpha channel is
             upscaled bicubically and kept; grey images for colour models (and the reverse) are converted with a
             warning. NaN or Inf values are refused.
-        tile: tile side in input pixels; tiles overlap by ``tile_overlap`` (at most half a tile) input pixels and
-            are blended smoothly.
+        tile: tile side in input pixels, at least the model's ``min_size`` and ``multiple_of`` and 8 (a smaller
+            tile is padded up to the size rules: the same compute for less of the image); tiles overlap by
+            ``tile_overlap`` input pixels, in [0, tile // 2] (default: 32, reduced to tile // 2 for small tiles and
+            for the tile ``memory_budget`` picks), and are blended smoothly.
         protocol: an official test procedure ('mambair', 'mambacsr', 'dvmsr', 'medvsr'; 'none' or '' = the whole
             image). Default (None): the model's own, the one its pretrained cfg names
             (``model.pretrained_cfg.protocol``, e.g. the MambaCSR tiling for the released MambaCSR weights; the whole
@@ -217,8 +222,6 @@ def restore(
     if protocol and PROTOCOLS[protocol] is not None and (tile is not None or memory_budget is not None):
         raise ValueError(f"protocol {protocol!r} tiles the image its own way: pass either protocol or "
                          f"tile / memory_budget, not both")
-    if tile is not None and tile < 1:
-        raise ValueError(f"tile must be a positive number of pixels, got {tile}")
     if temporal_chunk is not None and temporal_chunk < 1:
         raise ValueError(f"temporal_chunk must be a positive number of frames, got {temporal_chunk}")
     if temporal_chunk is not None and not 0 <= temporal_overlap < temporal_chunk:
@@ -230,6 +233,13 @@ def restore(
     device = param.device if param is not None else torch.device(device or "cpu")
     dtype = param.dtype if param is not None else (dtype or torch.float32)
     info = model_info(model)
+    min_tile = max(info.min_size, info.multiple_of, _MIN_TILE)
+    if tile is not None and tile < min_tile:
+        raise ValueError(f"tile must be at least {min_tile} input pixels for this model (its minimum size "
+                         f"{info.min_size}, size multiple {info.multiple_of}, and {_MIN_TILE}), got {tile}")
+    if tile_overlap is not None and (tile_overlap < 0 or (tile is not None and tile_overlap > tile // 2)):
+        bound = f" = [0, {tile // 2}]" if tile is not None else ""
+        raise ValueError(f"tile_overlap must be in [0, tile // 2]{bound} input pixels, got {tile_overlap}")
     protocol = resolve_protocol(info, protocol, tiled=tile is not None or memory_budget is not None)
     prepared = prepare_input(x, info.in_chans)
     data = prepared.tensor.to(device=device, dtype=dtype)
@@ -249,7 +259,7 @@ def restore(
         bars.close()
 
 
-def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int,
+def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int | None,
                     protocol: str, memory_budget: int | str | None, bars: _Progress,
                     temporal_chunk: int | None, temporal_overlap: int) -> Tensor:
     fn = _forward_fn(model, info)
@@ -270,4 +280,5 @@ def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, t
         return run_protocol(protocol, fn, x, info.scale, bars(split.tile_count(*x.shape[-2:])))
     if tile is None:
         return fn(x)
-    return run_tiled(fn, x, tile=tile, overlap=min(overlap, tile // 2), scale=info.scale, progress=bars)
+    overlap = min(_DEFAULT_OVERLAP if overlap is None else overlap, tile // 2)  # only default / budget tiles cap
+    return run_tiled(fn, x, tile=tile, overlap=overlap, scale=info.scale, progress=bars)

@@ -62,10 +62,30 @@ _HELP = {
 _CHOICES = {"task": TASKS, "optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES)}
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, e.g. '{{\"embed_dim\": 48}}' "
+                                         f"(quote it for the shell), got {text!r}")
+    return value
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds '(default: ...)' to a flag's help unless the default is None or the help already states it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One flag per TrainConfig field (``--batch-size`` for ``batch_size``), with the field's default."""
     parser = argparse.ArgumentParser(prog="ssmblocks train", description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=_HelpFormatter)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
@@ -76,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.name == "betas":
             parser.add_argument(flag, type=float, nargs=2, default=default, **options)
         elif f.name == "model_kwargs":
-            parser.add_argument(flag, type=json.loads, default=default, **options)
+            parser.add_argument(flag, type=_json_object, default=default, **options)
         else:
             kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
             parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(f.name), **options)
