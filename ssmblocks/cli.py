@@ -266,6 +266,9 @@ def _cmd_restore(args: argparse.Namespace) -> None:
     kwargs = _restore_kwargs(args, args.protocol)
     if info.video:
         kwargs.update(temporal_chunk=args.temporal_chunk, temporal_overlap=args.temporal_overlap)
+    elif args.temporal_chunk is not None:
+        raise CommandError(f"--temporal-chunk applies to video models; {type(model).__name__} is an image model, "
+                           f"which restores videos frame by frame: drop --temporal-chunk")
     videos = [item for item in files if is_video_file(item[0])][rank::world]
     images = [item for item in files if not is_video_file(item[0])]
     clips: dict[Path, list[tuple[Path, Path]]] = {}

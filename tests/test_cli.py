@@ -125,6 +125,13 @@ def test_restore_refuses_to_write_over_its_inputs(capsys, tmp_path, checkpoint):
         assert np.array_equal(np.asarray(Image.open(tmp_path / "photo.png")), original)
 
 
+def test_restore_refuses_a_temporal_chunk_for_an_image_model(capsys, tmp_path, checkpoint):
+    _image(tmp_path / "photo.png")
+    code, _, err = _run(capsys, "restore", tmp_path / "photo.png", "-o", tmp_path / "out", "--checkpoint", checkpoint,
+                        "--temporal-chunk", "4")
+    assert code == 1 and "--temporal-chunk applies to video models" in err and not (tmp_path / "out").exists()
+
+
 def test_restore_runs_the_models_protocol_unless_told_otherwise(capsys, tmp_path, checkpoint):
     photo = tmp_path / "tall.png"
     _image(photo, size=(205, 6))  # two MambaIR splits (205 // 200 + 1) per column

@@ -375,6 +375,8 @@ def test_image_models_restore_videos_frame_by_frame():
     assert out.shape == (2, 3, 3, 20, 24)
     for t in range(3):
         assert torch.allclose(out[:, t], model(video[:, t]).clamp(0, 1))
+    with pytest.raises(ValueError, match="temporal_chunk applies to video models; GlobalModel is an image model"):
+        restore(model, video, temporal_chunk=3)      # would be ignored: refused instead
 
 
 class TemporalModel(nn.Module):

@@ -233,6 +233,9 @@ def restore(
     device = param.device if param is not None else torch.device(device or "cpu")
     dtype = param.dtype if param is not None else (dtype or torch.float32)
     info = model_info(model)
+    if temporal_chunk is not None and not info.video:
+        raise ValueError(f"temporal_chunk applies to video models; {type(model).__name__} is an image model, which "
+                         f"restores a video frame by frame: leave temporal_chunk unset")
     min_tile = max(info.min_size, info.multiple_of, _MIN_TILE)
     if tile is not None and tile < min_tile:
         raise ValueError(f"tile must be at least {min_tile} input pixels for this model (its minimum size "
