@@ -110,9 +110,13 @@ def _download_url(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
         raise PretrainedUnavailableError(f"{cfg.name}: cannot download {cfg.url} ({err}). Download it by hand and "
                                          f"{_load_it_yourself(cfg, target.name)}") from err
     finally:
-        if not target.is_file() and target.parent.is_dir() and not any(target.parent.iterdir()):
-            target.parent.rmdir()     # a failed download leaves no empty folder behind
+        _remove_if_empty(target.parent)     # a failed download leaves no empty folder behind
     return target
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _verify(cfg: PretrainedCfg, path: Path, origin: str) -> None:
@@ -180,9 +184,10 @@ def drive_page(cfg: PretrainedCfg) -> str:
 
 def _download_gdrive(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
     """A Google Drive file (by id, or by name in a folder) through the optional ``gdown`` package, cached under
-    its ``manual_filename``. A cached file is used without importing gdown."""
+    its ``manual_filename`` in a folder named by the Drive id (two releases may share a file name). A cached file
+    is used without importing gdown."""
     name = cfg.manual_filename or f"{cfg.gdrive_id}.pth"
-    target = _checkpoint_cache(cache_dir) / "gdrive" / name
+    target = _checkpoint_cache(cache_dir) / "gdrive" / (cfg.gdrive_id or cfg.gdrive_folder_id) / name
     if target.is_file() and _sha256_matches(target, cfg.sha256):
         return target
     page = drive_page(cfg)
@@ -196,15 +201,18 @@ def _download_gdrive(cfg: PretrainedCfg, cache_dir: str | Path | None) -> Path:
         raise PretrainedUnavailableError(_manual_advice(
             cfg, page, f"it is not cached in {target.parent} and HF_HUB_OFFLINE is set"))
     file_id = cfg.gdrive_id or _drive_folder_file_id(gdown, cfg)
-    with atomic_path(target) as tmp:
-        try:
-            done = gdown.download(id=file_id, output=str(tmp), quiet=False)
-        except Exception as err:           # gdown raises its own, requests' and RuntimeError exceptions
-            raise PretrainedUnavailableError(_manual_advice(
-                cfg, page, f"gdown could not fetch it ({type(err).__name__}: {err})")) from err
-        if done is None:                   # gdown 5 reports a failed download by returning None
-            raise PretrainedUnavailableError(_manual_advice(cfg, page, "gdown could not fetch it"))
-        _verify(cfg, tmp, "Google Drive")
+    try:
+        with atomic_path(target) as tmp:
+            try:
+                done = gdown.download(id=file_id, output=str(tmp), quiet=False)
+            except Exception as err:           # gdown raises its own, requests' and RuntimeError exceptions
+                raise PretrainedUnavailableError(_manual_advice(
+                    cfg, page, f"gdown could not fetch it ({type(err).__name__}: {err})")) from err
+            if done is None:                   # gdown 5 reports a failed download by returning None
+                raise PretrainedUnavailableError(_manual_advice(cfg, page, "gdown could not fetch it"))
+            _verify(cfg, tmp, "Google Drive")
+    finally:
+        _remove_if_empty(target.parent)
     return target
 
 

@@ -219,7 +219,7 @@ def test_pretrained_weights_come_from_the_authors_drive_folder(name, tiny, filen
     del gdown.files["x2/" + filename]
     model = ssmblocks.create_model(name, pretrained=True, cache_dir=tmp_path, **tiny_args)
     assert gdown.calls[-2:] == [("list", DRIVE_FOLDER_ID, True), ("download", "ID-RELEASE")]
-    assert _same_weights(model, source) and (tmp_path / "gdrive" / filename).is_file()
+    assert _same_weights(model, source) and (tmp_path / "gdrive" / DRIVE_FOLDER_ID / filename).is_file()
     assert model.pretrained_cfg.name == f"{name}.qf10_x4"
     monkeypatch.setitem(sys.modules, "gdown", None)             # gdown gone, offline: the cache answers
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
