@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_state_dict_strict, read_state_dict
-from ssmblocks._hub import file_sha256, read_repo_config, resolve_weights
+from ssmblocks._hub import file_sha256, is_glob, read_repo_config, resolve_weights
 from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, list_pretrained, model_entrypoint, split_model_name
 
 __all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "model_from_state_dict",
@@ -215,7 +215,7 @@ def _release_file_names(cfg: PretrainedCfg) -> set[str]:
         names.add(Path(cfg.file).name)
     if cfg.url:
         names.add(Path(urllib.parse.urlparse(cfg.url).path).name)
-    if cfg.hf_hub_id and not any(c in cfg.hf_hub_filename for c in "*?["):
+    if cfg.hf_hub_id and not is_glob(cfg.hf_hub_filename):
         names.add(Path(cfg.hf_hub_filename).name)
     return names - {None}
 

@@ -45,12 +45,17 @@ _FOLDER_ADVICE = ("or download the repo's config.json and model.safetensors into
                   "create_model('local-dir:/that/folder')")
 
 
+def is_glob(filename: str) -> bool:
+    """True when a Hub file name is a pattern (``"*.pth"``) rather than the name of one file."""
+    return any(c in filename for c in "*?[")
+
+
 def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None,
                      advice: str = _CHECKPOINT_ADVICE) -> Path:
     """A file of a Hub repo, downloaded or (offline) read from the local Hugging Face cache. ``filename`` may be a
     glob (``"*.pth"``) that must match exactly one file of the repo (for repos whose file name is not published)."""
     try:
-        if any(c in filename for c in "*?["):
+        if is_glob(filename):
             return _resolve_hub_glob(repo_id, filename, cache_dir)
         return Path(huggingface_hub.hf_hub_download(repo_id, filename, cache_dir=cache_dir))
     except LocalEntryNotFoundError as err:
@@ -152,7 +157,7 @@ def _load_it_yourself(cfg: PretrainedCfg, filename: str | None) -> str:
 def _hub_advice(cfg: PretrainedCfg) -> str:
     """For a Hub file that could not be fetched: where to download it by hand, then how to load it."""
     repo = f"https://huggingface.co/{cfg.hf_hub_id}"
-    if any(c in cfg.hf_hub_filename for c in "*?["):
+    if is_glob(cfg.hf_hub_filename):
         where, filename = f"the single file matching {cfg.hf_hub_filename!r} in {repo}/tree/main", None
     else:
         where, filename = f"{repo}/resolve/main/{cfg.hf_hub_filename}", Path(cfg.hf_hub_filename).name

@@ -399,10 +399,10 @@ def _cmd_convert(args: argparse.Namespace) -> None:
 def _cmd_bench(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = ssmblocks.create_model(args.model).eval().to(_device(args.device), _DTYPES[args.dtype])
-    cfg = model.pretrained_cfg
+    device, dtype = _device(args.device), _DTYPES[args.dtype]
+    model = ssmblocks.create_model(args.model).eval().to(device, dtype)
     height, width = args.size
-    x = torch.rand(_example_shape(cfg, height, width), device=_device(args.device), dtype=_DTYPES[args.dtype])
+    x = torch.rand(_example_shape(model.pretrained_cfg, height, width), device=device, dtype=dtype)
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
     frames = x.shape[1] if x.dim() == 5 else 1

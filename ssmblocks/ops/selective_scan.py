@@ -22,6 +22,8 @@ calls mamba_ssm's own autograd function.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor
 
@@ -117,13 +119,18 @@ def _backward(ctx, dout, _dlast, _dcheckpoints):
 torch.library.register_autograd("ssmblocks::selective_scan", _backward, setup_context=_setup_context)
 
 
+def records_grad(inputs: Iterable[Tensor | None]) -> bool:
+    """True when autograd records a call on ``inputs`` (tensors or None): grad mode on and one of them requires
+    grad."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+
+
 def native_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple[Tensor, Tensor]:
     """(out, last_state) of the native kernel through the registered op ``ssmblocks::selective_scan``, arguments as
     ``selective_scan_fn`` (already validated). The state checkpoints for the backward are kept only when autograd
     records the call; the last state carries no gradient."""
     inputs = (u, delta, A, B, C, D, z, delta_bias)
-    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
-    out, last_state, _ = _native_scan_op(*inputs, delta_softplus, save)
+    out, last_state, _ = _native_scan_op(*inputs, delta_softplus, records_grad(inputs))
     return out, last_state
 
 

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ssmblocks.ops._backends import get_backend
 from ssmblocks.ops._validate import compute_dtype, require_same_device, require_shape, require_tensor
-from ssmblocks.ops.selective_scan import native_scan
+from ssmblocks.ops.selective_scan import native_scan, records_grad
 
 __all__ = ["mamba_chunk_scan_combined", "ssd_scan", "ssd_scan_ref"]
 
@@ -202,7 +202,7 @@ def _native_limits(initial_states, return_final_states, inputs) -> dict[str, str
     zero), or return final states that autograd records (the kernel's last state carries no gradient)."""
     if initial_states is not None:
         return {"native": "takes no initial_states"}
-    if return_final_states and torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs):
+    if return_final_states and records_grad(inputs):
         return {"native": "returns final states without gradients, and this call records gradients"}
     return {}
 
