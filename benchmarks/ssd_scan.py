@@ -19,26 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 import torch
 from _machine import cpu_model
 
+from ssmblocks._timing import median_ms
 from ssmblocks.ops import selective_scan_fn, ssd_scan, use_backend
 
 SHAPES = {"CSSB cross mixer": (16, 256, 4, 16, 1, 16), "ISSR Mamba-2 mixer": (16, 256, 2, 16, 1, 16)}
 CHUNK = 256
 BACKENDS = ("native", "torch", "reference")
-
-
-def _median_cpu_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.thread_time()
-        fn()
-        times.append(time.thread_time() - start)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def _ssd_inputs(batch, length, heads, headdim, groups, dstate) -> dict[str, torch.Tensor]:
@@ -71,7 +61,7 @@ def _scan_inputs(batch, length, heads, headdim, groups, dstate) -> dict[str, tor
 
 def _timings(fn, kwargs, grad, repeats: int, with_backward: bool) -> tuple[float, float | None]:
     with torch.no_grad():
-        fwd = _median_cpu_ms(lambda: fn(**kwargs), repeats)
+        fwd = median_ms(lambda: fn(**kwargs), repeats, cpu_time=True)
     if not with_backward:
         return fwd, None
 
@@ -79,7 +69,7 @@ def _timings(fn, kwargs, grad, repeats: int, with_backward: bool) -> tuple[float
         leaves = {k: v.clone().requires_grad_() for k, v in kwargs.items()}
         fn(**leaves).backward(grad)
 
-    return fwd, _median_cpu_ms(forward_backward, max(1, repeats // 2))
+    return fwd, median_ms(forward_backward, max(1, repeats // 2), cpu_time=True)
 
 
 def main() -> None:
