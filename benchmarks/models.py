@@ -3,6 +3,7 @@
     python benchmarks/models.py                   # the table in docs/benchmarks.md
     python benchmarks/models.py --quick           # the light model at 32x32 only, to check the script
     python benchmarks/models.py --no-compile      # eager only
+    python benchmarks/models.py --no-compile --no-train --cases mambair_light_x4:128 dvmsr:128   # chosen rows
 
 For each (model, input) a fresh subprocess builds the model (random weights, eval, batch 1, float32) and measures:
 the FLOPs of one forward (torch.utils.flop_counter.FlopCounterMode: convolutions and matmuls; the selective scan
@@ -147,11 +148,22 @@ def _row_cells(res: dict, sgemm: float, pixels: int) -> list[str]:
             f"{res['peak_mb']:.0f}"]
 
 
+def _case(text: str) -> tuple[str, int]:
+    """'MODEL:SIZE' -> (MODEL, SIZE)."""
+    name, _, size = text.rpartition(":")
+    if not name or not size.isdigit():
+        raise argparse.ArgumentTypeError(f"a case is MODEL:SIZE, e.g. mambair_light_x4:128, got {text!r}")
+    return name, int(size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the light model at 32x32 only")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--cases", nargs="+", type=_case, metavar="MODEL:SIZE",
+                        help="the (model, square input side) rows to measure instead of the default table")
+    parser.add_argument("--no-train", action="store_true", help="skip the training-step measurement")
     parser.add_argument("--probe", nargs=2, metavar=("MODEL", "SIZE"), help="internal")
     parser.add_argument("--probe-train", nargs=3, metavar=("MODEL", "SIZE", "BATCH"), help="internal")
     args = parser.parse_args()
@@ -174,7 +186,7 @@ def main() -> None:
           "peak RSS MB | compiled ms | compiled of sgemm |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     per_pixel = {}
-    for name, size in QUICK if args.quick else CASES:
+    for name, size in QUICK if args.quick else args.cases or CASES:
         flags = ["--repeats", str(args.repeats)] + (["--no-compile"] if args.no_compile else [])
         res = _subprocess(["--probe", name, str(size), *flags])
         if "error" in res:
@@ -192,7 +204,7 @@ def main() -> None:
             cells += [f"{comp['ms']:.0f} ({comp['compile_s']:.0f} s compile)", f"{100 * gflops / sgemm:.0f}%"]
         print(f"| {name} | {size}x{size} | " + " | ".join(cells) + " |", flush=True)
 
-    if not args.quick:
+    if not (args.quick or args.no_train):
         name, size, batch = TRAIN
         res = _subprocess(["--probe-train", name, str(size), str(batch), "--repeats", str(args.repeats)])
         print(f"\nTraining step ({name}, {batch}x3x{size}x{size}, forward + L1 + backward + Adam; FLOPs of forward "
