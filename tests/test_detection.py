@@ -18,9 +18,11 @@ from ssmblocks._registry import model_entrypoint
 
 KEYS = Path(__file__).resolve().parents[2] / "shared" / "golden" / "keys"
 LISTINGS = sorted(KEYS.glob("*.json"))
-# The family each official listing belongs to, by file-name prefix (longest first).
-FAMILY_OF_LISTING = {"mambairunet": "MambaIRUNet", "mambair": "MambaIR", "mambacsr": "MambaCSR", "dvmsr": "DVMSR",
-                     "medvsr": "MedVSR"}
+# The family each official listing belongs to, by file-name prefix (the longest matching prefix wins). A family
+# without a detector yet must be refused by every detector.
+FAMILY_OF_LISTING = {"mambairunet": "MambaIRUNet", "mambairv2": "MambaIRv2", "mambair": "MambaIR",
+                     "mambacsr": "MambaCSR", "dvmsr": "DVMSR", "medvsr": "MedVSR", "mairunet": "MaIRUNet",
+                     "mair": "MaIR", "eamambasr": "EAMambaSR", "eamamba": "EAMamba"}
 
 # Configurations per architecture that must survive save -> detect (on top of every test_* model's defaults).
 ROUND_TRIP_CASES = {
@@ -53,7 +55,8 @@ def _meta_state(listing: Path) -> dict[str, torch.Tensor]:
 
 
 def _family_of(listing: Path) -> str:
-    return next(f for prefix, f in FAMILY_OF_LISTING.items() if listing.stem.startswith(prefix))
+    prefix = max((p for p in FAMILY_OF_LISTING if listing.stem.startswith(p)), key=len)
+    return FAMILY_OF_LISTING[prefix]
 
 
 def _json(args: dict) -> str:
