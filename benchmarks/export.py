@@ -44,7 +44,7 @@ def main() -> None:
     for name in args.models:
         model = _model(name)
         generator = torch.Generator().manual_seed(0)
-        x = torch.rand(1, model.pretrained_cfg.in_chans, args.size, args.size, generator=generator)
+        x = torch.rand(1, ssmblocks.contract_of(model).in_chans, args.size, args.size, generator=generator)
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             path = export_onnx(model, Path(tmp) / f"{name}.onnx", x)

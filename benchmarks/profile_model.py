@@ -30,9 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = ssmblocks.create_model(args.model).eval()
-    cfg = model.pretrained_cfg
-    shape = (cfg.in_chans, args.size, args.size)
-    x = torch.rand(1, args.frames, *shape) if cfg.input_kind == "video" else torch.rand(1, *shape)
+    x = torch.rand(ssmblocks.contract_of(model).example_shape(args.size, args.size, args.frames))
     with torch.inference_mode(), use_backend("ssd_scan", args.ssd_backend):
         model(x)
         start = time.process_time()

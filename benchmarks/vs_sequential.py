@@ -38,7 +38,7 @@ def _probe(model_name: str, size: int, backend: str, repeats: int) -> dict:
 
     torch.manual_seed(0)
     model = ssmblocks.create_model(model_name).eval()
-    x = torch.rand(1, model.pretrained_cfg.in_chans, size, size)
+    x = torch.rand(1, ssmblocks.contract_of(model).in_chans, size, size)
     if backend == "native":
         from ssmblocks.ops._native import native_library
 

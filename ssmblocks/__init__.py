@@ -4,10 +4,11 @@
     model = ssmblocks.load_checkpoint("any_official_checkpoint.pth")   # family and variant detected
 """
 
-from ssmblocks import blocks, metrics, necks, ops, scan_orders, zoo
+from ssmblocks import blocks, metrics, necks, ops, registry, scan_orders, zoo
 from ssmblocks._builder import create_model, load_checkpoint
 from ssmblocks._checkpoint import CheckpointError
-from ssmblocks._hub import PretrainedUnavailableError, push_to_hub, save_for_hub
+from ssmblocks._contract import ModelContract, contract_of
+from ssmblocks._hub import push_to_hub, save_for_hub
 from ssmblocks._registry import (
     PretrainedCfg,
     get_pretrained_cfg,
@@ -15,6 +16,7 @@ from ssmblocks._registry import (
     list_models,
     list_pretrained,
 )
+from ssmblocks._weights import PretrainedUnavailableError
 from ssmblocks.inference import restore
 from ssmblocks.profiling import profile
 
@@ -22,10 +24,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "ModelContract",
     "PretrainedCfg",
     "PretrainedUnavailableError",
     "__version__",
     "blocks",
+    "contract_of",
     "create_model",
     "get_pretrained_cfg",
     "is_model",
@@ -37,6 +41,7 @@ __all__ = [
     "ops",
     "profile",
     "push_to_hub",
+    "registry",
     "restore",
     "save_for_hub",
     "scan_orders",

@@ -1,10 +1,12 @@
 """create_model and load_checkpoint: build a registered model, find its weights, and load them strictly.
 
-Official checkpoints load as they are: each family's ``checkpoint_filter_fn`` maps official keys to the library's
-(returning early for the library's own format), and ``load_checkpoint`` recognises the family and variant of an
-official checkpoint from its keys and shapes. Detection is declarative: each family registers which keys make a
-checkpoint its own (``claims``) separately from how its hyperparameters are read from shapes (``infer``); all
-families are asked, exactly one must claim a checkpoint, and nothing but ``CheckpointError`` escapes.
+Official checkpoints load as they are: the library's modules carry the official key names, and a family whose keys
+truly differ gives its model class a ``checkpoint_filter_fn(state_dict, model)`` that maps official keys to the
+library's (returning early for the library's own format; ``filter_checkpoint`` applies it). ``load_checkpoint``
+recognises the family and variant of an official checkpoint from its keys and shapes. Detection is declarative:
+each family registers which keys make a checkpoint its own (``claims``) separately from how its hyperparameters are
+read from shapes (``infer``); all families are asked, exactly one must claim a checkpoint, and nothing but
+``CheckpointError`` escapes.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_state_dict_strict, read_state_dict
-from ssmblocks._hub import file_sha256, is_glob, read_repo_config, resolve_weights
+from ssmblocks._contract import INPUT_KINDS
+from ssmblocks._hub import read_repo_config
 from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, list_pretrained, model_entrypoint, split_model_name
+from ssmblocks._weights import file_sha256, is_glob, resolve_weights
 
-__all__ = ["Detection", "create_model", "detect_checkpoint", "load_checkpoint", "model_from_state_dict",
-           "register_detector", "supported_families"]
+__all__ = ["Detection", "create_model", "detect_checkpoint", "family_claims", "filter_checkpoint",
+           "load_checkpoint",
+           "model_from_state_dict", "register_detector", "supported_families"]
 
 
 @dataclass(frozen=True)
@@ -47,30 +52,42 @@ class _Detector:
     family: str
     claims: Callable[[Mapping[str, Tensor]], bool]
     infer: InferFn
+    input_kind: str
 
 
 _detectors: dict[str, _Detector] = {}
 
 
-def register_detector(family: str, *, claims: Callable[[Mapping[str, Tensor]], bool]) -> Callable[[InferFn], InferFn]:
+def register_detector(family: str, *, claims: Callable[[Mapping[str, Tensor]], bool],
+                      input_kind: str = "image") -> Callable[[InferFn], InferFn]:
     """Registers how a family recognises its checkpoints. Decorates ``infer``.
 
     ``claims(state)`` says whether the keys are this family's (by keys unique to it; it must not look at shapes).
     ``infer(state)`` reads the hyperparameters from the shapes of a claimed checkpoint and returns a Detection
     whose ``model_args`` are complete constructor arguments. Any exception inside either becomes a
-    CheckpointError naming the family.
+    CheckpointError naming the family. ``input_kind`` ('image' or 'video') is the kind of model the family's
+    checkpoints build (integrations that load images only, such as spandrel's, list the image families).
     """
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+
     def decorator(infer: InferFn) -> InferFn:
         if family in _detectors:
             raise ValueError(f"a detector for {family!r} is registered twice")
-        _detectors[family] = _Detector(family, claims, infer)
+        _detectors[family] = _Detector(family, claims, infer, input_kind)
         return infer
 
     return decorator
 
 
-def supported_families() -> list[str]:
-    return sorted(_detectors)
+def supported_families(input_kind: str = "") -> list[str]:
+    """The families whose checkpoints ``load_checkpoint`` detects (only those of ``input_kind`` when given)."""
+    return sorted(f for f, d in _detectors.items() if not input_kind or d.input_kind == input_kind)
+
+
+def family_claims(family: str) -> Callable[[Mapping[str, Tensor]], bool]:
+    """The key test by which ``family`` claims a checkpoint (for integrations that detect before loading)."""
+    return _detectors[family].claims
 
 
 def detect_checkpoint(state_dict: Mapping[str, Tensor], origin: str = "checkpoint") -> Detection:
@@ -101,9 +118,15 @@ def detect_checkpoint(state_dict: Mapping[str, Tensor], origin: str = "checkpoin
                               f"unsupported variant") from err
 
 
-def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str, assign: bool = False) -> None:
+def filter_checkpoint(model: nn.Module, state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state_dict`` with its keys mapped to ``model``'s by the class's ``checkpoint_filter_fn`` hook, when the
+    class has one (official keys that differ from the library's); else a copy as it is."""
     filter_fn = getattr(type(model), "checkpoint_filter_fn", None)
-    state = filter_fn(dict(state_dict), model) if filter_fn else dict(state_dict)
+    return filter_fn(dict(state_dict), model) if filter_fn else dict(state_dict)
+
+
+def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], origin: str, assign: bool = False) -> None:
+    state = filter_checkpoint(model, state_dict)
     try:
         load_state_dict_strict(model, state, origin, assign=assign)
     except CheckpointError as err:
@@ -127,20 +150,9 @@ def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], me
         model = model_entrypoint(architecture)(**model_args)
     if not hasattr(model, "model_args"):           # a class without @records_hparams: keep what we know
         model.model_args = dict(model_args)
-    model.pretrained_cfg = _cfg_of_built(cfg, model.model_args)
+    model.pretrained_cfg = cfg
     model.architecture = architecture
     return model
-
-
-def _cfg_of_built(cfg: PretrainedCfg, args: Mapping[str, Any]) -> PretrainedCfg:
-    """The cfg with scale and channels as the model was built (``create_model(name, upscale=2)`` is x2 whatever the
-    tag says): restore(), export and spandrel read them from the cfg."""
-    scale = args.get("upscale", cfg.scale)
-    in_chans = args.get("in_chans", args.get("inp_channels", cfg.in_chans))
-    out_chans = args.get("out_channels", in_chans if cfg.out_chans == cfg.in_chans else cfg.out_chans)
-    if (scale, in_chans, out_chans) == (cfg.scale, cfg.in_chans, cfg.out_chans):
-        return cfg
-    return dataclasses.replace(cfg, scale=scale, in_chans=in_chans, out_chans=out_chans)
 
 
 def _check_name(model_name: object) -> str:
@@ -196,8 +208,7 @@ def create_model(
     model = _build(arch, cfg, kwargs)
     if checkpoint_path is not None:
         _load_weights(model, read_state_dict(checkpoint_path), str(checkpoint_path))
-        cfg = _checkpoint_cfg(arch, cfg, Path(checkpoint_path), pretrained_cfg_overlay)
-        model.pretrained_cfg = _cfg_of_built(cfg, model.model_args)
+        model.pretrained_cfg = _checkpoint_cfg(arch, cfg, Path(checkpoint_path), pretrained_cfg_overlay)
     elif pretrained:
         path = resolve_weights(cfg, cache_dir)
         _load_weights(model, read_state_dict(path), f"{cfg.name} weights ({path})")
@@ -263,8 +274,7 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> Pr
                                                   f"{found.variant}")
         return dataclasses.replace(published, notes=f"detected from {path.name} (not a known release file; the "
                                                     f"released size, so {published.name}'s cfg): {found.variant}")
-    keep = ("license", "paper", "origin_url", "task", "protocol", "scale", "in_chans", "out_chans", "min_size",
-            "multiple_of", "supports_fp16", "supports_bf16", "input_kind", "min_frames")
+    keep = ("license", "paper", "origin_url", "task", "protocol")
     return PretrainedCfg(architecture=found.architecture, tag="custom",
                          **{name: getattr(published, name) for name in keep},
                          notes=f"detected from {path.name}, custom size: {found.variant}")
@@ -277,7 +287,7 @@ def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module
     is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg."""
     found = detect_checkpoint(state, origin)
     model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
-    model.pretrained_cfg = _cfg_of_built(_detected_cfg(found, model.model_args, Path(origin)), model.model_args)
+    model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
     _load_weights(model, state, origin, assign=True)
     if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
         model = _build(found.architecture, model.pretrained_cfg, found.model_args)

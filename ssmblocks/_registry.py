@@ -2,7 +2,9 @@
 
 Names are ``architecture.tag``; a bare architecture resolves to its default (first registered) tag. Each model
 family module registers its entry points with ``@register_model`` and its configurations with ``register_cfgs``
-when it is imported (``ssmblocks.zoo`` imports every family).
+when it is imported (``ssmblocks.zoo`` imports every family); the module an entry point comes from is recorded
+with it (``model_module``, ``list_models(module=...)``), as timm does. The public face of this machinery, for
+families outside the library, is ``ssmblocks.registry``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ __all__ = [
     "get_pretrained_cfg",
     "is_model",
     "list_models",
+    "list_modules",
     "list_pretrained",
     "model_entrypoint",
+    "model_module",
     "register_cfgs",
     "register_model",
     "split_model_name",
@@ -49,9 +53,13 @@ class PretrainedCfg:
     whole hex digest, or a prefix of at least 8 hex digits (BasicSR and ``torch.hub`` name files
     ``name-<first 8 digits>.pth``, which is all that is known of some releases).
 
-    ``protocol`` names the official test procedure of ``ssmblocks.restore`` ('mambair', 'mambacsr', 'dvmsr',
-    'medvsr', or '' for the whole image); ``test_protocol`` describes the whole evaluation in words.
-    ``input_kind`` is 'image' (B, C, H, W) or 'video' (B, T, C, H, W); video models need ``min_frames`` frames.
+    ``protocol`` NAMES the ``ssmblocks.restore`` preset that runs the official test procedure ('mambair',
+    'mambacsr', 'dvmsr', 'medvsr', ..., or '' for the whole image); ``test_protocol`` DESCRIBES the whole official
+    evaluation in words (data, metric, colour space, border). ``metrics`` are the published numbers of this release.
+
+    A cfg records a weight release, not the model: what the model takes and returns (scale, channels, size rules,
+    image or video, half-precision support) is the model's ``contract`` (``ssmblocks.ModelContract``), derived from
+    its hyperparameters.
     """
 
     architecture: str = ""
@@ -72,15 +80,6 @@ class PretrainedCfg:
     task: str = ""
     test_protocol: str = ""
     protocol: str = ""
-    input_kind: str = "image"
-    min_frames: int = 1
-    scale: int = 1
-    in_chans: int = 3
-    out_chans: int = 3
-    min_size: int = 1
-    multiple_of: int = 1
-    supports_fp16: bool = False
-    supports_bf16: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
@@ -123,15 +122,30 @@ class PretrainedCfg:
 
 
 _entrypoints: dict[str, Callable[..., Any]] = {}
+_model_modules: dict[str, str] = {}
 _cfgs: dict[str, dict[str, PretrainedCfg]] = {}
 
 
 def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorator: registers ``fn`` (which builds the model from keyword arguments) under its own name."""
+    """Decorator: registers ``fn`` (which builds the model from keyword arguments) under its own name, and the
+    module it is defined in (its last component: ``mambair`` for ``ssmblocks.zoo.mambair``)."""
     if fn.__name__ in _entrypoints:
         raise ValueError(f"model {fn.__name__!r} is registered twice")
     _entrypoints[fn.__name__] = fn
+    _model_modules[fn.__name__] = fn.__module__.rpartition(".")[2]
     return fn
+
+
+def model_module(name: str) -> str:
+    """The module that registered architecture ``name`` (or ``name.tag``), e.g. 'mambair'."""
+    arch, _ = split_model_name(name)
+    model_entrypoint(arch)
+    return _model_modules[arch]
+
+
+def list_modules() -> list[str]:
+    """The modules that registered models, sorted."""
+    return sorted(set(_model_modules.values()))
 
 
 def register_cfgs(cfgs: dict[str, PretrainedCfg]) -> None:
@@ -179,13 +193,16 @@ def get_pretrained_cfg(name: str) -> PretrainedCfg:
 
 
 def list_models(filter: str | Iterable[str] = "", pretrained: bool = False,
-                exclude_filters: str | Iterable[str] = ()) -> list[str]:
+                exclude_filters: str | Iterable[str] = (), module: str = "") -> list[str]:
     """Sorted architecture names (or, with ``pretrained=True``, 'architecture.tag' names that have weights),
-    matching any of the fnmatch patterns in ``filter`` and none in ``exclude_filters``."""
+    matching any of the fnmatch patterns in ``filter`` and none in ``exclude_filters``, registered by ``module``
+    when one is given (see ``list_modules``)."""
     if pretrained:
         names = [cfg.name for tags in _cfgs.values() for cfg in tags.values() if cfg.has_weights]
     else:
         names = list(_entrypoints)
+    if module:
+        names = [n for n in names if _model_modules.get(split_model_name(n)[0]) == module]
     patterns = [filter] if isinstance(filter, str) else list(filter)
     if any(patterns):
         names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns if p)]

@@ -31,8 +31,9 @@ from torch import nn
 import ssmblocks
 from ssmblocks._atomic import _umask
 from ssmblocks._checkpoint import CheckpointError
-from ssmblocks._hub import PretrainedUnavailableError, drive_page
+from ssmblocks._contract import ModelContract, contract_of
 from ssmblocks._timing import median_ms
+from ssmblocks._weights import PretrainedUnavailableError, drive_page
 from ssmblocks.export import MissingExportBackendError, export_onnx
 from ssmblocks.inference import (
     PROTOCOLS,
@@ -158,12 +159,11 @@ def _parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _example_shape(cfg: Any, height: int, width: int, frames: int | None = None) -> tuple[int, ...]:
+def _example_shape(contract: ModelContract, height: int, width: int, frames: int | None = None) -> tuple[int, ...]:
     """The input shape to profile, time or export a model on: (1, C, H, W) images, or for a video model
-    (1, T, C, H, W) with T = ``frames`` or max(``cfg.min_frames``, _CLIP_FRAMES)."""
-    if cfg.input_kind != "video":
-        return 1, cfg.in_chans, height, width
-    return 1, frames or max(cfg.min_frames, _CLIP_FRAMES), cfg.in_chans, height, width
+    (1, T, C, H, W) with T = ``frames`` or max(``contract.min_frames``, _CLIP_FRAMES)."""
+    return contract.example_shape(height, width, frames or (max(contract.min_frames, _CLIP_FRAMES)
+                                                            if contract.is_video else None))
 
 
 def _cmd_info(args: argparse.Namespace) -> None:
@@ -171,6 +171,8 @@ def _cmd_info(args: argparse.Namespace) -> None:
     if name is None:
         raise CommandError("name a model: ssmblocks info MODEL")
     cfg = ssmblocks.get_pretrained_cfg(name)
+    with torch.device("meta"):                         # the contract only: no memory, no initialisation
+        contract = contract_of(ssmblocks.create_model(name))
     where = {"file": cfg.file, "hf-hub": f"{cfg.hf_hub_id}/{cfg.hf_hub_filename}", "url": cfg.url,
              "gdrive": f"{cfg.manual_filename or 'the file'} at {drive_page(cfg)} (Google Drive, through gdown)",
              "manual": f"{cfg.manual_url} (download by hand)", None: "no published weights"}[cfg.source]
@@ -178,19 +180,21 @@ def _cmd_info(args: argparse.Namespace) -> None:
              f"  source:    {cfg.origin_url or '-'}", f"  licence:   {cfg.license or '-'}", f"  weights:   {where}",
              f"  protocol:  {getattr(cfg, 'protocol', '') or 'whole image'}"
              + (f" ({cfg.test_protocol})" if cfg.test_protocol else ""),
-             f"  size:      x{cfg.scale}, {cfg.in_chans} -> {cfg.out_chans} channels, at least {cfg.min_size}px, "
-             f"multiple of {cfg.multiple_of}; fp16 {'yes' if cfg.supports_fp16 else 'no'}, "
-             f"bf16 {'yes' if cfg.supports_bf16 else 'no'}"]
+             f"  size:      x{contract.scale}, {contract.in_chans} -> {contract.out_chans} channels"
+             + (f" per frame, clips of at least {contract.min_frames} frames" if contract.is_video else "")
+             + f", at least {contract.min_size}px, multiple of {contract.multiple_of}; "
+             f"fp16 {'yes' if contract.supports_fp16 else 'no'}, bf16 {'yes' if contract.supports_bf16 else 'no'}"]
     lines += [f"  published: {benchmark} {value}" for benchmark, value in cfg.metrics.items()]
     if cfg.notes:
         lines.append(f"  notes:     {cfg.notes}")
     print("\n".join(lines))
     if not args.no_flops:
-        height, width = args.size or (max(720 // cfg.scale, cfg.min_size), max(1280 // cfg.scale, cfg.min_size))
+        scale = contract.scale
+        height, width = args.size or (max(720 // scale, contract.min_size), max(1280 // scale, contract.min_size))
         model = ssmblocks.create_model(name)
-        shape = _example_shape(cfg, height, width)
+        shape = _example_shape(contract, height, width)
         notes = ([f"a clip of {shape[1]} frames"] if len(shape) == 5 else []) + \
-            ([] if args.size else [f"output {height * cfg.scale}x{width * cfg.scale}"])
+            ([] if args.size else [f"output {height * scale}x{width * scale}"])
         print(f"  cost:      {profile(model, shape)}" + (f" ({', '.join(notes)})" if notes else ""))
 
 
@@ -402,7 +406,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     device, dtype = _device(args.device), _DTYPES[args.dtype]
     model = ssmblocks.create_model(args.model).eval().to(device, dtype)
     height, width = args.size
-    x = torch.rand(_example_shape(model.pretrained_cfg, height, width), device=device, dtype=dtype)
+    x = torch.rand(_example_shape(contract_of(model), height, width), device=device, dtype=dtype)
     with torch.inference_mode():
         ms = median_ms(lambda: model(x), args.repeats)
     frames = x.shape[1] if x.dim() == 5 else 1
@@ -430,8 +434,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     model = _load_model(args.model, args.checkpoint)
-    cfg = model.pretrained_cfg
-    example = torch.rand(_example_shape(cfg, *args.size, frames=args.frames))
+    example = torch.rand(_example_shape(contract_of(model), *args.size, frames=args.frames))
     path = export_onnx(model, args.output, example)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssmblocks.blocks import Mamba, ViMM, ViMMGroup
+from ssmblocks.blocks import BlockSequence, Mamba, ResidualGroup, ViMM
 from ssmblocks.necks import PixelShuffleDirect
 from ssmblocks.zoo.dvmsr import DVMSR
 
@@ -116,7 +116,7 @@ class Distiller(nn.Module):
 # A model holding any other module type is refused: slicing an unknown packed layout would mix its parts silently.
 _Segments = dict[str, tuple[int, tuple[int, ...]]]
 _PLAIN_TYPES = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.LayerNorm, nn.ModuleList, nn.Sequential, nn.PixelShuffle,
-                nn.Identity, ViMM, ViMMGroup, PixelShuffleDirect, DVMSR)
+                nn.ModuleDict, nn.Identity, ViMM, BlockSequence, ResidualGroup, PixelShuffleDirect, DVMSR)
 
 
 def _mamba_segments(mixer: Mamba) -> _Segments:

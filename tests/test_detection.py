@@ -13,7 +13,7 @@ import torch
 
 import ssmblocks
 from ssmblocks import CheckpointError, _registry
-from ssmblocks._builder import _detectors, detect_checkpoint, supported_families
+from ssmblocks._builder import _detectors, detect_checkpoint, filter_checkpoint, supported_families
 from ssmblocks._registry import model_entrypoint
 
 KEYS = Path(__file__).resolve().parents[2] / "shared" / "golden" / "keys"
@@ -76,7 +76,7 @@ def test_official_listing_is_claimed_by_its_family_or_refused(listing):
     assert found.family == family
     with torch.device("meta"):
         built = model_entrypoint(found.architecture)(**found.model_args)
-    filtered = type(built).checkpoint_filter_fn(dict(state), built)
+    filtered = filter_checkpoint(built, state)
     expected = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     assert expected == {k: tuple(v.shape) for k, v in filtered.items()}
 
@@ -135,7 +135,7 @@ def test_a_checkpoint_given_to_another_family_names_both(saved, target, family_c
 def test_two_claims_are_an_error_naming_both(monkeypatch):
     state = ssmblocks.create_model("test_mambair_sr").state_dict()
     first = next(iter(_detectors.values()))
-    monkeypatch.setitem(_detectors, "Impostor", type(first)("Impostor", lambda s: True, first.infer))
+    monkeypatch.setitem(_detectors, "Impostor", type(first)("Impostor", lambda s: True, first.infer, "image"))
     with pytest.raises(CheckpointError, match=r"claimed by several families \(.*Impostor.*\)|\(MambaIR.*Impostor"):
         detect_checkpoint(state, "x.pth")
 
@@ -241,12 +241,12 @@ def test_width_ratios_read_from_shapes_rebuild_the_same_widths():
     assert width_ratio(360, 180) == 2.0 and width_ratio(216, 180) == 1.2   # the usual values stay exact
 
 
-def test_the_cfg_follows_the_built_scale_and_channels(tmp_path):
-    """create_model(name, upscale=2) is x2 whatever its tag says; restore(), export and spandrel read the cfg."""
+def test_the_contract_follows_the_built_scale_and_channels(tmp_path):
+    """create_model(name, upscale=2) is x2 whatever its tag says; restore(), export and spandrel read the contract."""
     model = ssmblocks.create_model("test_dvmsr", upscale=2, in_chans=1)
-    assert (model.pretrained_cfg.scale, model.pretrained_cfg.in_chans, model.pretrained_cfg.out_chans) == (2, 1, 1)
+    assert (model.contract.scale, model.contract.in_chans, model.contract.out_chans) == (2, 1, 1)
     out = ssmblocks.restore(model.eval(), torch.rand(1, 1, 20, 20), tile=8)
     assert out.shape == (1, 1, 40, 40)
     path = tmp_path / "x2.pth"
     torch.save(model.state_dict(), path)
-    assert ssmblocks.load_checkpoint(path).pretrained_cfg.scale == 2
+    assert ssmblocks.load_checkpoint(path).contract.scale == 2

@@ -13,15 +13,19 @@ import torch
 import ssmblocks
 from ssmblocks.export import export_onnx
 
-IMAGE_TEST_MODELS = [n for n in ssmblocks.list_models("test_*")
-                     if ssmblocks.get_pretrained_cfg(n).input_kind == "image"]
+
+def _contract(name: str) -> ssmblocks.ModelContract:
+    with torch.device("meta"):
+        return ssmblocks.create_model(name).contract
+
+
+IMAGE_TEST_MODELS = [n for n in ssmblocks.list_models("test_*") if not _contract(n).is_video]
 
 
 def _example(name: str, height: int = 16, width: int = 20) -> torch.Tensor:
-    cfg = ssmblocks.get_pretrained_cfg(name)
-    side = max(cfg.min_size, 1)
+    contract = _contract(name)
     torch.manual_seed(0)
-    return torch.rand(1, cfg.in_chans, max(height, side), max(width, side))
+    return torch.rand(1, contract.in_chans, max(height, contract.min_size), max(width, contract.min_size))
 
 
 def _run_onnx(path, x: torch.Tensor) -> np.ndarray:

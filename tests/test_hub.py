@@ -20,8 +20,8 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks import PretrainedUnavailableError
-from ssmblocks._hub import resolve_weights
 from ssmblocks._registry import WEIGHT_SOURCE_FIELDS, PretrainedCfg
+from ssmblocks._weights import resolve_weights
 from ssmblocks.necks import SPYNET_SINTEL, SpyNet, spynet_sintel
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import ssmblocks
-from ssmblocks import PretrainedCfg
+from ssmblocks import ModelContract, PretrainedCfg
 from ssmblocks.inference import parse_bytes, restore, tile_starts
 
 
@@ -24,8 +24,8 @@ class GlobalModel(nn.Module):
         super().__init__()
         self.scale = scale
         self.weight = nn.Parameter(torch.ones(()))
-        self.pretrained_cfg = PretrainedCfg(scale=scale, in_chans=in_chans, out_chans=in_chans,
-                                            multiple_of=multiple_of, protocol=protocol)
+        self.contract = ModelContract(scale=scale, in_chans=in_chans, out_chans=in_chans, multiple_of=multiple_of)
+        self.pretrained_cfg = PretrainedCfg(protocol=protocol)
 
     def forward(self, x):
         up = F.interpolate(x, scale_factor=self.scale, mode="nearest") * self.weight
@@ -387,7 +387,8 @@ class TemporalModel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(()))
-        self.pretrained_cfg = PretrainedCfg(scale=2, task="video SR", input_kind="video")
+        self.contract = ModelContract(scale=2, input_kind="video")
+        self.pretrained_cfg = PretrainedCfg(task="video SR")
 
     def forward(self, x):
         b, t, c, h, w = x.shape

@@ -17,7 +17,7 @@ from huggingface_hub import constants as hf_constants
 import ssmblocks
 from ssmblocks import PretrainedUnavailableError
 from ssmblocks._builder import detect_checkpoint
-from ssmblocks._hub import resolve_weights
+from ssmblocks._weights import resolve_weights
 from ssmblocks.scan_orders import cross_scale_scan
 from ssmblocks.zoo.mambacsr import OfficialCrossScaleOrder, official_column_reverse
 from tests._golden import GOLDEN, assert_matches_golden, golden, needs_golden
@@ -123,10 +123,10 @@ def test_halved_x05_windows_change_the_x05_group():
     official = ssmblocks.load_checkpoint(path)
     args = {**official.model_args, "official_coarse_windows": False}
     corrected = ssmblocks.create_model("mambacsr", checkpoint_path=path, **args).eval()
-    tokens = torch.rand(1, 16, 16, official.model_args["embed_dim"])    # w32 pads 16x16 to 32x32; w16 does not
+    maps = torch.rand(1, official.model_args["embed_dim"], 16, 16)    # w32 pads 16x16 to 32x32; w16 does not
     with torch.no_grad():
-        assert (official.layers2[0](tokens) - corrected.layers2[0](tokens)).abs().max().item() > 1e-5
-        assert torch.equal(official.layers[0](tokens), corrected.layers[0](tokens))   # the main groups unchanged
+        assert (official.layers2[0](maps) - corrected.layers2[0](maps)).abs().max().item() > 1e-5
+        assert torch.equal(official.layers[0](maps), corrected.layers[0](maps))   # the main groups unchanged
 
 
 def test_schedules_follow_the_official_rules():

@@ -12,7 +12,7 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks._builder import detect_checkpoint
-from ssmblocks._hub import PretrainedUnavailableError
+from ssmblocks._weights import PretrainedUnavailableError
 from ssmblocks.blocks import CSSB, CrossMamba2, GatedMLP, Mamba2, RMSNormGated
 from ssmblocks.necks import SpyNet
 from ssmblocks.ops import flow_warp, use_backend
@@ -86,8 +86,7 @@ def test_second_order_dcn_gets_the_t_minus_2_feature_and_composed_flow():
 @needs_golden
 def test_hub_source_resolves_the_single_pth_of_a_hand_built_cache(tmp_path, monkeypatch):
     cfg = ssmblocks.get_pretrained_cfg("medvsr")
-    assert (cfg.hf_hub_id, cfg.hf_hub_filename, cfg.input_kind, cfg.min_frames) == ("jeffrey423/MedVSR", "*.pth",
-                                                                                    "video", 2)
+    assert (cfg.hf_hub_id, cfg.hf_hub_filename) == ("jeffrey423/MedVSR", "*.pth")
     folder = tmp_path / "files"
     folder.mkdir()
     (folder / "net_g_latest.pth").write_bytes((GOLDEN / "medvsr_tiny.pth").read_bytes())   # any name

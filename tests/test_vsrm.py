@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import ssmblocks
-from ssmblocks._hub import PretrainedUnavailableError
+from ssmblocks._weights import PretrainedUnavailableError
 from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
 from ssmblocks.blocks.tgfn import TGFN
 from ssmblocks.blocks.vsrm_blocks import DAMB, S2TMB, T2SMB
@@ -44,7 +44,7 @@ def test_parameter_counts_are_within_one_percent_of_the_paper(name, paper_count)
 def test_no_weights_cfg_points_to_the_training_recipe():
     cfg = ssmblocks.get_pretrained_cfg("vsrm")
     assert cfg.tag == "none" and not cfg.has_weights
-    assert "ssmblocks train --model vsrm" in cfg.notes and cfg.input_kind == "video" and cfg.min_frames == 2
+    assert "ssmblocks train --model vsrm" in cfg.notes and ssmblocks.create_model("test_vsrm").contract.min_frames == 2
     with pytest.raises(PretrainedUnavailableError, match=r"vsrm\.none has no published weights"):
         ssmblocks.create_model("vsrm", pretrained=True)
 

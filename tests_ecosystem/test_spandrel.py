@@ -44,10 +44,10 @@ def test_spandrel_loads_official_checkpoints(loader, relative, family, scale):
     assert str(descriptor.architecture.id) == f"ssmblocks.{family}" and descriptor.scale == scale
     assert descriptor.tiling == spandrel.ModelTiling.DISCOURAGED
     reference = ssmblocks.load_checkpoint(path)
-    cfg = reference.pretrained_cfg
-    assert (descriptor.input_channels, descriptor.output_channels) == (cfg.in_chans, cfg.out_chans)
-    assert descriptor.supports_bfloat16 == cfg.supports_bf16 and descriptor.supports_half == cfg.supports_fp16
+    contract = reference.contract
+    assert (descriptor.input_channels, descriptor.output_channels) == (contract.in_chans, contract.out_chans)
+    assert (descriptor.supports_bfloat16, descriptor.supports_half) == (contract.supports_bf16, contract.supports_fp16)
     side = max(16, descriptor.size_requirements.minimum)
-    x = torch.rand(1, cfg.in_chans, side, side)
+    x = torch.rand(1, contract.in_chans, side, side)
     with torch.no_grad():
         assert (descriptor(x) - reference(x).clamp(0, 1)).abs().max() < 1e-5      # spandrel clamps outputs

@@ -5,22 +5,23 @@ from __future__ import annotations
 import ssmblocks
 
 
-def _params(name: str) -> str:
+def _meta_model(name: str):
     import torch
 
     with torch.device("meta"):
-        model = ssmblocks.create_model(name)
-    return f"{sum(p.numel() for p in model.parameters()):,}"
+        return ssmblocks.create_model(name)
 
 
 def zoo_table() -> str:
     rows = ["| model | tags | task | scale | input | params | weights | licence |", "|---|---|---|---|---|---|---|---|"]
     for arch in ssmblocks.list_models():
         cfg = ssmblocks.get_pretrained_cfg(arch)
+        model = _meta_model(arch)
+        contract = model.contract
         tags = [n.split(".", 1)[1] for n in ssmblocks.list_models(f"{arch}.*", pretrained=True)] or [cfg.tag]
         source = cfg.source or "none published"
-        rows.append(f"| `{arch}` | {', '.join(tags)} | {cfg.task} | x{cfg.scale} | {cfg.input_kind} | "
-                    f"{_params(arch)} | {source} | {cfg.license} |")
+        rows.append(f"| `{arch}` | {', '.join(tags)} | {cfg.task} | x{contract.scale} | {contract.input_kind} | "
+                    f"{sum(p.numel() for p in model.parameters()):,} | {source} | {cfg.license} |")
     return "\n".join(rows)
 
 

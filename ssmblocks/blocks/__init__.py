@@ -8,25 +8,25 @@ from ssmblocks.blocks.biattn import BiAttn
 from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
-from ssmblocks.blocks.groups import BlockSequence, ResidualGroup
+from ssmblocks.blocks.groups import BLOCK_LAYOUTS, BlockSequence, ResidualGroup
 from ssmblocks.blocks.issr import Mamba2Block, WindowedMamba2Layer
 from ssmblocks.blocks.local_ss2d import LocalSS2D
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.blocks.mamba2 import Mamba2
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
-from ssmblocks.blocks.rlmb import RLMB, RLMG
+from ssmblocks.blocks.rlmb import RLMB
 from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.blocks.ss2d import SS2D
-from ssmblocks.blocks.vimm import ViMM, ViMMGroup
+from ssmblocks.blocks.vimm import ViMM
 from ssmblocks.blocks.vss_block import VSSBlock
 
 __all__ = [
+    "BLOCK_LAYOUTS",
     "CAB",
     "CAB_VARIANTS",
     "CSSB",
     "RLMB",
-    "RLMG",
     "SS2D",
     "BiAttn",
     "BlockSequence",
@@ -43,6 +43,5 @@ __all__ = [
     "ResidualGroup",
     "VSSBlock",
     "ViMM",
-    "ViMMGroup",
     "WindowedMamba2Layer",
 ]

@@ -1,11 +1,11 @@
-"""MambaCSR's residual local Mamba block (RLMB) and the residual group that stacks them (RLMG).
+"""MambaCSR's residual local Mamba block (RLMB); ``ResidualGroup(dim, depth, block=RLMB, schedule=...)`` stacks them
+into the paper's RLMG.
 
 Facts from renyulin-f/MambaCSR ``basicsr/archs/mambacsr_arch.py`` (``RLMBlock``, ``BasicLayer``,
 ``ResidualLocalGroup``) at f71199e, on channels-last tokens (B, H, W, C):
 h = ln_1(x); x = x * skip_scale + LocalSS2D(h) + 0.01 * CAB(h); x = x * skip_scale2 + Mlp(ln_2(x)).
 The CAB is the classic one with compress ratio 24 and squeeze factor 24; the Mlp hidden width is mlp_ratio * C;
-LayerNorms eps 1e-5; the SS2D expansion is 2 whatever mlp_ratio is. An RLMG is x + conv3x3(blocks(x)), block i
-scanning with ``schedule[i]``. Keys: ``residual_group.blocks.{i}.*`` and ``conv.*``.
+LayerNorms eps 1e-5; the SS2D expansion is 2 whatever mlp_ratio is.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from torch import Tensor, nn
 from ssmblocks.blocks.cab import CAB
 from ssmblocks.blocks.local_ss2d import LocalSS2D
 from ssmblocks.blocks.mlp import GatedMLP
-from ssmblocks.scan_orders import ScanOrder, Schedule
+from ssmblocks.scan_orders import ScanOrder
 
-__all__ = ["RLMB", "RLMG"]
+__all__ = ["RLMB"]
 
 
 class RLMB(nn.Module):
@@ -44,8 +44,7 @@ class RLMB(nn.Module):
         self.self_attention = LocalSS2D(dim, d_state=d_state, expand=expand, d_conv=d_conv, scan_order=scan_order,
                                         **dd)
         self.skip_scale = nn.Parameter(torch.ones(dim, **dd))
-        self.conv_block = CAB(dim, variant="classic", compress_ratio=cab_compress, squeeze_factor=cab_squeeze)
-        self.conv_block.to(**dd)                   # CAB on main takes no factory arguments yet
+        self.conv_block = CAB(dim, variant="classic", compress_ratio=cab_compress, squeeze_factor=cab_squeeze, **dd)
         self.ln_2 = nn.LayerNorm(dim, **dd)
         self.skip_scale2 = nn.Parameter(torch.ones(dim, **dd))
         self.mlp = GatedMLP(dim, hidden_features=int(mlp_ratio * dim), **dd)
@@ -56,28 +55,3 @@ class RLMB(nn.Module):
         x = x * self.skip_scale + self.self_attention(h) + conv * self.cab_scale
         return x * self.skip_scale2 + self.mlp(self.ln_2(x))
 
-
-class RLMG(nn.Module):
-    """(B, H, W, C) -> (B, H, W, C): x + conv3x3(RLMB_{depth-1}(... RLMB_0(x))), block i scanning with schedule[i].
-
-    Args:
-        dim: channels C.
-        depth: number of blocks.
-        schedule: the scan order of each block (e.g. ``dual_interleaved()``).
-        **block_options: passed to every RLMB (d_state, expand, mlp_ratio, ...).
-        device, dtype: factory arguments for the parameters.
-    """
-
-    def __init__(self, dim: int, depth: int, *, schedule: Schedule, device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None, **block_options) -> None:
-        super().__init__()
-        dd = {"device": device, "dtype": dtype}
-        blocks = nn.ModuleList(RLMB(dim, scan_order=schedule[i], **block_options, **dd) for i in range(depth))
-        self.residual_group = nn.ModuleDict({"blocks": blocks})
-        self.conv = nn.Conv2d(dim, dim, 3, padding=1, **dd)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = x
-        for block in self.residual_group["blocks"]:
-            y = block(y)
-        return x + self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)

@@ -1,4 +1,5 @@
-"""ViMM (the DVMSR paper's vision Mamba module) and the residual group that stacks them (the paper's RSSB).
+"""ViMM, the DVMSR paper's vision Mamba module; ``ResidualGroup(dim, depth, block=ViMM, ...)`` stacks them into the
+paper's RSSB.
 
 Facts from nathan66666/DVMSR (MIT) ``models/team07_DVMSR.py`` at 86663ce: a block holds ``mixer`` (mamba_ssm's
 ``Mamba``) and ``norm`` (LayerNorm, eps 1e-5) and computes Mamba(LayerNorm(x)) on tokens; the group (code name
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ssmblocks.blocks.mamba import Mamba
 
-__all__ = ["ViMM", "ViMMGroup"]
+__all__ = ["ViMM"]
 
 
 class ViMM(nn.Module):
@@ -27,7 +29,8 @@ class ViMM(nn.Module):
     ``mixer_kwargs`` are the options of ``Mamba`` (d_state, d_conv, expand, dt_rank, scan_order, ...).
     """
 
-    def __init__(self, dim: int, *, skip: bool = True, norm_eps: float = 1e-5, device=None, dtype=None,
+    def __init__(self, dim: int, *, skip: bool = True, norm_eps: float = 1e-5,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                  **mixer_kwargs: Any) -> None:
         super().__init__()
         self.skip = skip
@@ -38,22 +41,3 @@ class ViMM(nn.Module):
         out = self.mixer(self.norm(x))
         return x + out if self.skip else out
 
-
-class ViMMGroup(nn.Module):
-    """(B, C, H, W) -> (B, C, H, W): x + conv3x3(ViMM blocks(x)), the DVMSR paper's RSSB.
-
-    ``block_kwargs`` go to every ViMM block (skip, norm_eps and the Mamba options).
-    """
-
-    def __init__(self, dim: int, depth: int, *, device=None, dtype=None, **block_kwargs: Any) -> None:
-        super().__init__()
-        self.residual_group = nn.Module()     # key layout of the official checkpoints: residual_group.blocks.{j}
-        self.residual_group.blocks = nn.ModuleList(
-            ViMM(dim, device=device, dtype=dtype, **block_kwargs) for _ in range(depth))
-        self.conv = nn.Conv2d(dim, dim, 3, padding=1, device=device, dtype=dtype)
-
-    def forward(self, x: Tensor) -> Tensor:
-        tokens = x.permute(0, 2, 3, 1)
-        for block in self.residual_group.blocks:
-            tokens = block(tokens)
-        return x + self.conv(tokens.permute(0, 3, 1, 2))

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks._contract import contract_of
 from ssmblocks.inference._convert import prepare_input
 from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
 from ssmblocks.inference.tiling import parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
@@ -50,28 +51,12 @@ class ModelInfo:
 
 
 def model_info(model: nn.Module) -> ModelInfo:
-    """From the model's pretrained cfg (models built by ssmblocks); for other modules, from their first
-    convolution and a probe run. A model is a video model if its cfg says so (``input_kind == "video"``) or, for
-    modules outside the zoo, if it has ``is_video = True``."""
+    """What ``restore`` needs: the model's contract (``ssmblocks.contract_of``: every ssmblocks model has one; other
+    modules are probed) and the protocol its pretrained cfg names."""
+    contract = contract_of(model)
     cfg = getattr(model, "pretrained_cfg", None)
-    video = bool(getattr(model, "is_video", False))
-    if cfg is not None:
-        return ModelInfo(cfg.scale, cfg.in_chans, max(cfg.multiple_of, 1), max(cfg.min_size, 1), cfg.protocol,
-                         cfg.input_kind == "video")
-    conv = next((m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))), None)
-    in_chans = conv.in_channels if conv is not None else 3
-    param = next(model.parameters(), None)
-    probe = torch.zeros(1, *((1,) if video else ()), in_chans, 16, 16,
-                        device=param.device if param is not None else "cpu",
-                        dtype=param.dtype if param is not None else torch.float32)
-    was_training = model.training
-    model.eval()   # a train-mode probe would update BatchNorm statistics
-    try:
-        with torch.inference_mode():
-            scale = model(probe).shape[-1] // 16
-    finally:
-        model.train(was_training)
-    return ModelInfo(max(scale, 1), in_chans, video=video)
+    return ModelInfo(contract.scale, contract.in_chans, contract.multiple_of, contract.min_size,
+                     cfg.protocol if cfg is not None else "", contract.is_video)
 
 
 def resolve_protocol(info: ModelInfo, protocol: str | None, *, tiled: bool) -> str:

@@ -18,25 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
 from torch import Tensor
 
-from ssmblocks._builder import _detectors, model_from_state_dict
-from ssmblocks._registry import get_pretrained_cfg, list_models, model_entrypoint
+from ssmblocks._builder import model_from_state_dict
+from ssmblocks.registry import contract_of, family_claims, supported_families
 
 __all__ = ["architectures", "register"]
 
 ARCH_PREFIX = "ssmblocks."
-
-
-def _image_families() -> list[str]:
-    """Families with image models (video models do not fit spandrel's image descriptors)."""
-    families = set()
-    for arch in list_models():
-        if get_pretrained_cfg(arch).input_kind == "image":
-            with torch.device("meta"):
-                families.add(getattr(model_entrypoint(arch)(), "family", None))
-    return sorted(families & set(_detectors))
 
 
 def architectures() -> list:
@@ -45,21 +34,23 @@ def architectures() -> list:
 
     class FamilyArchitecture(spandrel.Architecture):
         def __init__(self, family: str) -> None:
-            super().__init__(id=ARCH_PREFIX + family, name=family, detect=_detectors[family].claims)
+            super().__init__(id=ARCH_PREFIX + family, name=family, detect=family_claims(family))
             self.family = family
 
         def load(self, state_dict: Mapping[str, Tensor]) -> spandrel.ImageModelDescriptor:
             model = model_from_state_dict(state_dict, f"{self.family} state dict")
-            cfg = model.pretrained_cfg
+            cfg, contract = model.pretrained_cfg, contract_of(model)
             return spandrel.ImageModelDescriptor(
-                model, dict(state_dict), architecture=self, purpose="SR" if cfg.scale > 1 else "Restoration",
-                tags=[model.architecture, *([cfg.tag] if cfg.tag else [])], supports_half=cfg.supports_fp16,
-                supports_bfloat16=cfg.supports_bf16, scale=cfg.scale, input_channels=cfg.in_chans,
-                output_channels=cfg.out_chans,
-                size_requirements=spandrel.SizeRequirements(minimum=cfg.min_size, multiple_of=cfg.multiple_of),
-                tiling=spandrel.ModelTiling.DISCOURAGED)
+                model, dict(state_dict), architecture=self, purpose="SR" if contract.scale > 1 else "Restoration",
+                tags=[model.architecture, *([cfg.tag] if cfg.tag else [])], supports_half=contract.supports_fp16,
+                supports_bfloat16=contract.supports_bf16, scale=contract.scale, input_channels=contract.in_chans,
+                output_channels=contract.out_chans,
+                size_requirements=spandrel.SizeRequirements(minimum=contract.min_size,
+                                                            multiple_of=contract.multiple_of),
+                tiling=getattr(spandrel.ModelTiling, contract.tiling.upper()))
 
-    return [FamilyArchitecture(family) for family in _image_families()]
+    # video families (MedVSR, VSRM) do not fit spandrel's image descriptors
+    return [FamilyArchitecture(family) for family in supported_families("image")]
 
 
 def register(registry=None) -> list:

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from ssmblocks._checkpoint import load_state_dict_strict, read_state_dict
-from ssmblocks._hub import resolve_weights
 from ssmblocks._registry import PretrainedCfg
+from ssmblocks._weights import resolve_weights
 from ssmblocks.ops.flow_warp import flow_warp
 
 __all__ = ["MIN_FRAME_SIZE", "SPYNET_SINTEL", "SpyNet", "neighbour_flows", "spynet_sintel"]

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import ssmblocks
+from ssmblocks._contract import declared_contract
 from ssmblocks.losses import CharbonnierLoss, FrequencyCharbonnierLoss
 from ssmblocks.train.data import Degradation, PairedFrames, ShardedBatchSampler
 from ssmblocks.train.distributed import Distributed
@@ -242,14 +243,14 @@ class _Trainer:
         model_cfg = getattr(self.model, "pretrained_cfg", None)
         if model_cfg is not None:      # what the run exports is this run's model, not the release it started from
             self.model.pretrained_cfg = _trained_cfg(model_cfg, cfg, given=model is not None)
-        cfg_scale = model_cfg.scale if model_cfg is not None else None
-        if cfg.scale is not None and cfg_scale is not None and cfg.scale != cfg_scale and not cfg.model_kwargs:
-            raise ValueError(f"{cfg.model} upscales by {cfg_scale} (its cfg), not by --scale {cfg.scale}")
-        # with --model-kwargs (e.g. another upscale) --scale is trusted; the output shape is checked every step
-        self.scale = cfg.scale or cfg_scale or 1
-        if cfg.bf16 and model_cfg is not None and not model_cfg.supports_bf16:
-            raise ValueError(f"{cfg.model} does not support bf16 (its pretrained cfg says supports_bf16=False)")
-        in_chans = model_cfg.in_chans if model_cfg is not None else 3
+        contract = declared_contract(self.model)     # None for a module from outside the library
+        model_scale = contract.scale if contract is not None else None
+        if cfg.scale is not None and model_scale is not None and cfg.scale != model_scale:
+            raise ValueError(f"{cfg.model} upscales by {model_scale} (its contract), not by --scale {cfg.scale}")
+        self.scale = cfg.scale or model_scale or 1    # the output shape is checked every step
+        if cfg.bf16 and contract is not None and not contract.supports_bf16:
+            raise ValueError(f"{cfg.model} does not support bf16 (its contract says supports_bf16=False)")
+        in_chans = contract.in_chans if contract is not None else 3
 
         self.objective = _objective(cfg, self.model).to(dist.device)
         self.trainable = [p for p in self.objective.parameters() if p.requires_grad]

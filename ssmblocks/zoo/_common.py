@@ -1,15 +1,16 @@
-"""Pieces every image-family zoo file shares: the official transformer-style init, the RGB mean shift of the
-SwinIR lineage, and counting numbered keys during detection."""
+"""Pieces every zoo file shares: the official transformer-style init, the RGB mean shift of the SwinIR lineage, and
+what detection needs (counting numbered keys, ratios from widths, the registered variant a checkpoint is)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["RGB_MEAN", "count_indices", "init_linear_and_norm", "mean_of", "width_ratio"]
+__all__ = ["RGB_MEAN", "count_indices", "init_linear_and_norm", "mean_of", "variant_named", "width_ratio"]
 
 RGB_MEAN = (0.4488, 0.4371, 0.4040)     # the DIV2K RGB mean of SwinIR / MambaIR / MambaCSR / DVMSR
 
@@ -46,3 +47,14 @@ def width_ratio(width: int, dim: int) -> float:
         if int(ratio * dim) == width:
             return ratio
     return width / dim + 1e-9
+
+
+def variant_named(variants: Mapping[str, Mapping[str, Any]], args: Mapping[str, Any], keys: Sequence[str],
+                  default: str) -> str:
+    """The first registered variant (``test_*`` sizes excluded) of a family's variant table whose values for ``keys``
+    equal ``args``'s: the architecture detection names for a checkpoint; ``default`` when none does."""
+    def same(a: Any, b: Any) -> bool:
+        return list(a) == list(b) if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) else a == b
+
+    return next((name for name, values in variants.items() if not name.startswith("test_")
+                 and all(same(values.get(key), args.get(key)) for key in keys)), default)

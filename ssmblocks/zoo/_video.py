@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks._contract import ModelContract
 from ssmblocks._inputs import check_video
 from ssmblocks.necks import BRANCHES
 
@@ -19,6 +20,17 @@ class SecondOrderVSR(nn.Module):
     """Base of the recurrent second-order video models. A subclass builds ``reconstruction`` (a module mapping
     (B, 5 mid, H, W) -> (B, mid, H, W)), calls ``build_x4_head`` and defines ``forward_features``
     ((B, T, 3, H, W) -> (B, T, 5 mid, H, W)); ``forward`` is shared."""
+
+    family = ""
+    supports_fp16 = False
+    supports_bf16 = True
+    min_frames = 2      # second-order propagation needs a neighbour
+
+    @property
+    def contract(self) -> ModelContract:
+        """x4 video super-resolution of RGB clips (B, T >= 2, 3, H, W); any frame size."""
+        return ModelContract(scale=4, in_chans=3, out_chans=3, input_kind="video", min_frames=self.min_frames,
+                             supports_fp16=self.supports_fp16, supports_bf16=self.supports_bf16)
 
     def build_x4_head(self, mid_channels: int, hr_channels: int) -> None:
         """Two conv + pixel-shuffle x2 steps (mid -> hr_channels), a conv and the output conv to RGB."""
@@ -39,7 +51,7 @@ class SecondOrderVSR(nn.Module):
     def forward(self, lqs: Tensor) -> Tensor:
         """(B, T, 3, H, W) in [0, 1] -> (B, T, 3, 4H, 4W): features, then frame by frame (peak memory of one HR
         frame) reconstruction, the x4 head and the bilinear x4 of the input frame added."""
-        check_video(lqs, 3, type(self).__name__, min_frames=2)
+        check_video(lqs, 3, type(self).__name__, min_frames=self.min_frames)
         features = self.forward_features(lqs)
         outputs = []
         for t in range(lqs.shape[1]):

@@ -14,43 +14,41 @@ block computes Mamba(LayerNorm(x)) with no per-block skip; the only skips are th
 Not reproduced: stochastic depth (official drop_path_rate 0.1, which under the quirk drops a block's whole
 input in training); the upsamplers other than 'pixelshuffledirect', the only one of the releases.
 
-Layout of this file: model -> checkpoint_filter_fn and detection -> pretrained cfgs -> registered entry points.
+Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
+detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from torch import Tensor, nn
 
-from ssmblocks._builder import Detection, register_detector
-from ssmblocks._hparams import records_hparams
-from ssmblocks._inputs import check_image
-from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
-from ssmblocks.blocks import ViMMGroup
+from ssmblocks.blocks import ResidualGroup, ViMM
 from ssmblocks.data import bundled_file
-from ssmblocks.necks import PixelShuffleDirect
+from ssmblocks.registry import (
+    Detection,
+    PretrainedCfg,
+    records_hparams,
+    register_cfgs,
+    register_detector,
+    register_model,
+)
 from ssmblocks.scan_orders import ScanOrder
-from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of, width_ratio
+from ssmblocks.zoo._common import count_indices, init_linear_and_norm, variant_named, width_ratio
+from ssmblocks.zoo._image import SwinIRSkeleton
 
 __all__ = ["DVMSR"]
 
-# The registered sizes: one table behind the entry points and the names detection gives checkpoints.
-_VARIANTS: dict[str, dict[str, Any]] = {
-    "dvmsr": {"embed_dim": 60, "depths": (2,) * 4},                 # the released student
-    "dvmsr_teacher": {"embed_dim": 192, "depths": (2,) * 8},        # the paper's teacher
-    "dvmsr_teacher_ntire": {"embed_dim": 180, "depths": (2,) * 6},  # the NTIRE 2024 teacher
-    "test_dvmsr": {"embed_dim": 16, "depths": (1, 1), "d_state": 4},
-}
-
-
 @records_hparams
-class DVMSR(nn.Module):
+class DVMSR(SwinIRSkeleton):
     """DVMSR: (B, in_chans, H, W) in [0, 1] -> (B, in_chans, sH, sW). Any H, W >= 1.
 
-    ``create_model`` returns it in train mode, ``load_checkpoint`` in eval mode.
+    The SwinIR skeleton (``SwinIRSkeleton``, 'pixelshuffledirect' head, final norm ``norm_f``) with residual groups
+    of ViMM blocks (the paper's RSSB). ``create_model`` returns it in train mode, ``load_checkpoint`` in eval mode.
 
     Args:
         upscale: scale s of the pixel-shuffle head.
@@ -69,48 +67,19 @@ class DVMSR(nn.Module):
                  d_state: int = 16, d_conv: int = 4, expand: float = 2.0, dt_rank: int | None = None,
                  img_range: float = 1.0, no_block_skip: bool = True, scan_order: ScanOrder | None = None) -> None:
         super().__init__()
-        self.in_chans, self.upscale, self.img_range = in_chans, upscale, img_range
         self.dt_rank = math.ceil(embed_dim / 16) if dt_rank is None else dt_rank
-        self.num_features = embed_dim                      # channels of forward_features (timm's name)
-        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, padding=1)
-        self.patch_embed = nn.Module()                     # official key: patch_embed.norm
-        self.patch_embed.norm = nn.LayerNorm(embed_dim)
+        self.build_stem(in_chans=in_chans, embed_dim=embed_dim, img_range=img_range)
         self.layers = nn.ModuleList(
-            ViMMGroup(embed_dim, depth, skip=not no_block_skip, d_state=d_state, d_conv=d_conv, expand=expand,
-                      dt_rank=self.dt_rank, scan_order=scan_order)
+            ResidualGroup(embed_dim, depth, block=ViMM, skip=not no_block_skip, d_state=d_state, d_conv=d_conv,
+                          expand=expand, dt_rank=self.dt_rank, scan_order=scan_order)
             for depth in depths
         )
-        self.norm_f = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        self.upsample = PixelShuffleDirect(upscale, embed_dim, in_chans)
+        self.build_head(upscale=upscale, upsampler="pixelshuffledirect", norm_key="norm_f")
         self.apply(init_linear_and_norm)
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, C, H, W), C = embed_dim: LayerNorm, residual groups, LayerNorm (over channels)."""
-        x = self.patch_embed.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        for layer in self.layers:
-            x = layer(x)
-        return self.norm_f(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_chans, type(self).__name__)
-        mean = mean_of(x, RGB_MEAN if self.in_chans == 3 else (0.0,) * self.in_chans)
-        first = self.conv_first((x - mean) * self.img_range)
-        out = self.upsample(self.conv_after_body(self.forward_features(first)) + first)
-        return out / self.img_range + mean
-
-    @staticmethod
-    def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-        """Official DVMSR keys are the library's keys: nothing to map."""
-        return state_dict
-
-
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
 _BLOCK0 = "layers.0.residual_group.blocks.0."
-
-
 
 
 def _claims_dvmsr(state: Mapping[str, Tensor]) -> bool:
@@ -129,11 +98,20 @@ def detect_dvmsr(state: Mapping[str, Tensor]) -> Detection:
             "embed_dim": embed_dim, "depths": depths, "d_state": d_state,
             "d_conv": state[f"{_BLOCK0}mixer.conv1d.weight"].shape[-1], "expand": width_ratio(d_inner, embed_dim),
             "dt_rank": state[f"{_BLOCK0}mixer.dt_proj.weight"].shape[1]}
-    arch = next((name for name, size in _VARIANTS.items() if not name.startswith("test_")
-                 and (size["embed_dim"], list(size["depths"])) == (embed_dim, depths)), "dvmsr")
+    arch = variant_named(_VARIANTS, args, ("embed_dim", "depths"), "dvmsr")
     variant = (f"DVMSR x{args['upscale']}; embed_dim {embed_dim}, depths {depths}, d_state {d_state}; the weights do "
                f"not record the block skip: the official no-skip blocks are assumed")
     return Detection("DVMSR", arch, args, variant)
+
+
+# ---- the registered sizes: one table behind the entry points, detection names and cfgs ---------------------------
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "dvmsr": {"embed_dim": 60, "depths": (2,) * 4},                 # the released student
+    "dvmsr_teacher": {"embed_dim": 192, "depths": (2,) * 8},        # the paper's teacher
+    "dvmsr_teacher_ntire": {"embed_dim": 180, "depths": (2,) * 6},  # the NTIRE 2024 teacher
+    "test_dvmsr": {"embed_dim": 16, "depths": (1, 1), "d_state": 4},
+}
+
 
 
 # ---- pretrained cfgs -------------------------------------------------------------------------------------------
@@ -143,20 +121,18 @@ _ORIGIN = "https://github.com/nathan66666/DVMSR"
 _RAW = "https://github.com/nathan66666/DVMSR/raw/86663ce906aab91c31ee5bf69bebc1ad61537405/model_zoo"
 _PROTOCOL = ("DVMSR test_demo.py: the whole image (no tiling), RGB in [0, 1]; output clamped to [0, 1] and rounded "
              "to uint8; PSNR on RGB with a border of 4 px cropped, HR modcropped to 4")
-_COMMON = {"license": "MIT", "paper": _PAPER, "origin_url": _ORIGIN, "scale": 4, "supports_fp16": False,
-           "supports_bf16": True}
+_cfg = partial(PretrainedCfg, license="MIT", paper=_PAPER, origin_url=_ORIGIN)
 
 
 def _released(file: str, sha256: str, task: str, metrics: dict[str, Any], notes: str,
               bundled: str | None = None) -> PretrainedCfg:
     """A released file on GitHub (URL + sha256); ``bundled`` names the copy shipped in ssmblocks/data, used first."""
-    return PretrainedCfg(file=str(bundled_file(bundled)) if bundled else None, url=f"{_RAW}/{file}", sha256=sha256,
-                         task=task, test_protocol=_PROTOCOL, protocol="dvmsr", metrics=metrics, notes=notes,
-                         **_COMMON)
+    return _cfg(file=str(bundled_file(bundled)) if bundled else None, url=f"{_RAW}/{file}", sha256=sha256, task=task,
+                test_protocol=_PROTOCOL, protocol="dvmsr", metrics=metrics, notes=notes)
 
 
 def _untrained(task: str) -> PretrainedCfg:
-    return PretrainedCfg(task=task, notes="no released weights", **_COMMON)
+    return _cfg(task=task, notes="no released weights")
 
 
 register_cfgs({

@@ -33,21 +33,28 @@ window) and crops the output back; window scans zero-pad their own maps. The off
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssmblocks._builder import Detection, register_detector
-from ssmblocks._hparams import records_hparams
-from ssmblocks._inputs import check_image
-from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
-from ssmblocks.blocks.rlmb import RLMG
-from ssmblocks.necks import CrossScaleFusion, PixelShuffleUpsample
+from ssmblocks.blocks import RLMB, ResidualGroup
+from ssmblocks.blocks._keys import keyed
+from ssmblocks.necks import CrossScaleFusion
+from ssmblocks.registry import (
+    Detection,
+    PretrainedCfg,
+    records_hparams,
+    register_cfgs,
+    register_detector,
+    register_model,
+)
 from ssmblocks.scan_orders import Schedule, concat, dual_interleaved, mambacsr_order
 from ssmblocks.scan_orders import cross_scale_scan as cross_scale_paths
-from ssmblocks.zoo._common import RGB_MEAN, count_indices, init_linear_and_norm, mean_of, width_ratio
+from ssmblocks.zoo._common import count_indices, init_linear_and_norm, variant_named, width_ratio
+from ssmblocks.zoo._image import SwinIRSkeleton
 
 __all__ = ["MambaCSR"]
 
@@ -113,8 +120,11 @@ class OfficialCrossScaleOrder:
 
 # ---- the model -------------------------------------------------------------------------------------------------
 @records_hparams
-class MambaCSR(nn.Module):
+class MambaCSR(SwinIRSkeleton):
     """MambaCSR. Input (B, in_chans, H, W) float in [0, 1]; output (B, in_chans, upscale*H, upscale*W), not clamped.
+
+    The SwinIR skeleton (``SwinIRSkeleton``, 'pixelshuffle' head) with residual groups of RLMBs (the paper's RLMGs)
+    and, in the Final model, the x0.5 branch and cross-scale fusions inside ``forward_features``.
 
     Args:
         upscale: scale (2^n or 3; the releases are x4).
@@ -142,74 +152,56 @@ class MambaCSR(nn.Module):
                  fusion_d_state: int = 16, fusion_mlp_ratio: float = 4.0, img_range: float = 1.0, num_feat: int = 64,
                  official_coarse_windows: bool = True, official_cross_scale_reverse: bool = True) -> None:
         super().__init__()
-        self.in_chans, self.upscale, self.img_range = in_chans, upscale, img_range
         self.cross_scale_scan = cross_scale_scan
-        self.mean_values = RGB_MEAN if in_chans == 3 else (0.0,) * in_chans
-        block = {"d_state": d_state, "expand": expand, "mlp_ratio": mlp_ratio}
+        block = {"block": RLMB, "d_state": d_state, "expand": expand, "mlp_ratio": mlp_ratio}
         main = {"cross_scale": cross_scale_scan, "dual_interleaved_scan": dual_interleaved_scan}
-        self.conv_first = nn.Conv2d(in_chans, embed_dim, 3, padding=1)
-        self.patch_embed = nn.ModuleDict({"norm": nn.LayerNorm(embed_dim)})
-        self.layers = nn.ModuleList(RLMG(embed_dim, depth, schedule=group_schedule(depth, scan_size, **main), **block)
-                                    for depth in depths)
+        self.build_stem(in_chans=in_chans, embed_dim=embed_dim, img_range=img_range)
+        # declared for both models (the Final one pads to the cross-scale window itself): restore() and exports give
+        # the model sizes it runs without padding
+        self.min_size = self.multiple_of = CROSS_WINDOW
+        self.layers = nn.ModuleList(
+            ResidualGroup(embed_dim, depth, schedule=group_schedule(depth, scan_size, **main), **block)
+            for depth in depths)
         if cross_scale_scan:
-            self.patch_embed2 = nn.ModuleDict({"norm": nn.LayerNorm(embed_dim)})
+            self.patch_embed2 = keyed("norm", nn.LayerNorm(embed_dim))
             halve = 1 if official_coarse_windows else 2
             coarse_local = 8 if official_coarse_windows else scan_size // 2     # official: built without scan_size
             self.layers2 = nn.ModuleList(
-                RLMG(embed_dim, depth, schedule=group_schedule(depth, coarse_local, **main, global_window=64 // halve),
-                     **block)
+                ResidualGroup(embed_dim, depth, **block,
+                              schedule=group_schedule(depth, coarse_local, **main, global_window=64 // halve))
                 for depth in depths2)
             order = OfficialCrossScaleOrder() if official_cross_scale_reverse else cross_scale_paths(CROSS_WINDOW)
             self.layers3 = nn.ModuleList(
                 CrossScaleFusion(embed_dim, d_state=fusion_d_state, expand=expand, mlp_ratio=fusion_mlp_ratio,
                                  scan_order=order)
                 for _ in depths2)
-        self.norm = nn.LayerNorm(embed_dim)
-        self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, padding=1)
-        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, padding=1), nn.LeakyReLU())
-        self.upsample = PixelShuffleUpsample(upscale, num_feat)
-        self.conv_last = nn.Conv2d(num_feat, in_chans, 3, padding=1)
+        self.build_head(upscale=upscale, upsampler="pixelshuffle", num_feat=num_feat)
         self.apply(init_linear_and_norm)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Shallow features (B, C, H, W) -> deep features (B, C, H, W); H, W multiples of 16 for the Final model."""
-        tokens = self.patch_embed["norm"](x.permute(0, 2, 3, 1))                       # (B, H, W, C)
+        fine = self.embed(x)
         if self.cross_scale_scan:
             coarse = F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False)
-            coarse = self.patch_embed2["norm"](coarse.permute(0, 2, 3, 1))             # (B, H/2, W/2, C)
+            coarse = self.patch_embed2["norm"](coarse.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)   # (B, C, H/2, W/2)
         for i, layer in enumerate(self.layers):
-            tokens = layer(tokens)
+            fine = layer(fine)
             if self.cross_scale_scan and i < len(self.layers2):
                 coarse = self.layers2[i](coarse)
-                tokens = self.layers3[i](tokens, coarse)
-        return self.norm(tokens).permute(0, 3, 1, 2)
+                fused = self.layers3[i](fine.permute(0, 2, 3, 1), coarse.permute(0, 2, 3, 1))   # tokens (B, H, W, C)
+                fine = fused.permute(0, 3, 1, 2)
+        return self.body_norm(fine)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_chans, type(self).__name__)
+    def pad_input(self, x: Tensor) -> Tensor:
+        """The Final model replicate-pads right/bottom to multiples of the cross-scale window (16)."""
+        if not self.cross_scale_scan:
+            return x
         height, width = x.shape[-2:]
-        if self.cross_scale_scan:
-            x = F.pad(x, (0, -width % CROSS_WINDOW, 0, -height % CROSS_WINDOW), mode="replicate")
-        # the official mean is a float32 tensor cast to the input's dtype
-        mean = mean_of(x, self.mean_values)
-        x = (x - mean) * self.img_range
-        first = self.conv_first(x)
-        res = self.conv_after_body(self.forward_features(first)) + first
-        out = self.conv_last(self.upsample(self.conv_before_upsample(res)))
-        out = out / self.img_range + mean
-        return out[..., : height * self.upscale, : width * self.upscale]
-
-    @staticmethod
-    def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-        """Official MambaCSR keys are the library's keys: nothing to map (the official ``mean`` is not saved)."""
-        return state_dict
-
-
+        return F.pad(x, (0, -width % CROSS_WINDOW, 0, -height % CROSS_WINDOW), mode="replicate")
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
 _BLOCK0 = "layers.0.residual_group.blocks.0."
-
-
 
 
 def _depths(state: Mapping[str, Tensor], prefix: str) -> list[int]:
@@ -244,69 +236,76 @@ def detect_mambacsr(state: Mapping[str, Tensor]) -> Detection:
     name = "Final (cross-scale)" if cross else "wo (dual-interleaved only)"
     variant = (f"MambaCSR {name} x{args['upscale']}; embed_dim {embed_dim}, depths {args['depths']}, "
                f"d_state {args['d_state']}")
-    return Detection("MambaCSR", "mambacsr" if cross else "mambacsr_wo", args, variant)
+    return Detection("MambaCSR", variant_named(_VARIANTS, args, ("cross_scale_scan",), "mambacsr"), args, variant)
+
+
+# ---- the registered sizes: one table behind the entry points, detection names and cfgs ---------------------------
+_TINY = {"embed_dim": 24, "depths": (2, 2), "d_state": 4, "num_feat": 16}
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "mambacsr": {"cross_scale_scan": True},                 # the "Final" model: the constructor's defaults
+    "mambacsr_wo": {"cross_scale_scan": False},
+    "test_mambacsr": {**_TINY, "depths2": (2,), "fusion_d_state": 4},
+    "test_mambacsr_wo": {**_TINY, "cross_scale_scan": False},
+}
 
 
 # ---- pretrained cfgs -------------------------------------------------------------------------------------------
 _PAPER = ("MambaCSR: Dual-Interleaved Scanning for Compressed Image Super-Resolution With SSMs, "
           "arXiv:2408.11758")
-_ORIGIN = "https://github.com/renyulin-f/MambaCSR"
-_LICENSE = "unknown: the official repository has no licence file"
+_cfg = partial(PretrainedCfg, license="unknown: the official repository has no licence file", paper=_PAPER,
+               origin_url="https://github.com/renyulin-f/MambaCSR")
 _DRIVE_FOLDER_ID = "1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS"     # the README's "Pretrained Models" link
 _PROTOCOL = ("LR = bicubic x4 downsampling then JPEG quality 10; MambaCSRModel.test tiling: h//192+1 x w//192+1 tiles "
              "overlapping by 1/4 of the tile, each tile mirror-padded to the next multiple of 64 (always adds "
              "padding), stitched; PSNR/SSIM on Y (BT.601), crop_border 4")
 
 
-def _cfg(task: str, filename: str | None, metrics: dict[str, str] | None = None, **extra: Any) -> PretrainedCfg:
+def _drive(task: str, filename: str, **fields: Any) -> PretrainedCfg:
     """A release in the authors' Drive folder (a folder link only: gdown lists it and the file is picked by name)."""
-    return PretrainedCfg(
-        gdrive_folder_id=_DRIVE_FOLDER_ID if filename else None, manual_filename=filename, license=_LICENSE,
-        paper=_PAPER, origin_url=_ORIGIN, task=task, test_protocol=_PROTOCOL if filename else "",
-        protocol="mambacsr" if filename else "", scale=4, supports_fp16=False, supports_bf16=True,
-        min_size=16, multiple_of=16, metrics=metrics or {}, **extra)   # the model pads to 16 itself; declared for
-                                                                          # restore() and exports
+    return _cfg(task=task, gdrive_folder_id=_DRIVE_FOLDER_ID, manual_filename=filename, test_protocol=_PROTOCOL,
+                protocol="mambacsr", **fields)
 
 
 register_cfgs({
-    "mambacsr.qf10_x4": _cfg(
+    "mambacsr.qf10_x4": _drive(
         "compressed image SR x4 (JPEG quality 10), Final model with cross-scale fusion", "Cross-scale-QF10-x4.pth",
         metrics={"Set5 PSNR/SSIM": "25.20/0.7209", "Set14 PSNR/SSIM": "24.07/0.6072",
                  "Manga109 PSNR/SSIM": "23.57/0.7419", "Urban100 PSNR/SSIM": "22.26/0.6081",
                  "DIV2K PSNR/SSIM": "25.74/0.6911"},
         notes="paper Table 1; the official test loads params_ema with strict=False, ssmblocks loads it strictly"),
-    "mambacsr_wo.qf10_x4": _cfg(
+    "mambacsr_wo.qf10_x4": _drive(
         "compressed image SR x4 (JPEG quality 10), dual-interleaved scans without cross-scale fusion",
         "Dual-Interleaved-QF10-x4.pth", notes="ablation release; its numbers are not recorded here"),
-    "test_mambacsr.untrained": _cfg("CI-size MambaCSR Final (random weights)", None, notes="tiny; no weights"),
-    "test_mambacsr_wo.untrained": _cfg("CI-size MambaCSR wo (random weights)", None, notes="tiny; no weights"),
+    "test_mambacsr.untrained": _cfg(task="CI-size MambaCSR Final (random weights)", notes="tiny; no weights"),
+    "test_mambacsr_wo.untrained": _cfg(task="CI-size MambaCSR wo (random weights)", notes="tiny; no weights"),
 })
 
 
 # ---- registered entry points -----------------------------------------------------------------------------------
+def _create(name: str, kwargs: dict[str, Any]) -> MambaCSR:
+    return MambaCSR(**{**_VARIANTS[name], **kwargs})
+
+
 @register_model
 def mambacsr(**kwargs: Any) -> MambaCSR:
     """MambaCSR "Final" x4: embed 180, 6 x 6 RLMBs, one x0.5 group of 6 and one cross-scale fusion (22,051,842
     parameters)."""
-    return MambaCSR(**kwargs)
+    return _create("mambacsr", kwargs)
 
 
 @register_model
 def mambacsr_wo(**kwargs: Any) -> MambaCSR:
     """MambaCSR "wo" x4: the dual-interleaved model without the cross-scale branch (18,372,603 parameters)."""
-    return MambaCSR(**{"cross_scale_scan": False, **kwargs})
-
-
-_TINY = {"embed_dim": 24, "depths": (2, 2), "d_state": 4, "num_feat": 16}
+    return _create("mambacsr_wo", kwargs)
 
 
 @register_model
 def test_mambacsr(**kwargs: Any) -> MambaCSR:
     """CI-size MambaCSR Final (embed 24, 2 groups of 2, one x0.5 group of 2, d_state 4)."""
-    return MambaCSR(**{**_TINY, "depths2": (2,), "fusion_d_state": 4, **kwargs})
+    return _create("test_mambacsr", kwargs)
 
 
 @register_model
 def test_mambacsr_wo(**kwargs: Any) -> MambaCSR:
     """CI-size MambaCSR wo (embed 24, 2 groups of 2, d_state 4)."""
-    return MambaCSR(**{**_TINY, "cross_scale_scan": False, **kwargs})
+    return _create("test_mambacsr_wo", kwargs)

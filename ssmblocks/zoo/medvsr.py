@@ -18,22 +18,29 @@ forward flows are always computed (the official code reuses the backward ones fo
 the same value), and frames smaller than 64x64 (the official code refuses them) are replicate-padded to 64 for
 SpyNet only, the flows cropped back.
 
-Layout: family layers -> the model -> checkpoint conversion -> detection -> pretrained cfgs -> entry points.
+Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
+detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ssmblocks._builder import Detection, register_detector
-from ssmblocks._hparams import records_hparams
-from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import CSSB, ConvResidualBlocks, ResidualBlockNoBN, WindowedMamba2Layer
 from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, neighbour_flows, second_order_propagation
+from ssmblocks.registry import (
+    Detection,
+    PretrainedCfg,
+    records_hparams,
+    register_cfgs,
+    register_detector,
+    register_model,
+)
 from ssmblocks.zoo._common import count_indices, width_ratio
 from ssmblocks.zoo._video import SecondOrderVSR
 
@@ -136,10 +143,6 @@ class MedVSR(SecondOrderVSR):
             refine=self.backbone, cross_frame=self.cross_arc_block)
         return self.stack_branches(feats, frames)
 
-    @staticmethod
-    def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-        """Official MedVSR keys are the library's keys (``spynet.mean/std`` included): nothing to map."""
-        return state_dict
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
@@ -150,7 +153,7 @@ def _claims_medvsr(state: Mapping[str, Tensor]) -> bool:
     return "cross_arc_block.mixer.in_proj_b.weight" in state and "spynet.basic_module.0.basic_module.0.weight" in state
 
 
-@register_detector("MedVSR", claims=_claims_medvsr)
+@register_detector("MedVSR", claims=_claims_medvsr, input_kind="video")
 def detect_medvsr(state: Mapping[str, Tensor]) -> Detection:
     mid = state["feat_extract.main.0.weight"].shape[0]
     mamba_layers = count_indices(state, r"reconstruction\.main\.2\.(\d+)\.blocks\.0\.norm1\.weight")
@@ -180,35 +183,42 @@ def detect_medvsr(state: Mapping[str, Tensor]) -> Detection:
     return Detection("MedVSR", "medvsr", args, variant)
 
 
+# ---- the registered sizes: one table behind the entry points, detection names and cfgs ---------------------------
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "medvsr": {},                 # options/medvsr_train.yml: the constructor's defaults
+    "test_medvsr": {"mid_channels": 32, "num_blocks": 1, "num_extract_blocks": 1, "num_reconstruct_blocks": 2},
+}
+
+
 # ---- pretrained cfgs -------------------------------------------------------------------------------------------
 _PAPER = ("MedVSR: Medical Video Super-Resolution with Cross State-Space Propagation (ICCV 2025), "
           "arXiv:2509.21265")
-_ORIGIN = "https://github.com/CUHK-AIM-Group/MedVSR"
-_COMMON = {"license": "none stated (no license file in the official repository)", "paper": _PAPER,
-           "origin_url": _ORIGIN, "scale": 4, "input_kind": "video", "min_frames": 2, "supports_bf16": True,
-           "supports_fp16": False}
+_cfg = partial(PretrainedCfg, license="none stated (no license file in the official repository)", paper=_PAPER,
+               origin_url="https://github.com/CUHK-AIM-Group/MedVSR")
 
 register_cfgs({
-    "medvsr.official": PretrainedCfg(
+    "medvsr.official": _cfg(
         hf_hub_id="jeffrey423/MedVSR", hf_hub_filename="*.pth", task="medical video super-resolution x4",
         test_protocol="whole-sequence inference on the HyperKvasir / LDPolyp / EndoVis18 test sets; PSNR/SSIM on "
                       "RGB, crop_border 0", protocol="medvsr",
         metrics={"HyperKvasir PSNR/SSIM (supplementary, bidirectional propagation)": "32.0958/0.9069"},
-        notes="the Hub repo's single .pth (its name is not published), BasicSR {'params': ...} format", **_COMMON),
-    "test_medvsr.untrained": PretrainedCfg(task="CI-size MedVSR (random weights)", notes="tiny; no weights",
-                                           **_COMMON),
+        notes="the Hub repo's single .pth (its name is not published), BasicSR {'params': ...} format"),
+    "test_medvsr.untrained": _cfg(task="CI-size MedVSR (random weights)", notes="tiny; no weights"),
 })
 
 
 # ---- registered entry points -----------------------------------------------------------------------------------
+def _create(name: str, kwargs: dict[str, Any]) -> MedVSR:
+    return MedVSR(**{**_VARIANTS[name], **kwargs})
+
+
 @register_model
 def medvsr(**kwargs: Any) -> MedVSR:
     """MedVSR x4 as released (options/medvsr_train.yml): mid 64, 7 trunk blocks, ISSR of 10 (1 Mamba-2 layer)."""
-    return MedVSR(**kwargs)
+    return _create("medvsr", kwargs)
 
 
 @register_model
 def test_medvsr(**kwargs: Any) -> MedVSR:
     """CI-size MedVSR: mid 32, one block per trunk, ISSR of 2 (1 Mamba-2 layer + 1 residual block)."""
-    return MedVSR(**{"mid_channels": 32, "num_blocks": 1, "num_extract_blocks": 1, "num_reconstruct_blocks": 2,
-                     **kwargs})
+    return _create("test_medvsr", kwargs)

@@ -16,24 +16,31 @@ The network (paper Fig. 2, on a BasicVSR++/IART-style recurrent propagation as i
 * per frame, reconstruction of cat[spatial, 4 branches] (conv trunk), two PixelShuffle x2 stages, ``conv_hr``,
   ``conv_last``, plus the bilinearly x4 upsampled LR frame.
 
-Layout: family layers -> the model -> checkpoint conversion -> detection -> pretrained cfgs -> entry points.
+Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
+detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ssmblocks._builder import Detection, register_detector
-from ssmblocks._hparams import records_hparams
-from ssmblocks._registry import PretrainedCfg, register_cfgs, register_model
 from ssmblocks.blocks import ConvResidualBlocks
 from ssmblocks.blocks.vsrm_blocks import DAMB
 from ssmblocks.necks import BRANCHES, SpyNet, neighbour_flows, second_order_propagation
 from ssmblocks.necks.dca import DeformableCrossMambaAlignment
+from ssmblocks.registry import (
+    Detection,
+    PretrainedCfg,
+    records_hparams,
+    register_cfgs,
+    register_detector,
+    register_model,
+)
 from ssmblocks.zoo._common import count_indices
 from ssmblocks.zoo._video import SecondOrderVSR
 
@@ -125,10 +132,6 @@ class VSRM(SecondOrderVSR):
                                          refine=self.refine)
         return self.stack_branches(feats, frames)
 
-    @staticmethod
-    def checkpoint_filter_fn(state_dict: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
-        """No official checkpoints exist; the library's own keys load as they are."""
-        return state_dict
 
 
 # ---- detection of the library's VSRM checkpoints ------------------------------------------------------------------
@@ -141,7 +144,7 @@ def _claims_vsrm(state: Mapping[str, Tensor]) -> bool:
             and f"{_S2T0}ffn.dwconv1.weight" in state)
 
 
-@register_detector("VSRM", claims=_claims_vsrm)
+@register_detector("VSRM", claims=_claims_vsrm, input_kind="video")
 def detect_vsrm(state: Mapping[str, Tensor]) -> Detection:
     mid = state["feat_extract.main.0.weight"].shape[0]
     embed = state["fpb.backward_1.proj_in.weight"].shape[0]
@@ -183,46 +186,57 @@ def detect_vsrm(state: Mapping[str, Tensor]) -> Detection:
     return Detection("VSRM", "vsrm", args, variant)
 
 
+# ---- the registered sizes: one table behind the entry points, detection names and cfgs ---------------------------
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "vsrm": {},                                                  # the constructor's defaults (docs/models/vsrm.md)
+    "vsrm_ablation": {"num_dambs": 2, "damb_depth": 2, "num_reconstruct_blocks": 5},
+    "test_vsrm": {"mid_channels": 16, "embed_dim": 16, "num_extract_blocks": 0, "num_refine_blocks": 0,
+                  "num_reconstruct_blocks": 0, "num_dambs": 1, "damb_depth": 1, "d_state": 4, "dca_d_state": 4,
+                  "dca_headdim": 8, "region_size": (2, 2), "offset_layers": 2, "hr_channels": 16},
+}
+
+
 # ---- pretrained cfgs -------------------------------------------------------------------------------------------
 _PAPER = "VSRM: A Robust Mamba-Based Framework for Video Super-Resolution (ICCV 2025), arXiv:2506.22762"
-_ORIGIN = "https://github.com/PhuTran1005/VSRM"
 _NO_WEIGHTS = ("the authors published no code and no weights; this is the library's implementation from the paper. "
                "Train it with `ssmblocks train --model vsrm --data <frame folders> --frames 6 --loss fcl ...` "
                "(docs/training.md; `fcl` is the paper's Charbonnier + Frequency Charbonnier-like loss, "
                "ssmblocks.losses.FrequencyCharbonnierLoss)")
-_COMMON = {"license": "library implementation (the paper's repository states no license for code; none exists)",
-           "paper": _PAPER, "origin_url": _ORIGIN, "scale": 4, "input_kind": "video", "min_frames": 2,
-           "supports_bf16": True, "supports_fp16": False, "task": "video super-resolution x4"}
+_cfg = partial(PretrainedCfg, license="library implementation (the paper's repository states no license for code; "
+                                      "none exists)",
+               paper=_PAPER, origin_url="https://github.com/PhuTran1005/VSRM", task="video super-resolution x4")
 
 register_cfgs({
-    "vsrm.none": PretrainedCfg(
+    "vsrm.none": _cfg(
         test_protocol="REDS4 (clips of 100 frames; paper: 6- and 16-frame training) and Vid4 / Vimeo-90K-T, "
                       "PSNR/SSIM as BasicVSR++", notes=_NO_WEIGHTS,
         metrics={"REDS4 PSNR/SSIM (paper, 16 frames)": "33.11/0.9162", "Vid4 PSNR/SSIM (paper)": "28.44/0.8552",
-                 "Vimeo-90K-T PSNR/SSIM (paper)": "38.33/0.9543", "parameters (paper)": "17.1 M"}, **_COMMON),
-    "vsrm_ablation.none": PretrainedCfg(
+                 "Vimeo-90K-T PSNR/SSIM (paper)": "38.33/0.9543", "parameters (paper)": "17.1 M"}),
+    "vsrm_ablation.none": _cfg(
         test_protocol="REDS4, the paper's ablation setting", notes=_NO_WEIGHTS,
-        metrics={"REDS4 PSNR (paper, ablation)": "31.09", "parameters (paper)": "8.61 M"}, **_COMMON),
-    "test_vsrm.untrained": PretrainedCfg(notes="tiny CI-size VSRM; random weights", **_COMMON),
+        metrics={"REDS4 PSNR (paper, ablation)": "31.09", "parameters (paper)": "8.61 M"}),
+    "test_vsrm.untrained": _cfg(notes="tiny CI-size VSRM; random weights"),
 })
 
 
 # ---- registered entry points -----------------------------------------------------------------------------------
+def _create(name: str, kwargs: dict[str, Any]) -> VSRM:
+    return VSRM(**{**_VARIANTS[name], **kwargs})
+
+
 @register_model
 def vsrm(**kwargs: Any) -> VSRM:
     """VSRM x4, the paper's main model (17.1 M parameters): see docs/models/vsrm.md for the chosen sizes."""
-    return VSRM(**kwargs)
+    return _create("vsrm", kwargs)
 
 
 @register_model
 def vsrm_ablation(**kwargs: Any) -> VSRM:
     """The paper's 8.61 M-parameter ablation model: see docs/models/vsrm.md for the chosen sizes."""
-    return VSRM(**{"num_dambs": 2, "damb_depth": 2, "num_reconstruct_blocks": 5, **kwargs})
+    return _create("vsrm_ablation", kwargs)
 
 
 @register_model
 def test_vsrm(**kwargs: Any) -> VSRM:
     """CI-size VSRM: mid 16, embed 16, one DAMB of one S2TMB + one T2SMB per FPB, no residual blocks."""
-    return VSRM(**{"mid_channels": 16, "embed_dim": 16, "num_extract_blocks": 0, "num_refine_blocks": 0,
-                   "num_reconstruct_blocks": 0, "num_dambs": 1, "damb_depth": 1, "d_state": 4, "dca_d_state": 4,
-                   "dca_headdim": 8, "region_size": (2, 2), "offset_layers": 2, "hr_channels": 16, **kwargs})
+    return _create("test_vsrm", kwargs)
