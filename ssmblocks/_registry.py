@@ -17,21 +17,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = [
-    "PretrainedCfg",
-    "get_pretrained_cfg",
-    "is_model",
-    "list_models",
-    "list_modules",
-    "list_pretrained",
-    "model_entrypoint",
-    "model_module",
-    "register_cfgs",
-    "register_model",
-    "split_model_name",
-]
-
-
 # The fields of a PretrainedCfg that locate or identify a release's weight file.
 WEIGHT_SOURCE_FIELDS = ("file", "hf_hub_id", "hf_hub_filename", "url", "sha256", "gdrive_id", "gdrive_folder_id",
                         "manual_url", "manual_filename", "fallback_url")

@@ -11,10 +11,10 @@ import torch
 
 import ssmblocks
 from ssmblocks._weights import PretrainedUnavailableError
+from ssmblocks.blocks.clip_blocks import DAMB, S2TMB, T2SMB
 from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
 from ssmblocks.blocks.tgfn import TGFN
-from ssmblocks.blocks.vsrm_blocks import DAMB, S2TMB, T2SMB
-from ssmblocks.necks.dca import DeformableCrossMambaAlignment, sinusoidal_encoding_2d
+from ssmblocks.necks.cross_mamba_alignment import DeformableCrossMambaAlignment, sinusoidal_encoding_2d
 from ssmblocks.scan_orders import FrameMajor
 
 

@@ -1,15 +1,18 @@
-"""nn.Modules with parameters: SSM mixers that take a scan order, small layers, the named blocks and their groups.
+"""nn.Modules with parameters: SSM mixers that take a scan order, small layers, the named blocks of every paper, and
+the groups that stack them.
 
-Every block constructor takes ``dim`` then keyword-only options and ``device=None, dtype=None``; groups take a block
-class with a ``Schedule`` of scan orders or a block factory (see docs/blocks.md).
+Every block constructor takes ``dim`` then keyword-only options and ``device=None, dtype=None`` factory arguments;
+groups take a block class with a ``Schedule`` of scan orders or a block factory. Layouts (docs/architecture.md):
+token blocks take channels-last tokens (B, H, W, C), clip blocks (B, T, H, W, C), groups feature maps (B, C, H, W);
+docs/blocks.md lists every block with its layout.
 """
 
 from ssmblocks.blocks.biattn import BiAttn
 from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
+from ssmblocks.blocks.clip_blocks import DAMB, S2TMB, T2SMB
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
 from ssmblocks.blocks.groups import BLOCK_LAYOUTS, BlockSequence, ResidualGroup
-from ssmblocks.blocks.issr import Mamba2Block, WindowedMamba2Layer
 from ssmblocks.blocks.local_ss2d import LocalSS2D
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.blocks.mamba2 import Mamba2
@@ -17,17 +20,24 @@ from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
 from ssmblocks.blocks.rlmb import RLMB
 from ssmblocks.blocks.rmsnorm import RMSNormGated
+from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
 from ssmblocks.blocks.ss2d import SS2D
+from ssmblocks.blocks.tgfn import TGFN
 from ssmblocks.blocks.vimm import ViMM
 from ssmblocks.blocks.vss_block import VSSBlock
+from ssmblocks.blocks.windowed_mamba2 import Mamba2Block, WindowedMamba2Layer
 
 __all__ = [
     "BLOCK_LAYOUTS",
     "CAB",
     "CAB_VARIANTS",
     "CSSB",
+    "DAMB",
     "RLMB",
+    "S2TMB",
     "SS2D",
+    "T2SMB",
+    "TGFN",
     "BiAttn",
     "BlockSequence",
     "ChannelAttention",
@@ -41,7 +51,9 @@ __all__ = [
     "RMSNormGated",
     "ResidualBlockNoBN",
     "ResidualGroup",
+    "S2TMamba",
     "VSSBlock",
     "ViMM",
     "WindowedMamba2Layer",
+    "t2s_mamba",
 ]

@@ -37,8 +37,9 @@ class CrossMamba2(nn.Module):
                  expand: int = 2, headdim: int = 16, ngroups: int = 1, chunk_size: int = 256,
                  share_conv1d: bool = True, pe_window: int | None = None,
                  A_init_range: tuple[float, float] = (1, 16), dt_min: float = 0.001, dt_max: float = 0.1,
-                 dt_init_floor: float = 1e-4, bias: bool = False, conv_bias: bool = True, device=None,
-                 dtype=None) -> None:
+                 dt_init_floor: float = 1e-4, bias: bool = False, conv_bias: bool = True,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         d_inner = expand * dim
         if d_inner % headdim:
@@ -48,14 +49,14 @@ class CrossMamba2(nn.Module):
             raise ValueError(f"ngroups = {ngroups} must divide the {self.nheads} heads")
         self.d_inner, self.d_state, self.headdim, self.ngroups = d_inner, d_state, headdim, ngroups
         self.chunk_size, self.share_conv1d, self.pe_window = chunk_size, share_conv1d, pe_window
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         groups_state = ngroups * d_state
-        self.in_proj = nn.Linear(dim, 2 * d_inner + groups_state + self.nheads, bias=bias, **factory)
-        self.in_proj_b = nn.Linear(support_dim or dim, groups_state, bias=bias, **factory)
+        self.in_proj = nn.Linear(dim, 2 * d_inner + groups_state + self.nheads, bias=bias, **dd)
+        self.in_proj_b = nn.Linear(support_dim or dim, groups_state, bias=bias, **dd)
 
         def conv(channels: int) -> nn.Conv1d:
             return nn.Conv1d(channels, channels, d_conv, groups=channels, padding=d_conv - 1, bias=conv_bias,
-                             **factory)
+                             **dd)
 
         if share_conv1d:
             self.conv1d = conv(d_inner + 2 * groups_state)
@@ -63,11 +64,11 @@ class CrossMamba2(nn.Module):
             self.conv1d = conv(d_inner + groups_state)
             self.conv1d_b = conv(groups_state)
         init_ssd_parameters(self, self.nheads, A_init_range=A_init_range, dt_min=dt_min, dt_max=dt_max,
-                            dt_init_floor=dt_init_floor, **factory)
-        self.norm = RMSNormGated(d_inner, eps=1e-5, norm_before_gate=False, **factory)
-        self.out_proj = nn.Linear(d_inner, dim, bias=bias, **factory)
+                            dt_init_floor=dt_init_floor, **dd)
+        self.norm = RMSNormGated(d_inner, eps=1e-5, norm_before_gate=False, **dd)
+        self.out_proj = nn.Linear(d_inner, dim, bias=bias, **dd)
         if pe_window is not None:
-            self.pe = nn.Conv2d(groups_state, groups_state, 3, padding=1, groups=groups_state, bias=False, **factory)
+            self.pe = nn.Conv2d(groups_state, groups_state, 3, padding=1, groups=groups_state, bias=False, **dd)
 
     def forward(self, u: Tensor, support: Tensor) -> Tensor:
         if u.shape[:2] != support.shape[:2]:

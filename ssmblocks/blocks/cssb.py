@@ -8,6 +8,7 @@ zero-padded to multiples of the window and split into windows (one sequence each
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ssmblocks.blocks._window_tokens import from_window_tokens, to_window_tokens
@@ -31,18 +32,18 @@ class CSSB(nn.Module):
     def __init__(self, dim: int, *, support_dim: int | None = None, window_size: int = 16, mlp_ratio: float = 4.0,
                  positional_conv: bool = True, d_state: int = 16, d_conv: int = 3, expand: int = 1,
                  headdim: int = 16, ngroups: int = 1, chunk_size: int = 256, share_conv1d: bool = False,
-                 device=None, dtype=None) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         support_dim = support_dim or dim
         self.order = WindowPartition(window_size)
-        self.norm1 = nn.LayerNorm(dim, **factory)
-        self.norm1_b = nn.LayerNorm(support_dim, **factory)
+        self.norm1 = nn.LayerNorm(dim, **dd)
+        self.norm1_b = nn.LayerNorm(support_dim, **dd)
         self.mixer = CrossMamba2(dim, support_dim=support_dim, d_state=d_state, d_conv=d_conv, expand=expand,
                                  headdim=headdim, ngroups=ngroups, chunk_size=chunk_size, share_conv1d=share_conv1d,
-                                 pe_window=window_size if positional_conv else None, **factory)
-        self.norm2 = nn.LayerNorm(dim, **factory)
-        self.mlp = GatedMLP(dim, hidden_features=int(dim * mlp_ratio), **factory)
+                                 pe_window=window_size if positional_conv else None, **dd)
+        self.norm2 = nn.LayerNorm(dim, **dd)
+        self.mlp = GatedMLP(dim, hidden_features=int(dim * mlp_ratio), **dd)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         if x.dim() != 4 or y.dim() != 4 or x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:

@@ -55,8 +55,7 @@ class LocalSS2D(SS2D):
                  bias: bool = False, attn_ratio: float = 0.125, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__(dim, d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank, scan_order=scan_order,
-                         conv_bias=conv_bias, bias=bias)
-        self.to(device=device, dtype=dtype)        # SS2D on main takes no factory arguments yet
+                         conv_bias=conv_bias, bias=bias, device=device, dtype=dtype)
         self.multi_scan = _PathGate(self.d_inner, attn_ratio, device, dtype)
 
     def scan_paths(self, paths: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._init import dt_bias_init
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders import RowMajor, ScanOrder
 
@@ -50,25 +51,26 @@ class Mamba(nn.Module):
     def __init__(self, dim: int, *, d_state: int = 16, d_conv: int = 4, expand: float = 2.0,
                  dt_rank: int | None = None, dt_min: float = 1e-3, dt_max: float = 0.1, dt_init: str = "random",
                  dt_scale: float = 1.0, dt_init_floor: float = 1e-4, conv_bias: bool = True, bias: bool = False,
-                 scan_order: ScanOrder | None = None, device=None, dtype=None) -> None:
+                 scan_order: ScanOrder | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if dt_init not in ("random", "constant"):
             raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         self.scan_order = scan_order if scan_order is not None else RowMajor()
         self.d_inner = int(expand * dim)
         self.d_state, self.d_conv = d_state, d_conv
         self.dt_rank = math.ceil(dim / 16) if dt_rank is None else int(dt_rank)
-        self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=bias, **factory)
+        self.in_proj = nn.Linear(dim, 2 * self.d_inner, bias=bias, **dd)
         self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, padding=d_conv - 1, groups=self.d_inner,
-                                bias=conv_bias, **factory)
-        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **factory)
-        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **factory)
-        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state, **factory))
-        self.D = nn.Parameter(torch.empty(self.d_inner, **factory))
+                                bias=conv_bias, **dd)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False, **dd)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True, **dd)
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state, **dd))
+        self.D = nn.Parameter(torch.empty(self.d_inner, **dd))
         self.A_log._no_weight_decay = True
         self.D._no_weight_decay = True
-        self.out_proj = nn.Linear(self.d_inner, dim, bias=bias, **factory)
+        self.out_proj = nn.Linear(self.d_inner, dim, bias=bias, **dd)
         self._dt_init = (dt_min, dt_max, dt_init, dt_scale, dt_init_floor)
         self.reset_parameters()
 
@@ -82,9 +84,8 @@ class Mamba(nn.Module):
             nn.init.constant_(self.dt_proj.weight, std)
         else:
             nn.init.uniform_(self.dt_proj.weight, -std, std)
-        log_dt = torch.rand_like(self.dt_proj.bias) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
-        dt = torch.exp(log_dt).clamp(min=dt_floor)
-        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_proj.bias.copy_(dt_bias_init(self.dt_proj.bias.shape, dt_min=dt_min, dt_max=dt_max,
+                                             dt_init_floor=dt_floor, device=self.dt_proj.bias.device))
         log_a = torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32, device=self.A_log.device))
         self.A_log.copy_(log_a.expand_as(self.A_log))
         self.D.fill_(1.0)

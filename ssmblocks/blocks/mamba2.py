@@ -13,12 +13,11 @@ then ``output``:
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._init import dt_bias_init
 from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.ops import ssd_scan
 
@@ -28,13 +27,13 @@ MAMBA2_OUTPUTS = ("gate", "cat")
 
 
 def init_ssd_parameters(module: nn.Module, nheads: int, *, A_init_range: tuple[float, float], dt_min: float,
-                        dt_max: float, dt_init_floor: float, device=None, dtype=None) -> None:
+                        dt_max: float, dt_init_floor: float, device: torch.device | str | None = None,
+                        dtype: torch.dtype | None = None) -> None:
     """Adds Mamba-2's per-head ``dt_bias`` (inverse softplus of a log-uniform dt), ``A_log`` and ``D`` to ``module``."""
     if not 0 < A_init_range[0] <= A_init_range[1]:
         raise ValueError(f"A_init_range must be 0 < low <= high, got {A_init_range}")
-    dt = torch.exp(torch.rand(nheads, device=device) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-    dt = dt.clamp(min=dt_init_floor)
-    module.dt_bias = nn.Parameter((dt + torch.log(-torch.expm1(-dt))).to(dtype))
+    dt_bias = dt_bias_init((nheads,), dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_init_floor, device=device)
+    module.dt_bias = nn.Parameter(dt_bias.to(dtype))
     module.A_log = nn.Parameter(torch.empty(nheads, device=device).uniform_(*A_init_range).log().to(dtype))
     module.D = nn.Parameter(torch.ones(nheads, device=device, dtype=dtype))
 
@@ -59,8 +58,9 @@ class Mamba2(nn.Module):
     def __init__(self, dim: int, *, d_state: int = 64, d_conv: int = 4, expand: int = 2, headdim: int = 64,
                  ngroups: int = 1, chunk_size: int = 256, output: str = "gate",
                  A_init_range: tuple[float, float] = (1, 16), dt_min: float = 0.001, dt_max: float = 0.1,
-                 dt_init_floor: float = 1e-4, bias: bool = False, conv_bias: bool = True, device=None,
-                 dtype=None) -> None:
+                 dt_init_floor: float = 1e-4, bias: bool = False, conv_bias: bool = True,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if output not in MAMBA2_OUTPUTS:
             raise ValueError(f"output must be one of {MAMBA2_OUTPUTS}, got {output!r}")
@@ -74,18 +74,18 @@ class Mamba2(nn.Module):
             raise ValueError(f"ngroups = {ngroups} must divide the {self.nheads} heads")
         self.d_state, self.headdim, self.ngroups, self.inner = d_state, headdim, ngroups, inner
         self.chunk_size, self.output = chunk_size, output
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         conv_dim = inner + 2 * ngroups * d_state
-        self.in_proj = nn.Linear(dim, inner + conv_dim + self.nheads, bias=bias, **factory)
+        self.in_proj = nn.Linear(dim, inner + conv_dim + self.nheads, bias=bias, **dd)
         self.conv1d = nn.Conv1d(conv_dim, conv_dim, d_conv, groups=conv_dim, padding=d_conv - 1, bias=conv_bias,
-                                **factory)
+                                **dd)
         init_ssd_parameters(self, self.nheads, A_init_range=A_init_range, dt_min=dt_min, dt_max=dt_max,
-                            dt_init_floor=dt_init_floor, **factory)
+                            dt_init_floor=dt_init_floor, **dd)
         if output == "gate":
-            self.norm = RMSNormGated(inner, eps=1e-5, norm_before_gate=False, **factory)
+            self.norm = RMSNormGated(inner, eps=1e-5, norm_before_gate=False, **dd)
         else:
-            self.norm = nn.LayerNorm(d_inner, eps=1e-5, **factory)
-        self.out_proj = nn.Linear(d_inner, dim, bias=bias, **factory)
+            self.norm = nn.LayerNorm(d_inner, eps=1e-5, **dd)
+        self.out_proj = nn.Linear(d_inner, dim, bias=bias, **dd)
 
     def forward(self, u: Tensor) -> Tensor:
         groups_state = self.ngroups * self.d_state

@@ -6,6 +6,7 @@ Fact (timm ``timm/layers/mlp.py`` ``GatedMlp``, as MedVSR CUHK-AIM-Group/MedVSR 
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["GatedMLP"]
@@ -25,7 +26,8 @@ class GatedMLP(nn.Module):
     """
 
     def __init__(self, dim: int, *, hidden_features: int, out_features: int | None = None, gated: bool = False,
-                 act_layer: type[nn.Module] = nn.GELU, bias: bool = True, device=None, dtype=None) -> None:
+                 act_layer: type[nn.Module] = nn.GELU, bias: bool = True, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if gated and hidden_features % 2:
             raise ValueError(f"a gated MLP needs an even hidden width, got {hidden_features}")

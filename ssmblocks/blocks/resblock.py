@@ -8,6 +8,7 @@ k x k, pointwise 1x1) (keys ``conv1.0``, ``conv1.1``); weights Kaiming-normal ti
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["ConvResidualBlocks", "ResidualBlockNoBN"]
@@ -16,16 +17,17 @@ __all__ = ["ConvResidualBlocks", "ResidualBlockNoBN"]
 class ResidualBlockNoBN(nn.Module):
     """(B, dim, H, W) -> (B, dim, H, W). ``depthwise_kernel``: None for 3x3 convs, k for depthwise k x k + 1x1."""
 
-    def __init__(self, dim: int, *, depthwise_kernel: int | None = None, device=None, dtype=None) -> None:
+    def __init__(self, dim: int, *, depthwise_kernel: int | None = None, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
 
         def conv() -> nn.Module:
             if depthwise_kernel is None:
-                return nn.Conv2d(dim, dim, 3, padding=1, **factory)
+                return nn.Conv2d(dim, dim, 3, padding=1, **dd)
             return nn.Sequential(
-                nn.Conv2d(dim, dim, depthwise_kernel, padding=depthwise_kernel // 2, groups=dim, **factory),
-                nn.Conv2d(dim, dim, 1, **factory),
+                nn.Conv2d(dim, dim, depthwise_kernel, padding=depthwise_kernel // 2, groups=dim, **dd),
+                nn.Conv2d(dim, dim, 1, **dd),
             )
 
         self.conv1, self.conv2 = conv(), conv()
@@ -43,7 +45,8 @@ class ResidualBlockNoBN(nn.Module):
 class ConvResidualBlocks(nn.Module):
     """(B, in_channels, H, W) -> (B, out_channels, H, W): conv3x3 + LeakyReLU(0.1), then ``num_blocks`` blocks."""
 
-    def __init__(self, in_channels: int, out_channels: int, num_blocks: int, *, device=None, dtype=None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, num_blocks: int, *,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.main = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, device=device, dtype=dtype),

@@ -26,7 +26,7 @@ class RMSNormGated(nn.Module):
     """
 
     def __init__(self, dim: int, *, eps: float = 1e-5, norm_before_gate: bool = False, group_size: int | None = None,
-                 device=None, dtype=None) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if group_size is not None and dim % group_size:
             raise ValueError(f"group_size {group_size} does not divide dim {dim}")

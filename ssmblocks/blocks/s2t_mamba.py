@@ -40,7 +40,7 @@ class S2TMamba(Mamba):
     """
 
     def __init__(self, dim: int, *, share_directions: bool = True, scan_order: ScanOrder | None = None,
-                 device=None, dtype=None, **mamba_options) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None, **mamba_options) -> None:
         order = scan_order if scan_order is not None else s2t_scan()
         if order.num_paths != 2:
             raise ValueError(f"S2TMamba needs a forward and a backward path, got an order of {order.num_paths}")
@@ -73,7 +73,8 @@ class S2TMamba(Mamba):
         return self.out_proj(self.scan_order.merge_sum(y, spatial).movedim(1, -1))
 
 
-def t2s_mamba(dim: int, *, scan_order: ScanOrder | None = None, device=None, dtype=None, **mamba_options) -> Mamba:
+def t2s_mamba(dim: int, *, scan_order: ScanOrder | None = None, device: torch.device | str | None = None,
+              dtype: torch.dtype | None = None, **mamba_options) -> Mamba:
     """T2S-Mamba (Eq. 5): ``Mamba`` over the time-major forward order ``t2s_scan()``; (B, T, H, W, C) in and out."""
     return Mamba(dim, scan_order=scan_order if scan_order is not None else t2s_scan(), device=device, dtype=dtype,
                  **mamba_options)

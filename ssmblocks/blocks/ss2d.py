@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._init import dt_bias_init
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders import ScanOrder, cross_scan
 
@@ -82,9 +83,8 @@ class SS2D(nn.Module):
         bound = self.dt_rank**-0.5
         self.x_proj_weight.uniform_(-self.d_inner**-0.5, self.d_inner**-0.5)
         self.dt_projs_weight.uniform_(-bound, bound)
-        dt = torch.exp(torch.rand_like(self.dt_projs_bias) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=dt_floor)
-        self.dt_projs_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_projs_bias.copy_(dt_bias_init(self.dt_projs_bias.shape, dt_min=dt_min, dt_max=dt_max,
+                                              dt_init_floor=dt_floor, device=self.dt_projs_bias.device))
         log_a = torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
         self.A_logs.copy_(log_a.repeat(self.A_logs.shape[0], 1))
         self.Ds.fill_(1.0)

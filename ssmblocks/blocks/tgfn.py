@@ -9,6 +9,7 @@ a README); the hidden width (``expansion``), the kernel and the LayerNorm epsilo
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -27,19 +28,20 @@ class TGFN(nn.Module):
     """
 
     def __init__(self, dim: int, *, expansion: float = 2.0, kernel_size: tuple[int, int, int] = (3, 3, 3),
-                 bias: bool = True, eps: float = 1e-5, device=None, dtype=None) -> None:
+                 bias: bool = True, eps: float = 1e-5, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if any(k % 2 == 0 for k in kernel_size):
             raise ValueError(f"TGFN kernel_size must be odd, got {kernel_size}")
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         self.hidden = int(expansion * dim)
-        self.project_in = nn.Linear(dim, 2 * self.hidden, bias=bias, **factory)
-        self.norm1 = nn.LayerNorm(self.hidden, eps=eps, **factory)
-        self.norm2 = nn.LayerNorm(self.hidden, eps=eps, **factory)
+        self.project_in = nn.Linear(dim, 2 * self.hidden, bias=bias, **dd)
+        self.norm1 = nn.LayerNorm(self.hidden, eps=eps, **dd)
+        self.norm2 = nn.LayerNorm(self.hidden, eps=eps, **dd)
         padding = tuple(k // 2 for k in kernel_size)
         self.dwconv1, self.dwconv2 = (nn.Conv3d(self.hidden, self.hidden, kernel_size, padding=padding,
-                                                groups=self.hidden, bias=bias, **factory) for _ in range(2))
-        self.project_out = nn.Linear(self.hidden, dim, bias=bias, **factory)
+                                                groups=self.hidden, bias=bias, **dd) for _ in range(2))
+        self.project_out = nn.Linear(self.hidden, dim, bias=bias, **dd)
 
     @staticmethod
     def _depthwise(conv: nn.Conv3d, x: Tensor) -> Tensor:

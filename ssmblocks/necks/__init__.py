@@ -1,10 +1,18 @@
-"""What sits between feature extraction and the head: upsamplers, optical flow (SpyNet), flow-guided deformable
-alignment, recurrent second-order propagation, and cross-scale fusion."""
+"""What sits between a body and its output, one module per kind of piece:
+
+- ``upsample``: pixel-shuffle heads (SwinIR / MambaIR);
+- ``optical_flow``: SpyNet and the flows between neighbouring frames;
+- ``alignment``: flow-guided deformable alignment (BasicVSR++ / MedVSR);
+- ``cross_mamba_alignment``: deformable cross-mamba alignment (VSRM's DCA);
+- ``propagation``: recurrent bidirectional second-order propagation;
+- ``fusion``: position-aligned cross-scale fusion (MambaCSR).
+"""
 
 from ssmblocks.necks.alignment import SecondOrderDeformableAlignment
-from ssmblocks.necks.cross_scale import CrossScaleFusion
+from ssmblocks.necks.cross_mamba_alignment import DeformableCrossMambaAlignment
+from ssmblocks.necks.fusion import CrossScaleFusion
+from ssmblocks.necks.optical_flow import MIN_FRAME_SIZE, SPYNET_SINTEL, SpyNet, neighbour_flows, spynet_sintel
 from ssmblocks.necks.propagation import BRANCHES, second_order_propagation
-from ssmblocks.necks.spynet import MIN_FRAME_SIZE, SPYNET_SINTEL, SpyNet, neighbour_flows, spynet_sintel
 from ssmblocks.necks.upsample import PixelShuffleDirect, PixelShuffleUpsample
 
 __all__ = [
@@ -12,6 +20,7 @@ __all__ = [
     "MIN_FRAME_SIZE",
     "SPYNET_SINTEL",
     "CrossScaleFusion",
+    "DeformableCrossMambaAlignment",
     "PixelShuffleDirect",
     "PixelShuffleUpsample",
     "SecondOrderDeformableAlignment",

@@ -34,23 +34,24 @@ class SecondOrderDeformableAlignment(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int = 3, padding: int = 1,
-                 deformable_groups: int = 16, max_residue_magnitude: float = 10.0, device=None, dtype=None) -> None:
+                 deformable_groups: int = 16, max_residue_magnitude: float = 10.0,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if in_channels % deformable_groups:
             raise ValueError(f"deformable_groups = {deformable_groups} must divide in_channels = {in_channels}")
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         self.padding, self.max_residue_magnitude = padding, max_residue_magnitude
         self.taps = kernel_size * kernel_size * deformable_groups
         bound = 1 / math.sqrt(in_channels * kernel_size * kernel_size)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size, **factory)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size, **dd)
                                    .uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.zeros(out_channels, **factory))
+        self.bias = nn.Parameter(torch.zeros(out_channels, **dd))
         act = nn.LeakyReLU(negative_slope=0.1)
         self.conv_offset = nn.Sequential(
-            nn.Conv2d(3 * out_channels + 4, out_channels, 3, padding=1, **factory), act,
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, **factory), act,
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, **factory), act,
-            nn.Conv2d(out_channels, 3 * self.taps, 3, padding=1, **factory),
+            nn.Conv2d(3 * out_channels + 4, out_channels, 3, padding=1, **dd), act,
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, **dd), act,
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, **dd), act,
+            nn.Conv2d(out_channels, 3 * self.taps, 3, padding=1, **dd),
         )
         nn.init.zeros_(self.conv_offset[-1].weight)
         nn.init.zeros_(self.conv_offset[-1].bias)

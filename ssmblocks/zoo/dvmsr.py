@@ -13,9 +13,6 @@ official layer calls each block as ``blk(x, x_size)[0]``, the size landing in th
 block computes Mamba(LayerNorm(x)) with no per-block skip; the only skips are the groups' and the global one.
 Not reproduced: stochastic depth (official drop_path_rate 0.1, which under the quirk drops a block's whole
 input in training); the upsamplers other than 'pixelshuffledirect', the only one of the releases.
-
-Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
-detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
@@ -27,16 +24,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ssmblocks._hparams import records_hparams
 from ssmblocks.blocks import ResidualGroup, ViMM
 from ssmblocks.data import bundled_file
-from ssmblocks.registry import (
-    Detection,
-    PretrainedCfg,
-    records_hparams,
-    register_cfgs,
-    register_detector,
-    register_model,
-)
+from ssmblocks.registry import Detection, PretrainedCfg, register_cfgs, register_detector, register_model
 from ssmblocks.scan_orders import ScanOrder
 from ssmblocks.zoo._common import count_indices, init_linear_and_norm, variant_named, width_ratio
 from ssmblocks.zoo._image import SwinIRSkeleton

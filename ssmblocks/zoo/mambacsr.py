@@ -40,17 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks._hparams import records_hparams
 from ssmblocks.blocks import RLMB, ResidualGroup
 from ssmblocks.blocks._keys import keyed
 from ssmblocks.necks import CrossScaleFusion
-from ssmblocks.registry import (
-    Detection,
-    PretrainedCfg,
-    records_hparams,
-    register_cfgs,
-    register_detector,
-    register_model,
-)
+from ssmblocks.registry import Detection, PretrainedCfg, register_cfgs, register_detector, register_model
 from ssmblocks.scan_orders import Schedule, concat, dual_interleaved, mambacsr_order
 from ssmblocks.scan_orders import cross_scale_scan as cross_scale_paths
 from ssmblocks.zoo._common import count_indices, init_linear_and_norm, variant_named, width_ratio

@@ -4,9 +4,6 @@ Facts from csguoh/MambaIR (Apache-2.0)
 ``basicsr/archs/mambair_arch.py`` at 33d7b34 (light CAB variants at 06dc6cd / 3ad5892) and
 ``realDenoising/basicsr/models/archs/mambairunet_arch.py``. Parameter names follow the official ones, so official
 checkpoints load without renaming.
-
-Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
-detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
@@ -18,16 +15,10 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ssmblocks._hparams import records_hparams
 from ssmblocks._weights import gdrive_url
 from ssmblocks.blocks import CAB_VARIANTS, BlockSequence, ResidualGroup
-from ssmblocks.registry import (
-    Detection,
-    PretrainedCfg,
-    records_hparams,
-    register_cfgs,
-    register_detector,
-    register_model,
-)
+from ssmblocks.registry import Detection, PretrainedCfg, register_cfgs, register_detector, register_model
 from ssmblocks.scan_orders import ScanOrder, Schedule
 from ssmblocks.zoo._common import count_indices, init_linear_and_norm, variant_named, width_ratio
 from ssmblocks.zoo._image import SwinIRSkeleton

@@ -17,9 +17,6 @@ the deformable alignment is always built (the official code skips it without CUD
 forward flows are always computed (the official code reuses the backward ones for mirror-extended clips, which is
 the same value), and frames smaller than 64x64 (the official code refuses them) are replicate-padded to 64 for
 SpyNet only, the flows cropped back.
-
-Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
-detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
@@ -31,16 +28,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ssmblocks._hparams import records_hparams
 from ssmblocks.blocks import CSSB, ConvResidualBlocks, ResidualBlockNoBN, WindowedMamba2Layer
 from ssmblocks.necks import BRANCHES, SecondOrderDeformableAlignment, SpyNet, neighbour_flows, second_order_propagation
-from ssmblocks.registry import (
-    Detection,
-    PretrainedCfg,
-    records_hparams,
-    register_cfgs,
-    register_detector,
-    register_model,
-)
+from ssmblocks.registry import Detection, PretrainedCfg, register_cfgs, register_detector, register_model
 from ssmblocks.zoo._common import count_indices, width_ratio
 from ssmblocks.zoo._video import SecondOrderVSR
 
@@ -60,14 +51,14 @@ class ISSR(nn.Module):
         super().__init__()
         if not 1 <= mamba_layers <= num_blocks:
             raise ValueError(f"ISSR needs 1 <= mamba_layers <= num_blocks, got {mamba_layers} and {num_blocks}")
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         self.main = nn.Sequential(
-            nn.Conv2d(in_channels, dim, 3, padding=1, **factory),
+            nn.Conv2d(in_channels, dim, 3, padding=1, **dd),
             nn.LeakyReLU(negative_slope=0.1),
             nn.Sequential(*(WindowedMamba2Layer(dim, window_size=window_size, mlp_ratio=mlp_ratio, d_state=d_state,
-                                                d_conv=d_conv, headdim=headdim, **factory)
+                                                d_conv=d_conv, headdim=headdim, **dd)
                             for _ in range(mamba_layers))),
-            nn.Sequential(*(ResidualBlockNoBN(dim, depthwise_kernel=kernel_size, **factory)
+            nn.Sequential(*(ResidualBlockNoBN(dim, depthwise_kernel=kernel_size, **dd)
                             for _ in range(num_blocks - mamba_layers))),
             nn.Identity(),
         )

@@ -15,9 +15,6 @@ The network (paper Fig. 2, on a BasicVSR++/IART-style recurrent propagation as i
   (``refine.<branch>``) then fuses [current, earlier branches, propagated] into a residual, as in BasicVSR++;
 * per frame, reconstruction of cat[spatial, 4 branches] (conv trunk), two PixelShuffle x2 stages, ``conv_hr``,
   ``conv_last``, plus the bilinearly x4 upsampled LR frame.
-
-Layout of this file: family layers -> the model -> checkpoint conversion (only where keys need mapping) ->
-detection -> the registered sizes -> pretrained cfgs -> entry points.
 """
 
 from __future__ import annotations
@@ -29,18 +26,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ssmblocks._hparams import records_hparams
 from ssmblocks.blocks import ConvResidualBlocks
-from ssmblocks.blocks.vsrm_blocks import DAMB
+from ssmblocks.blocks.clip_blocks import DAMB
 from ssmblocks.necks import BRANCHES, SpyNet, neighbour_flows, second_order_propagation
-from ssmblocks.necks.dca import DeformableCrossMambaAlignment
-from ssmblocks.registry import (
-    Detection,
-    PretrainedCfg,
-    records_hparams,
-    register_cfgs,
-    register_detector,
-    register_model,
-)
+from ssmblocks.necks.cross_mamba_alignment import DeformableCrossMambaAlignment
+from ssmblocks.registry import Detection, PretrainedCfg, register_cfgs, register_detector, register_model
 from ssmblocks.zoo._common import count_indices
 from ssmblocks.zoo._video import SecondOrderVSR
 
@@ -60,13 +51,13 @@ class FeaturePropagationBlock(nn.Module):
     def __init__(self, dim: int, *, embed_dim: int, num_dambs: int, damb_depth: int, dca_options: dict[str, Any],
                  damb_options: dict[str, Any], device=None, dtype=None) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.dca = DeformableCrossMambaAlignment(dim, **dca_options, **factory)
-        self.proj_in = nn.Linear(dim, embed_dim, **factory)
-        self.dambs = nn.Sequential(*(DAMB(embed_dim, depth=damb_depth, **damb_options, **factory)
+        dd = {"device": device, "dtype": dtype}
+        self.dca = DeformableCrossMambaAlignment(dim, **dca_options, **dd)
+        self.proj_in = nn.Linear(dim, embed_dim, **dd)
+        self.dambs = nn.Sequential(*(DAMB(embed_dim, depth=damb_depth, **damb_options, **dd)
                                      for _ in range(num_dambs)))
-        self.norm = nn.LayerNorm(embed_dim, **factory)
-        self.proj_out = nn.Linear(embed_dim, dim, **factory)
+        self.norm = nn.LayerNorm(embed_dim, **dd)
+        self.proj_out = nn.Linear(embed_dim, dim, **dd)
 
     def forward(self, feat_prop: Tensor, cond: Tensor, flow_n1: Tensor, feat_n2: Tensor, flow_n2: Tensor) -> Tensor:
         current = cond.chunk(3, dim=1)[1]

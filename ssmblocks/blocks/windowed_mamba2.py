@@ -8,6 +8,7 @@ MLP width ``mlp_ratio * dim``) with a Mamba-2 mixer of output ``'cat'`` (d_conv 
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ssmblocks.blocks._window_tokens import from_window_tokens, to_window_tokens
@@ -22,15 +23,16 @@ class Mamba2Block(nn.Module):
     """Tokens (B, L, dim) -> (B, L, dim): pre-norm Mamba-2 mixer and MLP, each with a residual."""
 
     def __init__(self, dim: int, *, mlp_ratio: float = 2.0, d_state: int = 16, d_conv: int = 3, expand: int = 1,
-                 headdim: int = 16, ngroups: int = 1, chunk_size: int = 256, output: str = "cat", device=None,
-                 dtype=None) -> None:
+                 headdim: int = 16, ngroups: int = 1, chunk_size: int = 256, output: str = "cat",
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.norm1 = nn.LayerNorm(dim, **factory)
+        dd = {"device": device, "dtype": dtype}
+        self.norm1 = nn.LayerNorm(dim, **dd)
         self.mixer = Mamba2(dim, d_state=d_state, d_conv=d_conv, expand=expand, headdim=headdim, ngroups=ngroups,
-                            chunk_size=chunk_size, output=output, **factory)
-        self.norm2 = nn.LayerNorm(dim, **factory)
-        self.mlp = GatedMLP(dim, hidden_features=int(dim * mlp_ratio), **factory)
+                            chunk_size=chunk_size, output=output, **dd)
+        self.norm2 = nn.LayerNorm(dim, **dd)
+        self.mlp = GatedMLP(dim, hidden_features=int(dim * mlp_ratio), **dd)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.mixer(self.norm1(x))
@@ -47,7 +49,8 @@ class WindowedMamba2Layer(nn.Module):
 
     def __init__(self, dim: int, *, depth: int = 1, window_size: int = 16, mlp_ratio: float = 2.0, d_state: int = 16,
                  d_conv: int = 3, expand: int = 1, headdim: int = 16, ngroups: int = 1, chunk_size: int = 256,
-                 output: str = "cat", device=None, dtype=None) -> None:
+                 output: str = "cat", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.order = WindowPartition(window_size)
         self.blocks = nn.ModuleList(

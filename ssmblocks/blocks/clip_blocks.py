@@ -7,6 +7,7 @@ one T2SMB. The paper gives this structure but no code; the norm (LayerNorm) is t
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
@@ -19,13 +20,13 @@ class _ClipBlock(nn.Module):
     """norm -> mixer -> residual; norm -> TGFN -> residual. (B, T, H, W, C) -> (B, T, H, W, C)."""
 
     def __init__(self, dim: int, mixer: nn.Module, *, ffn_expansion: float, ffn_kernel: tuple[int, int, int],
-                 device=None, dtype=None) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.norm1 = nn.LayerNorm(dim, **factory)
+        dd = {"device": device, "dtype": dtype}
+        self.norm1 = nn.LayerNorm(dim, **dd)
         self.mixer = mixer
-        self.norm2 = nn.LayerNorm(dim, **factory)
-        self.ffn = TGFN(dim, expansion=ffn_expansion, kernel_size=ffn_kernel, **factory)
+        self.norm2 = nn.LayerNorm(dim, **dd)
+        self.ffn = TGFN(dim, expansion=ffn_expansion, kernel_size=ffn_kernel, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.mixer(self.norm1(x))
@@ -37,20 +38,21 @@ class S2TMB(_ClipBlock):
     (of ``TGFN``); **mamba_options (d_state, d_conv, expand, ... of ``Mamba``)."""
 
     def __init__(self, dim: int, *, share_directions: bool = True, ffn_expansion: float = 2.0,
-                 ffn_kernel: tuple[int, int, int] = (3, 3, 3), device=None, dtype=None, **mamba_options) -> None:
-        factory = {"device": device, "dtype": dtype}
-        mixer = S2TMamba(dim, share_directions=share_directions, **factory, **mamba_options)
-        super().__init__(dim, mixer, ffn_expansion=ffn_expansion, ffn_kernel=ffn_kernel, **factory)
+                 ffn_kernel: tuple[int, int, int] = (3, 3, 3), device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **mamba_options) -> None:
+        dd = {"device": device, "dtype": dtype}
+        mixer = S2TMamba(dim, share_directions=share_directions, **dd, **mamba_options)
+        super().__init__(dim, mixer, ffn_expansion=ffn_expansion, ffn_kernel=ffn_kernel, **dd)
 
 
 class T2SMB(_ClipBlock):
     """Temporal-to-Spatial Mamba block (forward time-major scan). Args as ``S2TMB`` without share_directions."""
 
     def __init__(self, dim: int, *, ffn_expansion: float = 2.0, ffn_kernel: tuple[int, int, int] = (3, 3, 3),
-                 device=None, dtype=None, **mamba_options) -> None:
-        factory = {"device": device, "dtype": dtype}
-        mixer = t2s_mamba(dim, **factory, **mamba_options)
-        super().__init__(dim, mixer, ffn_expansion=ffn_expansion, ffn_kernel=ffn_kernel, **factory)
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None, **mamba_options) -> None:
+        dd = {"device": device, "dtype": dtype}
+        mixer = t2s_mamba(dim, **dd, **mamba_options)
+        super().__init__(dim, mixer, ffn_expansion=ffn_expansion, ffn_kernel=ffn_kernel, **dd)
 
 
 class DAMB(nn.Sequential):
@@ -58,7 +60,8 @@ class DAMB(nn.Sequential):
     share_directions."""
 
     def __init__(self, dim: int, *, depth: int = 2, share_directions: bool = True, ffn_expansion: float = 2.0,
-                 ffn_kernel: tuple[int, int, int] = (3, 3, 3), device=None, dtype=None, **mamba_options) -> None:
+                 ffn_kernel: tuple[int, int, int] = (3, 3, 3), device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **mamba_options) -> None:
         if depth < 1:
             raise ValueError(f"a DAMB needs at least one S2TMB, got depth={depth}")
         options = {"ffn_expansion": ffn_expansion, "ffn_kernel": ffn_kernel, "device": device, "dtype": dtype,

@@ -58,14 +58,15 @@ class DeformableCrossMambaAlignment(nn.Module):
 
     def __init__(self, dim: int, *, region_size: tuple[int, int] = (3, 3), offset_layers: int = 3,
                  offset_channels: int | None = None, snap_to_grid: bool = True, positional_encoding: bool = True,
-                 d_state: int = 16, d_conv: int = 4, expand: int = 2, headdim: int = 16, device=None,
-                 dtype=None) -> None:
+                 d_state: int = 16, d_conv: int = 4, expand: int = 2, headdim: int = 16,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
         super().__init__()
         if dim % 4:
             raise ValueError(f"DCA needs dim divisible by 4 (2-D sin/cos encodings), got {dim}")
         if offset_layers < 1:
             raise ValueError(f"DCA needs at least one offset layer, got {offset_layers}")
-        factory = {"device": device, "dtype": dtype}
+        dd = {"device": device, "dtype": dtype}
         self.region_size = tuple(region_size)
         self.offset_channels = dim if offset_channels is None else offset_channels
         self.snap_to_grid, self.positional_encoding = snap_to_grid, positional_encoding
@@ -73,14 +74,14 @@ class DeformableCrossMambaAlignment(nn.Module):
         layers: list[nn.Module] = []
         width = dim
         for _ in range(offset_layers - 1):
-            layers += [nn.Conv2d(width, self.offset_channels, 3, padding=1, **factory), nn.LeakyReLU(0.1)]
+            layers += [nn.Conv2d(width, self.offset_channels, 3, padding=1, **dd), nn.LeakyReLU(0.1)]
             width = self.offset_channels
-        layers.append(nn.Conv2d(width, 2 * tokens, 3, padding=1, **factory))
+        layers.append(nn.Conv2d(width, 2 * tokens, 3, padding=1, **dd))
         nn.init.zeros_(layers[-1].weight)
         nn.init.zeros_(layers[-1].bias)
         self.offset_net = nn.Sequential(*layers)
         self.cross_mamba = CrossMamba2(dim, d_state=d_state, d_conv=d_conv, expand=expand, headdim=headdim,
-                                       share_conv1d=False, chunk_size=tokens, **factory)
+                                       share_conv1d=False, chunk_size=tokens, **dd)
 
     def _region(self, flow: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Absolute sampling positions py, px (B, K, H, W), their positions relative to the anchor ry, rx, and the

@@ -65,7 +65,7 @@ def _crop(x: Tensor, height, width) -> Tensor:
 class _Level(nn.Module):
     """One pyramid level under ``.basic_module`` (the official key): (B, 8, h, w) -> flow residual (B, 2, h, w)."""
 
-    def __init__(self, *, device=None, dtype=None) -> None:
+    def __init__(self, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         widths = (8, 32, 64, 32, 16, 2)
         layers: list[nn.Module] = []
@@ -86,7 +86,7 @@ class SpyNet(nn.Module):
     aligns ``supp`` to ``ref``. Any H, W >= 1 run; the official models only use frames of at least 64x64.
     """
 
-    def __init__(self, *, device=None, dtype=None) -> None:
+    def __init__(self, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
         self.basic_module = nn.ModuleList(_Level(device=device, dtype=dtype) for _ in range(LEVELS))
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406], device=device, dtype=dtype).view(1, 3, 1, 1))
@@ -140,8 +140,8 @@ def neighbour_flows(spynet: SpyNet, lqs: Tensor, min_size: int = MIN_FRAME_SIZE)
     return backward, forward
 
 
-def spynet_sintel(*, cache_dir: str | Path | None = None, source: PretrainedCfg = SPYNET_SINTEL, device=None,
-                  dtype=None) -> SpyNet:
+def spynet_sintel(*, cache_dir: str | Path | None = None, source: PretrainedCfg = SPYNET_SINTEL,
+                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> SpyNet:
     """A SpyNet holding BasicSR's Sintel weights (``source``), downloaded once into the checkpoint cache (or
     ``cache_dir``), verified against the declared sha256 prefix, loaded strictly; eval mode. Offline
     (``HF_HUB_OFFLINE=1``) only the cache is read; a missing file raises ``PretrainedUnavailableError``."""
