@@ -11,10 +11,12 @@ read from shapes (``infer``); all families are asked, exactly one must claim a c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,15 @@ from torch import Tensor, nn
 from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_state_dict_strict, read_state_dict
 from ssmblocks._contract import INPUT_KINDS
 from ssmblocks._hub import read_repo_config
-from ssmblocks._registry import PretrainedCfg, get_pretrained_cfg, list_pretrained, model_entrypoint, split_model_name
+from ssmblocks._registry import (
+    PretrainedCfg,
+    get_pretrained_cfg,
+    is_model,
+    list_pretrained,
+    model_entrypoint,
+    model_module,
+    split_model_name,
+)
 from ssmblocks._weights import file_sha256, is_glob, resolve_weights
 
 __all__ = ["Detection", "create_model", "detect_checkpoint", "family_claims", "filter_checkpoint",
@@ -155,6 +165,53 @@ def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], me
     return model
 
 
+class _TooManyParametersError(Exception):
+    """Raised inside a guarded build that registers more parameters than the weights it is for hold."""
+
+
+@contextlib.contextmanager
+def _parameter_budget(limit: int) -> Iterator[None]:
+    """Aborts a build (in this thread) that registers more than ``limit`` parameters: a model whose parameters
+    outnumber a file's tensors cannot load it strictly, and a hostile size (``depths: [1000000]``) must fail before
+    it has built millions of modules."""
+    thread, count = threading.get_ident(), 0
+
+    def hook(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        nonlocal count
+        if param is not None and threading.get_ident() == thread:
+            count += 1
+            if count > limit:
+                raise _TooManyParametersError
+
+    handle = nn.modules.module.register_module_parameter_registration_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _build_loaded(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], state: Mapping[str, Tensor],
+                  origin: str) -> nn.Module:
+    """The model of ``architecture`` with ``state`` loaded strictly: built on the meta device (nothing allocated or
+    initialised, and aborted as soon as it has more parameters than ``state`` has tensors), checked against the
+    weights, then given the file's tensors. Train mode, as built. Any failure of the build is a CheckpointError
+    naming ``origin``."""
+    try:
+        with _parameter_budget(len(state)):
+            model = _build(architecture, cfg, model_args, meta=True)
+    except _TooManyParametersError:
+        raise CheckpointError(f"{origin} holds {len(state)} tensors, but {architecture} with {_comparable(model_args)} "
+                              f"has more parameters: the arguments do not describe these weights") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError) as err:
+        raise CheckpointError(f"{architecture} cannot be built with the arguments given for {origin} "
+                              f"({_comparable(model_args)}): {type(err).__name__}: {err}") from err
+    _load_weights(model, state, origin, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
+        model = _build(architecture, model.pretrained_cfg, model_args)
+        _load_weights(model, state, origin)
+    return model
+
+
 def _check_name(model_name: object) -> str:
     if not isinstance(model_name, str) or not model_name:
         raise TypeError(f"create_model takes a model name (str) such as 'mambair_sr_x4', got {model_name!r}; "
@@ -193,26 +250,66 @@ def create_model(
     """
     model_name = _check_name(model_name)
     if model_name.startswith(("hf-hub:", "local-dir:")):
-        location = model_name[len("hf-hub:"):] if model_name.startswith("hf-hub:") else model_name
-        config, weights = read_repo_config(location, cache_dir)
-        cfg = PretrainedCfg.from_dict({**config.get("pretrained_cfg", {}), "architecture": config["architecture"]})
-        if model_name.startswith("hf-hub:"):
-            cfg = dataclasses.replace(cfg, hf_hub_id=location)
-        model = _build(config["architecture"], cfg, {**config.get("model_args", {}), **kwargs})
-        _load_weights(model, read_state_dict(checkpoint_path or weights), str(checkpoint_path or weights))
-        return model
+        return _from_repo(model_name, checkpoint_path, cache_dir, kwargs)
     arch, _ = split_model_name(model_name)
     cfg = get_pretrained_cfg(model_name)
     if pretrained_cfg_overlay:
         cfg = dataclasses.replace(cfg, **pretrained_cfg_overlay)
-    model = _build(arch, cfg, kwargs)
+    # the weights first: a missing or unreadable file fails at once, before any model is built
     if checkpoint_path is not None:
-        _load_weights(model, read_state_dict(checkpoint_path), str(checkpoint_path))
+        model = _build_loaded(arch, cfg, kwargs, read_state_dict(checkpoint_path), str(checkpoint_path))
         model.pretrained_cfg = _checkpoint_cfg(arch, cfg, Path(checkpoint_path), pretrained_cfg_overlay)
-    elif pretrained:
+        return model
+    if pretrained:
         path = resolve_weights(cfg, cache_dir)
-        _load_weights(model, read_state_dict(path), f"{cfg.name} weights ({path})")
-    return model
+        return _build_loaded(arch, cfg, kwargs, read_state_dict(path), f"{cfg.name} weights ({path})")
+    return _build(arch, cfg, kwargs)
+
+
+def _from_repo(model_name: str, checkpoint_path: str | Path | None, cache_dir: str | Path | None,
+               kwargs: dict[str, Any]) -> nn.Module:
+    """A model from a hub folder ('hf-hub:org/repo' or 'local-dir:/folder'): its config.json is checked (types,
+    a registered architecture, arguments that agree with the weights) before anything is built, and the model is
+    built on the meta device and checked against the weights before it takes them."""
+    location = model_name[len("hf-hub:"):] if model_name.startswith("hf-hub:") else model_name
+    config, weights = read_repo_config(location, cache_dir)
+    origin = f"{model_name} (config.json)"
+    architecture, model_args = config.get("architecture"), config.get("model_args", {})
+    if not isinstance(architecture, str) or not architecture:
+        raise CheckpointError(f"{origin}: 'architecture' must be the name of a registered model, got {architecture!r}")
+    if not is_model(architecture):
+        raise CheckpointError(f"{origin} names the architecture {architecture!r}, which is not registered: if it is "
+                              f"a custom model, import the module that registers it first (command line: "
+                              f"ssmblocks --import MODULE ...); see ssmblocks.list_models()")
+    if not isinstance(model_args, dict) or not all(isinstance(k, str) for k in model_args):
+        raise CheckpointError(f"{origin}: 'model_args' must be an object of keyword arguments, got {model_args!r}")
+    try:
+        cfg = PretrainedCfg.from_dict({**config.get("pretrained_cfg", {}), "architecture": architecture})
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{origin}: 'pretrained_cfg' is not valid: {err}") from err
+    if model_name.startswith("hf-hub:"):
+        cfg = dataclasses.replace(cfg, hf_hub_id=location)
+    source = checkpoint_path or weights
+    state = read_state_dict(source)
+    args = {**model_args, **kwargs}
+    _check_args_against_weights(architecture, args, state, f"{origin} with weights {source}")
+    return _build_loaded(architecture, cfg, args, state, str(source))
+
+
+def _check_args_against_weights(architecture: str, args: Mapping[str, Any], state: Mapping[str, Tensor],
+                                origin: str) -> None:
+    """Refuses arguments that contradict what the weights' shapes say (when the family has a detector): a config
+    must not make a model of another size than its weights."""
+    try:
+        found = detect_checkpoint(state, origin)
+    except CheckpointError:
+        return                                  # a custom family: the guarded meta build and strict load check it
+    if model_module(found.architecture) != model_module(architecture):
+        return                                  # another family's weights: the strict load says which
+    wrong = [f"{name}={args[name]!r} (the weights say {value!r})" for name, value in found.model_args.items()
+             if name in args and _comparable(args[name]) != _comparable(value)]
+    if wrong:
+        raise CheckpointError(f"{origin}: the arguments do not describe the weights: {', '.join(wrong)}")
 
 
 def _comparable(args: Mapping[str, Any]) -> str:
@@ -286,12 +383,8 @@ def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module
     initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes; when it
     is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg."""
     found = detect_checkpoint(state, origin)
-    model = _build(found.architecture, PretrainedCfg(), found.model_args, meta=True)
+    model = _build_loaded(found.architecture, PretrainedCfg(), found.model_args, state, origin)
     model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
-    _load_weights(model, state, origin, assign=True)
-    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):   # non-persistent buffers: build for real
-        model = _build(found.architecture, model.pretrained_cfg, found.model_args)
-        _load_weights(model, state, origin)
     return model.eval()
 
 

@@ -3,7 +3,10 @@
 Formats: safetensors (preferred) and PyTorch pickles read with ``torch.load(weights_only=True)``. Wrappers used by
 BasicSR and others are unwrapped (``params_ema`` > ``params`` > ``state_dict`` > ``model`` > ``net``) and a shared
 ``module.`` prefix (DataParallel) is stripped. Loading is strict: a missing, unexpected or mis-shaped key is an
-error that lists them — nothing is half-loaded.
+error that lists them — nothing is half-loaded. Files from strangers are read defensively: only dense tensors whose
+data is really in the file are accepted (a zero-stride or storage-overflowing tensor — a few bytes claiming gigabytes
+— sparse, quantized, meta and complex tensors are refused), keys must be strings, and a tensor must be of the kind
+(floating point or integer) the model's tensor is.
 """
 
 from __future__ import annotations
@@ -54,9 +57,43 @@ def unwrap_state_dict(obj: object, origin: str = "checkpoint") -> dict[str, Tens
     if not isinstance(obj, Mapping) or not obj:
         raise CheckpointError(f"{origin} holds no tensors")
     state = dict(obj)
+    for key, tensor in state.items():
+        if not isinstance(key, str):
+            raise CheckpointError(f"{origin}: the state dict has a key that is not a string ({key!r}); a checkpoint "
+                                  f"maps parameter names to tensors")
+        problem = _tensor_problem(tensor)
+        if problem:
+            raise CheckpointError(f"{origin}: tensor {key!r} {problem}; the file is refused")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _tensor_problem(tensor: Tensor) -> str:
+    """Why ``tensor`` cannot be a weight read from a file ('' if it can)."""
+    if tensor.is_meta:
+        return "is a meta tensor (it holds no data)"
+    if tensor.layout != torch.strided:
+        return f"is a {tensor.layout} tensor (weights are dense)"
+    if tensor.is_quantized:
+        return "is quantized"
+    if tensor.is_complex():
+        return f"is complex ({tensor.dtype})"
+    if tensor.numel() == 0:
+        return ""
+    if any(stride == 0 and size > 1 for size, stride in zip(tensor.shape, tensor.stride(), strict=True)):
+        return (f"has a zero stride: {tensor.numel():,} elements of shape {tuple(tensor.shape)} repeat one stored "
+                f"value (a file of a few bytes would build a model of that size)")
+    last = tensor.storage_offset() + sum((size - 1) * abs(stride)
+                                         for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
+    if (last + 1) * tensor.element_size() > tensor.untyped_storage().nbytes():
+        return (f"claims {(last + 1) * tensor.element_size():,} bytes of data but its storage holds "
+                f"{tensor.untyped_storage().nbytes():,}")
+    return ""
+
+
+def _dtype_kind(tensor: Tensor) -> str:
+    return "floating point" if tensor.is_floating_point() else "bool" if tensor.dtype == torch.bool else "integer"
 
 
 def _is_state_dict(obj: Mapping) -> bool:
@@ -77,6 +114,9 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], o
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
                   if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    mismatched += [f"{k} is {_dtype_kind(state_dict[k])} ({state_dict[k].dtype}) where the model's is "
+                   f"{_dtype_kind(v)} ({v.dtype})" for k, v in expected.items()
+                   if k in state_dict and _dtype_kind(state_dict[k]) != _dtype_kind(v)]
     if missing or unexpected or mismatched:
         parts = [f"{origin} does not match {type(model).__name__}:"]
         if missing:
@@ -84,7 +124,7 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], o
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} keys: {_listing(unexpected)}")
         if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatches: {_listing(mismatched)}")
+            parts.append(f"{len(mismatched)} shape or dtype mismatches: {_listing(mismatched)}")
         raise CheckpointError("\n  ".join(parts))
     if assign:   # the file's tensors become the parameters: keep the model's dtypes
         state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}

@@ -102,9 +102,26 @@ class PretrainedCfg:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainedCfg:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The cfg of a dict (config.json's ``pretrained_cfg``): unknown fields are ignored (older or newer
+        versions), known ones must have their type — a TypeError names the first that does not."""
+        if not isinstance(data, dict):
+            raise TypeError(f"a pretrained cfg is an object of fields, got {type(data).__name__}")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value, allowed = data[f.name], _FIELD_TYPES[f.name]
+            if not isinstance(value, allowed):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+                raise TypeError(f"pretrained cfg field {f.name!r} must be {names}, got {value!r}")
+            values[f.name] = value
+        return cls(**values)
 
+
+# the JSON types each field may take in a config.json (every field is a str, an optional str or the metrics dict)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    f.name: (dict,) if f.name == "metrics" else (str,) if f.type == "str" else (str, type(None))
+    for f in dataclasses.fields(PretrainedCfg)}
 
 _entrypoints: dict[str, Callable[..., Any]] = {}
 _model_modules: dict[str, str] = {}

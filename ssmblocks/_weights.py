@@ -8,7 +8,9 @@ Offline use: with ``HF_HUB_OFFLINE=1`` the Hub path reads only the local Hugging
 from __future__ import annotations
 
 import hashlib
+import socket
 import tempfile
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -46,12 +48,21 @@ def is_glob(filename: str) -> bool:
 
 def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None = None,
                      advice: str = _CHECKPOINT_ADVICE) -> Path:
-    """A file of a Hub repo, downloaded or (offline) read from the local Hugging Face cache. ``filename`` may be a
-    glob (``"*.pth"``) that must match exactly one file of the repo (for repos whose file name is not published)."""
+    """A file of a Hub repo, read from the local Hugging Face cache or downloaded. ``filename`` may be a glob
+    (``"*.pth"``) that must match exactly one file of the repo (for repos whose file name is not published).
+    Without a network the error comes at once (the Hub client would retry for half a minute)."""
     try:
-        if is_glob(filename):
-            return _resolve_hub_glob(repo_id, filename, cache_dir)
-        return Path(huggingface_hub.hf_hub_download(repo_id, filename, cache_dir=cache_dir))
+        try:
+            return _hub_file(repo_id, filename, cache_dir, local_files_only=True)
+        except LocalEntryNotFoundError:
+            if _offline():
+                raise
+        unreachable = _hub_unreachable()
+        if unreachable:
+            raise PretrainedUnavailableError(
+                f"{repo_id}/{filename} is not in the local Hugging Face cache and this machine is offline "
+                f"({unreachable}). Run once with network access, {advice}")
+        return _hub_file(repo_id, filename, cache_dir, local_files_only=False)
     except LocalEntryNotFoundError as err:
         raise PretrainedUnavailableError(
             f"{repo_id}/{filename} is not in the local Hugging Face cache"
@@ -62,13 +73,30 @@ def resolve_hub_file(repo_id: str, filename: str, cache_dir: str | Path | None =
         raise PretrainedUnavailableError(f"cannot download {repo_id}/{filename} from the Hub: {err}") from err
 
 
-def _resolve_hub_glob(repo_id: str, pattern: str, cache_dir: str | Path | None) -> Path:
-    folder = Path(huggingface_hub.snapshot_download(repo_id, allow_patterns=[pattern], cache_dir=cache_dir))
-    matches = sorted(p for p in folder.glob(pattern) if p.is_file())
+def _hub_file(repo_id: str, filename: str, cache_dir: str | Path | None, *, local_files_only: bool) -> Path:
+    if not is_glob(filename):
+        return Path(huggingface_hub.hf_hub_download(repo_id, filename, cache_dir=cache_dir,
+                                                    local_files_only=local_files_only))
+    folder = Path(huggingface_hub.snapshot_download(repo_id, allow_patterns=[filename], cache_dir=cache_dir,
+                                                    local_files_only=local_files_only))
+    matches = sorted(p for p in folder.glob(filename) if p.is_file())
+    if local_files_only and not matches:
+        raise LocalEntryNotFoundError(f"no file matching {filename!r} in the cached snapshot {folder}")
     if len(matches) != 1:
         found = ", ".join(p.name for p in matches) or "none"
-        raise PretrainedUnavailableError(f"{repo_id}: expected exactly one file matching {pattern!r}, found {found}")
+        raise PretrainedUnavailableError(f"{repo_id}: expected exactly one file matching {filename!r}, found {found}")
     return matches[0]
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str:
+    """'' when the Hub's host accepts a connection within ``timeout`` seconds, else why not."""
+    endpoint = urllib.parse.urlparse(hf_constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        return f"cannot connect to {endpoint.hostname}:{port}: {err}"
+    return ""
 
 
 def _checkpoint_cache(cache_dir: str | Path | None) -> Path:

@@ -251,3 +251,17 @@ def test_bfloat16_matches_float32_when_declared(name):
         out = model.to(torch.bfloat16)(x.bfloat16())
     assert out.dtype == torch.bfloat16
     assert (out.float() - reference).abs().max().item() < 0.05
+
+
+@pytest.mark.parametrize("name", TEST_MODELS)
+def test_a_model_built_from_its_class_restores_exactly_as_from_create_model(name):
+    """The contract is the model's, not its cfg's: a model built from its class (no pretrained_cfg) has the same
+    contract and restore() runs it exactly as the registered model (VSRM's probe once mistook SpyNet's first conv
+    for the input)."""
+    registered = ssmblocks.create_model(name).eval()
+    direct = type(registered)(**registered.model_args).eval()
+    direct.load_state_dict(registered.state_dict())
+    assert not hasattr(direct, "pretrained_cfg") and direct.contract == registered.contract
+    x = _input(name, 12)
+    torch.testing.assert_close(ssmblocks.restore(direct, x, protocol="none"),
+                               ssmblocks.restore(registered, x, protocol="none"), rtol=0, atol=0)
