@@ -140,15 +140,23 @@ def _load_weights(model: nn.Module, state_dict: Mapping[str, Tensor], origin: st
     try:
         load_state_dict_strict(model, state, origin, assign=assign)
     except CheckpointError as err:
-        try:
-            found = detect_checkpoint(state_dict, origin)
-        except CheckpointError:
-            raise err from None
-        if found.family != getattr(model, "family", type(model).__name__):
-            raise CheckpointError(f"{origin} is a {found.family} checkpoint ({found.variant}), but the model is "
-                                  f"{type(model).__name__}: use ssmblocks.load_checkpoint(path) to build the right "
-                                  f"model") from err
+        family = getattr(model, "family", type(model).__name__)
+        _raise_if_another_family(state_dict, origin, f"the model is {type(model).__name__}",
+                                 lambda found: found.family == family, err)
         raise
+
+
+def _raise_if_another_family(state: Mapping[str, Tensor], origin: str, model: str,
+                             same_family: Callable[[Detection], bool], cause: Exception) -> None:
+    """Raises a CheckpointError naming both families when ``state`` is detected as a checkpoint for which
+    ``same_family`` is false (the model is described as ``model`` in the message)."""
+    try:
+        found = detect_checkpoint(state, origin)
+    except CheckpointError:
+        return
+    if not same_family(found):
+        raise CheckpointError(f"{origin} is a {found.family} checkpoint ({found.variant}), but {model}: use "
+                              f"ssmblocks.load_checkpoint(path) to build the right model") from cause
 
 
 def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], meta: bool = False) -> nn.Module:
@@ -171,9 +179,8 @@ class _TooManyParametersError(Exception):
 
 @contextlib.contextmanager
 def _parameter_budget(limit: int) -> Iterator[None]:
-    """Aborts a build (in this thread) that registers more than ``limit`` parameters: a model whose parameters
-    outnumber a file's tensors cannot load it strictly, and a hostile size (``depths: [1000000]``) must fail before
-    it has built millions of modules."""
+    """Aborts a build (in this thread) that registers more than ``limit`` parameters: a hostile size
+    (``depths: [1000000]``) must fail before it has built millions of modules."""
     thread, count = threading.get_ident(), 0
 
     def hook(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
@@ -193,13 +200,16 @@ def _parameter_budget(limit: int) -> Iterator[None]:
 def _build_loaded(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], state: Mapping[str, Tensor],
                   origin: str) -> nn.Module:
     """The model of ``architecture`` with ``state`` loaded strictly: built on the meta device (nothing allocated or
-    initialised, and aborted as soon as it has more parameters than ``state`` has tensors), checked against the
+    initialised, and aborted once it has far more parameters than ``state`` has tensors), checked against the
     weights, then given the file's tensors. Train mode, as built. Any failure of the build is a CheckpointError
     naming ``origin``."""
-    try:
-        with _parameter_budget(len(state)):
+    try:    # a model whose parameters outnumber the file's tensors cannot load it strictly; constructors may register
+        # and then replace a few parameters, hence the margin
+        with _parameter_budget(2 * len(state) + 64):
             model = _build(architecture, cfg, model_args, meta=True)
-    except _TooManyParametersError:
+    except _TooManyParametersError as err:
+        _raise_if_another_family(state, origin, f"{architecture} is not a model of that family",
+                                 lambda found: model_module(found.architecture) == model_module(architecture), err)
         raise CheckpointError(f"{origin} holds {len(state)} tensors, but {architecture} with {_comparable(model_args)} "
                               f"has more parameters: the arguments do not describe these weights") from None
     except (TypeError, ValueError, RuntimeError, OverflowError) as err:

@@ -10,6 +10,7 @@ import time
 import pytest
 import torch
 from huggingface_hub import constants as hf_constants
+from safetensors.torch import save_file
 
 import ssmblocks
 from ssmblocks import CheckpointError, PretrainedUnavailableError
@@ -92,17 +93,26 @@ def test_a_hostile_config_is_refused_with_one_clear_error(folder, change, proble
     assert time.perf_counter() - started < 30        # refused before building: no million-block model
 
 
-def test_a_huge_size_of_a_custom_family_stops_at_the_weights_parameter_count(folder):
-    """No detector vouches for a custom family's arguments: the meta build stops once it has more parameters
+def test_a_huge_size_of_a_custom_family_stops_at_the_weights_parameter_count(tmp_path, monkeypatch):
+    """No detector vouches for a custom family's arguments: the meta build stops once it has far more parameters
     than the file has tensors."""
 
-    @ssmblocks.registry.register_model
-    def hostile_custom_family(**kwargs):
-        return torch.nn.Sequential(*(torch.nn.Linear(2, 2) for _ in range(kwargs["blocks"])))
+    def hostile_custom_family(blocks: int = 1):
+        return torch.nn.Sequential(*(torch.nn.Linear(2, 2) for _ in range(blocks)))
 
-    _edit_config(folder, lambda c: c.update(architecture="hostile_custom_family", model_args={"blocks": 10**9}))
+    for table, value in ((ssmblocks._registry._entrypoints, hostile_custom_family),
+                         (ssmblocks._registry._model_modules, "tests")):   # registered for this test only
+        monkeypatch.setitem(table, "hostile_custom_family", value)
+
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    save_file(hostile_custom_family().state_dict(), str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({"architecture": "hostile_custom_family",
+                                                    "model_args": {"blocks": 10**9}}))
+    started = time.perf_counter()
     with pytest.raises(CheckpointError, match="has more parameters: the arguments do not describe these weights"):
         ssmblocks.create_model(f"local-dir:{folder}")
+    assert time.perf_counter() - started < 30
 
 
 # ---- weights first ------------------------------------------------------------------------------------------------
