@@ -6,6 +6,9 @@ therefore traces the model with the library's pure-PyTorch backends (the log-dep
 GatherElements, ...): about log2(L) doubling steps for a path of length L. The ONNX graph is specialised to the
 example's size; the parallel scan holds (batch, channels, L, state) tensors, so memory grows with the size.
 Outputs match PyTorch to ~1e-6 in float32 (tests/test_export.py checks 1e-4 on every image model).
+
+``export_program`` is ``torch.export.export`` with H and W dynamic in the range and steps the model's contract
+allows.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from torch.export import Dim
 
 from ssmblocks._atomic import atomic_path
+from ssmblocks._contract import contract_of
 from ssmblocks.ops import use_backend
 from ssmblocks.ops._backends import _BACKENDS
 
-__all__ = ["MissingExportBackendError", "export_onnx", "portable_backends"]
+__all__ = ["MissingExportBackendError", "export_onnx", "export_program", "portable_backends"]
 
 
 class MissingExportBackendError(ImportError):
@@ -75,3 +80,27 @@ def export_onnx(model: nn.Module, path: str | Path, example: Tensor, *, opset_ve
     finally:
         model.train(was_training)
     return path
+
+
+def export_program(model: nn.Module, example: Tensor, *, max_side: int = 4096) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` (eval mode) for inputs like ``example`` — (B, C, H, W), or (B, T, C, H, W) for
+    video models (T stays static: the recurrence loops over frames in Python) — with H and W symbolic from the
+    contract's minimum size (at least 2) to ``max_side``, in steps of its ``multiple_of``. The custom ops stay single
+    nodes; window partitions keep their window counts symbolic (the program runs where a map has one window and
+    where it has many, whatever the example had). Save with ``torch.export.save``; importing ssmblocks registers the
+    ops for loading."""
+    contract = contract_of(model)
+    step, low = contract.multiple_of, max(contract.min_size, 2)
+
+    def side(name: str) -> Dim:
+        if step == 1:
+            return Dim(name, min=low, max=max_side)
+        return step * Dim(name, min=-(-low // step), max=max_side // step)
+
+    first = 3 if contract.is_video else 2
+    was_training = model.training
+    try:
+        return torch.export.export(model.eval(), (example,),
+                                   dynamic_shapes=({first: side("height"), first + 1: side("width")},))
+    finally:
+        model.train(was_training)

@@ -76,3 +76,33 @@ def test_the_released_dvmsr_exports_at_64x64(tmp_path):
         expected = model(x).numpy()
     path = export_onnx(model, tmp_path / "dvmsr.onnx", x)
     assert np.abs(_run_onnx(path, x) - expected).max() < 1e-4
+
+
+class _WindowedUNet(torch.nn.Module):
+    """A researcher's two-level net of windowed Mamba-2 layers: 8x8 windows at full resolution and at 1/4, so the
+    coarse level has one window at small sizes and several at larger ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from ssmblocks.blocks import WindowedMamba2Layer
+        self.fine = WindowedMamba2Layer(16, window_size=8, d_state=4, headdim=8)
+        self.coarse = WindowedMamba2Layer(16, window_size=8, d_state=4, headdim=8)
+        self.stem, self.head = torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.Conv2d(16, 3, 3, padding=1)
+        self.contract = ssmblocks.ModelContract(multiple_of=4, min_size=4)
+
+    def forward(self, x):
+        fine = self.fine(self.stem(x))
+        coarse = self.coarse(torch.nn.functional.avg_pool2d(fine, 4))
+        return x + self.head(fine + torch.nn.functional.interpolate(coarse, size=fine.shape[-2:], mode="nearest"))
+
+
+@pytest.mark.parametrize("example_size", [(24, 32), (40, 48)])
+def test_a_windowed_network_exported_at_one_size_runs_with_fewer_and_more_windows(example_size):
+    from ssmblocks.export import export_program
+    torch.manual_seed(0)
+    model = _WindowedUNet().eval()
+    program = export_program(model, torch.rand(1, 3, *example_size))
+    for size in [(8, 8), (16, 24), (24, 32), (40, 48), (72, 36)]:    # coarse windows: 1, 1, 1, 2, 3; fine: 1 .. 45
+        x = torch.rand(1, 3, *size)
+        with torch.no_grad():
+            torch.testing.assert_close(program.module()(x), model(x), rtol=1e-5, atol=1e-5)

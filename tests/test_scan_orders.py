@@ -11,11 +11,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import ssmblocks
 from ssmblocks.ops import available_backends, path_gather, path_gather_ref
 from ssmblocks.scan_orders import (
     ColMajor,
     CrossScale,
     RowMajor,
+    ScanOrder,
     Schedule,
     Windowed,
     WindowPartition,
@@ -521,3 +523,34 @@ def test_path_gather_refuses_what_it_cannot_do():
         path_gather(src, index.int(), index, True, False)
     with pytest.raises(ValueError, match="shared_source and sum_paths together"):
         path_gather(src, index, index, True, True)
+
+
+# ---- writing a scan order: mistakes caught where they are made -------------------------------------------------
+class _Stripes(ScanOrder):
+    """A user-written order: row-major inside vertical stripes of the given widths."""
+
+    def __init__(self, widths, paths=1):
+        self.widths, self.num_paths = widths, paths
+
+    def build_paths(self, shape):
+        return torch.arange(shape[0] * shape[1])[None]
+
+
+def test_unhashable_parameters_are_refused_at_construction():
+    with pytest.raises(TypeError, match=r"_Stripes.widths = \[2, 3\].*must be hashable \(a tuple instead of a list"):
+        _Stripes([2, 3])
+    assert _Stripes((2, 3)) == _Stripes((2, 3))
+
+
+def test_a_path_count_that_build_paths_does_not_return_is_refused():
+    with pytest.raises(ValueError, match=r"returned a tensor of shape \(1, 12\); it must be \(num_paths=2, L\)"):
+        _Stripes((2,), paths=2).scan(torch.rand(1, 3, 3, 4))
+
+
+def test_the_default_repr_shows_the_parameters():
+    assert repr(_Stripes((2, 3))) == "_Stripes(widths=(2, 3), num_paths=1)"
+
+
+def test_blocked_walk_is_public():
+    rows, cols = ssmblocks.scan_orders.blocked_walk(4, 4, (2,), (False, False))
+    assert rows.shape == cols.shape == (16,)

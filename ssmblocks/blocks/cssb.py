@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ssmblocks.blocks._window_tokens import from_window_tokens, to_window_tokens
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.scan_orders import WindowPartition
@@ -48,7 +47,7 @@ class CSSB(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         if x.dim() != 4 or y.dim() != 4 or x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
             raise ValueError(f"CSSB takes two maps (B, C, H, W) of one size, got {tuple(x.shape)} and {tuple(y.shape)}")
-        tokens, support = to_window_tokens(self.order, x), to_window_tokens(self.order, y)
+        tokens, support = self.order.to_tokens(x), self.order.to_tokens(y)
         tokens = tokens + self.mixer(self.norm1(tokens), self.norm1_b(support))
         tokens = tokens + self.mlp(self.norm2(tokens))
-        return from_window_tokens(self.order, tokens, x.shape[2:])
+        return self.order.from_tokens(tokens, x.shape[2:])

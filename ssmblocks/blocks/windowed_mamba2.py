@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ssmblocks.blocks._window_tokens import from_window_tokens, to_window_tokens
 from ssmblocks.blocks.mamba2 import Mamba2
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.scan_orders import WindowPartition
@@ -60,7 +59,7 @@ class WindowedMamba2Layer(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        tokens = to_window_tokens(self.order, x)
+        tokens = self.order.to_tokens(x)
         for block in self.blocks:
             tokens = block(tokens)
-        return from_window_tokens(self.order, tokens, x.shape[2:])
+        return self.order.from_tokens(tokens, x.shape[2:])

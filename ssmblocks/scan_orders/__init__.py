@@ -15,7 +15,15 @@ See docs/scan_orders.md for pictures of every order.
 from ssmblocks.scan_orders.base import Concat, Reversed, ScanOrder, concat
 from ssmblocks.scan_orders.cache import DEFAULT_MAX_BYTES, IndexCache, index_cache
 from ssmblocks.scan_orders.cross_scale import CrossScale, cross_scale_scan
-from ssmblocks.scan_orders.planar import ColMajor, RowMajor, Windowed, bidirectional, cross_scan, mambacsr_order
+from ssmblocks.scan_orders.planar import (
+    ColMajor,
+    RowMajor,
+    Windowed,
+    bidirectional,
+    blocked_walk,
+    cross_scan,
+    mambacsr_order,
+)
 from ssmblocks.scan_orders.render import render, save_png
 from ssmblocks.scan_orders.schedules import Schedule, dual_interleaved, hv_interleaved, local_global_interleaved
 from ssmblocks.scan_orders.temporal import FrameMajor, TimeMajor, s2t_scan, t2s_scan
@@ -36,6 +44,7 @@ __all__ = [
     "WindowPartition",
     "Windowed",
     "bidirectional",
+    "blocked_walk",
     "concat",
     "cross_scale_scan",
     "cross_scan",

@@ -45,10 +45,22 @@ def _symbolic(shape: tuple) -> bool:
 
 
 class ScanOrder:
-    """Base class. Subclasses set ``ndim`` (spatial rank) and ``num_paths`` and implement ``build_paths``."""
+    """Base class. Subclasses set ``ndim`` (spatial rank) and ``num_paths`` and implement ``build_paths``.
+
+    Attributes are the order's parameters and its identity (equal orders share cached tables), so they must be
+    hashable: setting a list, dict or tensor raises at once. ``build_paths`` must return ``num_paths`` paths.
+    """
 
     ndim: int = 2
     num_paths: int = 1
+
+    def __setattr__(self, name: str, value: object) -> None:
+        try:
+            hash(value)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}.{name} = {value!r}: a scan order's attributes key the shared index "
+                            f"cache, so they must be hashable (a tuple instead of a list, no tensors)") from None
+        super().__setattr__(name, value)
 
     # ---- what a subclass defines ------------------------------------------------------------------------------
     def build_paths(self, shape: tuple[int, ...]) -> Tensor:
@@ -91,6 +103,9 @@ class ScanOrder:
 
     def _build(self, shape: tuple[int, ...], device: torch.device) -> _Tables:
         paths = self.build_paths(shape).to(device=device, dtype=torch.int64)
+        if paths.dim() != 2 or paths.shape[0] != self.num_paths:
+            raise ValueError(f"{self!r}.build_paths({shape}) returned a tensor of shape {tuple(paths.shape)}; it must "
+                             f"be (num_paths={self.num_paths}, L)")
         size = self.source_size(shape)
         steps = torch.arange(paths.shape[1], device=device).expand_as(paths)
         # every path visits every source token once; the zero token (index ``size``) may repeat and is dropped
@@ -164,7 +179,7 @@ class ScanOrder:
         return hash(self._identity())
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 
 def _check_visits_once(paths: Tensor, source_size: int, name: str) -> None:
