@@ -33,6 +33,7 @@ from ssmblocks._atomic import _umask
 from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
 from ssmblocks._timing import median_ms
+from ssmblocks.app import serve as app_serve
 from ssmblocks.export import MissingExportBackendError, export_onnx
 from ssmblocks.inference import (
     PROTOCOLS,
@@ -527,6 +528,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_export)
 
     sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)
+
+    p = sub.add_parser("app", help="a local web page to restore images (needs: pip install 'ssmblocks[app]')")
+    app_serve.add_arguments(p)
+    p.set_defaults(run=app_serve.run)
     return parser
 
 

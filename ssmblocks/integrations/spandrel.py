@@ -1,68 +1,131 @@
 """spandrel support: ``spandrel.ModelLoader().load_from_file(path)`` loads official checkpoints of the library's
-image families (MambaIR, MambaIRUNet, MambaCSR, DVMSR, ...), so ComfyUI and chaiNNer, which load upscalers
-through spandrel, can run them.
+image families (MambaIR, MambaIRUNet, MambaCSR, DVMSR, and every image family registered later), so ComfyUI and
+chaiNNer, which load upscalers through spandrel, can run them.
 
     import ssmblocks.integrations.spandrel as ssm_spandrel
     ssm_spandrel.register()                    # adds the families to spandrel.MAIN_REGISTRY (once)
-    descriptor = spandrel.ModelLoader().load_from_file("MambaIR_SR_x4.pth")
-    sr = descriptor(image)                     # (B, C, H, W) in [0, 1]
+    model = spandrel.ModelLoader().load_from_file("MambaIR_SR_x4.pth")
+    sr = model(image)                          # (B, C, H, W) in [0, 1]
+    model = ssm_spandrel.descriptor(ssmblocks.create_model("mambair_sr_x4", pretrained=True))   # a zoo model
 
-Facts about spandrel's extension API (``Architecture``, ``ArchSupport``, ``ImageModelDescriptor``,
-``SizeRequirements``, ``ModelTiling``, ``ArchRegistry.add``) are from spandrel 0.4.2. Detection uses the families'
-own claims (keys unique to a family), placed before spandrel's built-in architectures so that none of them
-mistakes a Mamba checkpoint for its own. Tiling is declared discouraged: every SSM path reaches across the whole
-image, so tiles change the output (``ssmblocks.restore`` tiles with overlap and blending when memory requires).
+The families come from the registry: every registered architecture whose models take images (video models do not
+fit spandrel's image descriptors) contributes its family, one ``Architecture`` per family with a detector. The
+files spandrel reads (``.pth`` with BasicSR ``params`` / ``params_ema``, raw state dicts, the library's own
+safetensors from ``save_for_hub`` / ``ssmblocks convert``) are unwrapped by the library's own rules
+(``ssmblocks._checkpoint.unwrap_state_dict``) and detected by the families' own claims (keys unique to a family),
+before spandrel's built-in architectures so that none of them mistakes a Mamba checkpoint for its own.
+
+Facts about spandrel's extension API (``Architecture``, ``ArchSupport.from_architecture``, ``ArchRegistry.add`` and
+``architectures("insertion")``, ``ImageModelDescriptor`` and its purposes, ``SizeRequirements``, ``ModelTiling``,
+``canonicalize_state_dict``) are from spandrel 0.4.2 (chaiNNer-org/spandrel, ``libs/spandrel/spandrel/__helpers``).
+Tiling is declared discouraged: every SSM path reaches across the whole image, so tiles change the output
+(``ssmblocks.restore`` tiles with overlap and blending when memory requires).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ssmblocks._builder import _detectors, model_from_state_dict
-from ssmblocks._registry import get_pretrained_cfg, list_models, model_entrypoint
+from ssmblocks._builder import _detectors, create_model, model_from_state_dict
+from ssmblocks._checkpoint import CheckpointError, unwrap_state_dict
+from ssmblocks._registry import list_models
 
-__all__ = ["architectures", "register"]
+__all__ = ["architectures", "descriptor", "image_families", "register"]
 
 ARCH_PREFIX = "ssmblocks."
 
 
-def _image_families() -> list[str]:
-    """Families with image models (video models do not fit spandrel's image descriptors)."""
+def _facts(model: nn.Module) -> dict[str, Any]:
+    """The model's input/output contract as spandrel's descriptor takes it, read in this one place (today from
+    ``model.pretrained_cfg``)."""
+    cfg = model.pretrained_cfg
+    return {"scale": cfg.scale, "input_channels": cfg.in_chans, "output_channels": cfg.out_chans,
+            "video": cfg.input_kind == "video", "min_size": cfg.min_size, "multiple_of": max(cfg.multiple_of, 1),
+            "supports_half": cfg.supports_fp16, "supports_bfloat16": cfg.supports_bf16, "tiling": "discouraged"}
+
+
+def _family(model: nn.Module) -> str | None:
+    """The family a model belongs to (the name its checkpoint detector is registered under)."""
+    return getattr(model, "family", None)
+
+
+def image_families() -> list[str]:
+    """The families of every registered architecture that takes images and has a checkpoint detector."""
     families = set()
     for arch in list_models():
-        if get_pretrained_cfg(arch).input_kind == "image":
-            with torch.device("meta"):
-                families.add(getattr(model_entrypoint(arch)(), "family", None))
+        with torch.device("meta"):           # no memory, no initialisation: only the attributes are read
+            model = create_model(arch)
+        if not _facts(model)["video"]:
+            families.add(_family(model))
     return sorted(families & set(_detectors))
 
 
-def architectures() -> list:
-    """One spandrel ``Architecture`` per image family of the library."""
+def descriptor(model: nn.Module, architecture: Any = None) -> Any:
+    """A spandrel ``ImageModelDescriptor`` for a library model (eval mode): scale, channels, size requirements,
+    fp16/bf16 support and tiling advice from the model's contract; purpose 'SR' above x1, else 'Restoration'.
+    ``architecture``: the spandrel ``Architecture`` it was detected by (default: its family's)."""
+    import spandrel
+
+    facts = _facts(model)
+    if facts["video"]:
+        raise ValueError(f"{type(model).__name__} restores videos; spandrel's descriptors take single images")
+    if architecture is None:
+        architecture = _architecture_class()(_family(model) or type(model).__name__)
+    cfg = model.pretrained_cfg
+    tags = [getattr(model, "architecture", type(model).__name__), *([cfg.tag] if cfg.tag else [])]
+    tiling = {"supported": spandrel.ModelTiling.SUPPORTED, "discouraged": spandrel.ModelTiling.DISCOURAGED,
+              "internal": spandrel.ModelTiling.INTERNAL}[facts["tiling"]]
+    size = spandrel.SizeRequirements(minimum=facts["min_size"] if facts["min_size"] > 1 else 0,
+                                     multiple_of=facts["multiple_of"])
+    return spandrel.ImageModelDescriptor(
+        model.eval(), model.state_dict(), architecture=architecture,
+        purpose="SR" if facts["scale"] > 1 else "Restoration", tags=tags, supports_half=facts["supports_half"],
+        supports_bfloat16=facts["supports_bfloat16"], scale=facts["scale"], input_channels=facts["input_channels"],
+        output_channels=facts["output_channels"], size_requirements=size, tiling=tiling)
+
+
+def _unwrapped(state_dict: Mapping[str, Any]) -> dict[str, Tensor] | None:
+    """The tensors of a checkpoint by the library's unwrapping rules; None when it holds none."""
+    try:
+        return unwrap_state_dict(state_dict)
+    except CheckpointError:
+        return None
+
+
+def _architecture_class() -> type:
     import spandrel
 
     class FamilyArchitecture(spandrel.Architecture):
+        """One library family: detected by the family's claims, loaded by the library's detection."""
+
         def __init__(self, family: str) -> None:
-            super().__init__(id=ARCH_PREFIX + family, name=family, detect=_detectors[family].claims)
+            super().__init__(id=ARCH_PREFIX + family, name=family, detect=self._claims)
             self.family = family
 
-        def load(self, state_dict: Mapping[str, Tensor]) -> spandrel.ImageModelDescriptor:
-            model = model_from_state_dict(state_dict, f"{self.family} state dict")
-            cfg = model.pretrained_cfg
-            return spandrel.ImageModelDescriptor(
-                model, dict(state_dict), architecture=self, purpose="SR" if cfg.scale > 1 else "Restoration",
-                tags=[model.architecture, *([cfg.tag] if cfg.tag else [])], supports_half=cfg.supports_fp16,
-                supports_bfloat16=cfg.supports_bf16, scale=cfg.scale, input_channels=cfg.in_chans,
-                output_channels=cfg.out_chans,
-                size_requirements=spandrel.SizeRequirements(minimum=cfg.min_size, multiple_of=cfg.multiple_of),
-                tiling=spandrel.ModelTiling.DISCOURAGED)
+        def _claims(self, state_dict: Mapping[str, Any]) -> bool:
+            state = _unwrapped(state_dict)
+            return state is not None and self.family in _detectors and _detectors[self.family].claims(state)
 
-    return [FamilyArchitecture(family) for family in _image_families()]
+        def load(self, state_dict: Mapping[str, Any]) -> Any:
+            state = _unwrapped(state_dict)
+            if state is None:
+                raise CheckpointError(f"{self.family} state dict: holds no tensors")
+            return descriptor(model_from_state_dict(state, f"{self.family} state dict"), self)
+
+    return FamilyArchitecture
 
 
-def register(registry=None) -> list:
+def architectures() -> list:
+    """One spandrel ``Architecture`` per image family of the library (``image_families``)."""
+    family_architecture = _architecture_class()
+    return [family_architecture(family) for family in image_families()]
+
+
+def register(registry: Any = None) -> list:
     """Adds the library's image families to ``registry`` (default ``spandrel.MAIN_REGISTRY``), detected before
     every architecture already there. Idempotent. Returns the ``ArchSupport`` entries added."""
     import spandrel
