@@ -181,7 +181,8 @@ def build_app(*, max_pixels: int = DEFAULT_MAX_PIXELS, results: str | Path | Non
                 slider = gr.ImageSlider(label="Before (enlarged input) / after; scroll to zoom, drag to pan",
                                         type="filepath", format="png", interactive=False, elem_id="ssm-slider")
                 gallery = gr.Gallery(label="Results: click one to compare it above", columns=6, height=200,
-                                     object_fit="contain", elem_id="ssm-gallery")
+                                     fit_columns=False, allow_preview=False, object_fit="contain",
+                                     elem_id="ssm-gallery")
                 video = gr.Video(label="Restored video", interactive=False, visible=False, elem_id="ssm-video")
                 downloads = gr.File(label="Download", file_count="multiple", interactive=False,
                                     elem_id="ssm-downloads")
