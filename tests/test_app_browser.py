@@ -3,7 +3,7 @@ Debian's Chromium, headless, driven by selenium through Debian's chromedriver, u
 that is not an image, runs, and downloads the result. The result must have the right size and EQUAL
 ``ssmblocks.restore`` on the same input; the bad file must get its message in the page; neither the page nor the
 server may reach beyond 127.0.0.1. Skipped, with the reason, where Chromium, chromedriver, selenium or Gradio are
-absent; .ci/run installs them and runs it.
+absent; .ci/run installs them and runs it with SSMBLOCKS_REQUIRE_BROWSER=1, which turns the skip into an error.
 
 Set SSMBLOCKS_APP_SCREENSHOT=path.png to keep a screenshot of the page with its result (docs/images/app.png).
 """
@@ -36,6 +36,8 @@ _MISSING = [what for what, present in (
     (f"chromedriver ({CHROMEDRIVER}; apt-get install chromium-driver)", CHROMEDRIVER.is_file()),
     ("selenium (pip install selenium)", importlib.util.find_spec("selenium") is not None),
     ("Gradio (pip install 'ssmblocks[app]')", importlib.util.find_spec("gradio") is not None)) if not present]
+if _MISSING and os.environ.get("SSMBLOCKS_REQUIRE_BROWSER"):        # .ci/run: this test must run, not skip
+    raise RuntimeError(f"SSMBLOCKS_REQUIRE_BROWSER is set, but the browser test needs {', '.join(_MISSING)}")
 pytestmark = pytest.mark.skipif(bool(_MISSING), reason=f"the browser test needs {', '.join(_MISSING)}")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,6 +11,8 @@ the reason, where ../shared is absent or the family is not in this checkout's zo
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,14 @@ def test_a_checkpoint_of_no_family_is_left_to_spandrel(loader, tmp_path):
     torch.save({"params": {"conv.weight": torch.zeros(3, 3, 3, 3)}}, path)
     with pytest.raises(spandrel.UnsupportedModelError):
         loader.load_from_file(path)
+
+
+def test_the_chainner_pth_line_registers_when_python_starts(tmp_path):
+    """docs/integrations.md: a .pth file in site-packages holding one import line makes every start of that Python
+    register the families (site processes the folder as it does site-packages)."""
+    (tmp_path / "ssmblocks_spandrel.pth").write_text("import ssmblocks.integrations.spandrel as ssm; ssm.register()\n")
+    script = (f"import site; site.addsitedir({str(tmp_path)!r}); import spandrel; "
+              "print(sorted(str(s.architecture.id) for s in spandrel.MAIN_REGISTRY.architectures('detection')))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "'ssmblocks.MambaIR'" in done.stdout and "'ssmblocks.DVMSR'" in done.stdout
