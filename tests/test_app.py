@@ -91,8 +91,7 @@ def test_tiling_options(dvmsr, photo, tmp_path, monkeypatch):
     kwargs, note = RunSettings(tiling="tiles", tile=64, tile_overlap=48).restore_kwargs(100, facts)
     assert (kwargs["tile"], kwargs["tile_overlap"]) == (64, 32) and "tiles of 64 px" in note
     assert RunSettings(tiling="budget", memory_budget="1GB").restore_kwargs(100, facts)[0]["memory_budget"] == "1GB"
-    assert RunSettings().restore_kwargs(100, facts) == ({"device": "cpu", "dtype": torch.float32, "progress": True},
-                                                        "")
+    assert RunSettings().restore_kwargs(100, facts) == ({"device": "cpu", "progress": True}, "")
     with pytest.raises(jobs.InputError, match="unknown tiling"):
         RunSettings(tiling="sideways").restore_kwargs(100, facts)
     monkeypatch.setattr(jobs, "AUTO_TILE_PIXELS", 100)      # "large" images above 100 pixels
@@ -148,6 +147,13 @@ def test_the_loader_detects_checkpoint_files_and_explains_bad_ones(tmp_path):
     model = loader.get(CHECKPOINT_CHOICE, bundled_file("dvmsr_team07.safetensors"))
     assert model.family == "DVMSR" and not model.training
     assert loader.get(CHECKPOINT_CHOICE, bundled_file("dvmsr_team07.safetensors")) is model    # kept loaded
+    half = loader.get(CHECKPOINT_CHOICE, bundled_file("dvmsr_team07.safetensors"), dtype="bfloat16")
+    assert next(half.parameters()).dtype == torch.bfloat16
+    again = loader.get(CHECKPOINT_CHOICE, bundled_file("dvmsr_team07.safetensors"))     # reloaded, not rounded
+    reference = ssmblocks.load_checkpoint(bundled_file("dvmsr_team07.safetensors"))
+    assert all(torch.equal(a, b) for a, b in zip(again.parameters(), reference.parameters(), strict=True))
+    with pytest.raises(ValueError, match="unknown precision"):
+        loader.get(CHECKPOINT_CHOICE, bundled_file("dvmsr_team07.safetensors"), dtype="float8")
     assert runtime_options(model) == {}
     routed = torch.nn.Module()
     routed.model_args = {"routing": "argmax", "dim": 8}

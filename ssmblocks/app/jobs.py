@@ -10,6 +10,7 @@ No Gradio here; ``run_batch`` takes a plain progress callback.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ssmblocks.app.models import DTYPES, ModelFacts, model_facts
+from ssmblocks.app.models import ModelFacts, model_facts
 from ssmblocks.inference import restore
 from ssmblocks.inference.images import write_image
 from ssmblocks.inference.video_io import MissingVideoBackendError, is_video_file, open_video, write_video
@@ -27,6 +28,7 @@ from ssmblocks.inference.video_io import MissingVideoBackendError, is_video_file
 __all__ = ["DEFAULT_MAX_PIXELS", "MAX_VIDEO_FRAMES", "TILING_MODES", "InputError", "Outcome", "RunSettings",
            "run_batch"]
 
+_log = logging.getLogger(__name__)
 #: The largest image (input pixels) the page restores unless ``--max-pixels`` says otherwise: 4096 x 4096.
 DEFAULT_MAX_PIXELS = 4096 * 4096
 #: Above this many input pixels, "Automatic" tiling restores in tiles that fit the memory budget.
@@ -52,15 +54,14 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class RunSettings:
-    """The page's options: tiling (a key of ``TILING_MODES``) and its sizes, device, precision, and for video models
-    the temporal chunk (frames per chunk; None = the whole clip)."""
+    """The page's options: tiling (a key of ``TILING_MODES``) and its sizes, device, and for video models the
+    temporal chunk (frames per chunk; None = the whole clip). (The precision is the model's: ``ModelLoader``.)"""
 
     tiling: str = "auto"
     tile: int = 256
     tile_overlap: int = 32
     memory_budget: str = "4GB"
     device: str = "cpu"
-    dtype: str = "float32"
     temporal_chunk: int | None = None
 
     def restore_kwargs(self, pixels: int, facts: ModelFacts) -> tuple[dict[str, Any], str]:
@@ -68,9 +69,7 @@ class RunSettings:
         ('' when nothing needs saying)."""
         if self.tiling not in TILING_MODES:
             raise InputError(f"unknown tiling {self.tiling!r}; choose one of {', '.join(TILING_MODES)}")
-        if self.dtype not in DTYPES:
-            raise InputError(f"unknown precision {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        kwargs: dict[str, Any] = {"device": self.device, "dtype": DTYPES[self.dtype], "progress": True}
+        kwargs: dict[str, Any] = {"device": self.device, "progress": True}
         if facts.video and self.temporal_chunk:
             chunk = int(self.temporal_chunk)
             kwargs.update(temporal_chunk=chunk, temporal_overlap=min(2, chunk - 1))
@@ -254,6 +253,7 @@ def _unique_names(paths: Sequence[str | Path]) -> list[tuple[Path, str]]:
 def _failure(name: str, err: Exception) -> Outcome:
     if isinstance(err, (InputError, MissingVideoBackendError)):
         return Outcome(name, str(err), False)
+    _log.info("restoring %s failed", name, exc_info=err)          # the server's log keeps the traceback
     # restore's own messages (channels, sizes, budgets, devices) are written for people too
     return Outcome(name, f"{name}: {' '.join(str(err).split()) or type(err).__name__}", False)
 

@@ -111,11 +111,14 @@ class ModelLoader:
         self._key: tuple[Any, ...] | None = None
         self._model: nn.Module | None = None
 
-    def get(self, choice: str, checkpoint: str | Path | None = None, options: dict[str, Any] | None = None
-            ) -> nn.Module:
+    def get(self, choice: str, checkpoint: str | Path | None = None, options: dict[str, Any] | None = None,
+            dtype: str = "float32") -> nn.Module:
         """The model of a picker value (a release name, or ``CHECKPOINT_CHOICE`` with ``checkpoint`` a file), with
-        runtime ``options``; eval mode. Raises ValueError (no file given), CheckpointError, PretrainedUnavailableError
-        as the library does."""
+        runtime ``options``, its parameters in ``dtype`` (a key of ``DTYPES``); eval mode. Another dtype loads the
+        weights again: a float32 model converted to bfloat16 and back would keep the rounding. Raises ValueError (no
+        file given, unknown dtype), CheckpointError, PretrainedUnavailableError as the library does."""
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown precision {dtype!r}; choose one of {', '.join(DTYPES)}")
         options = {k: v for k, v in (options or {}).items() if k in RUNTIME_OPTIONS and v}
         if choice == CHECKPOINT_CHOICE:
             if not checkpoint:
@@ -123,7 +126,7 @@ class ModelLoader:
             base_key: tuple[Any, ...] = (choice, str(checkpoint))
         else:
             base_key = (choice,)
-        key = (*base_key, tuple(sorted(options.items())))
+        key = (*base_key, tuple(sorted(options.items())), dtype)
         with self._lock:
             if self._key != key:
                 self._model = None       # free the previous model before loading the next
@@ -131,7 +134,7 @@ class ModelLoader:
                     model = ssmblocks.load_checkpoint(checkpoint)
                 else:
                     model = ssmblocks.create_model(choice, pretrained=True).eval()
-                self._model = _with_options(model, {k: v for k, v in options.items()
-                                                    if k in runtime_options(model)})
+                model = _with_options(model, {k: v for k, v in options.items() if k in runtime_options(model)})
+                self._model = model.to(DTYPES[dtype])
                 self._key = key
             return self._model

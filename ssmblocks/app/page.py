@@ -16,6 +16,7 @@ import html
 import logging
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -54,10 +55,6 @@ def _html_list(lines: list[tuple[str, bool]]) -> str:
     return f"<ul>{items}</ul>"
 
 
-def _message(text: str, ok: bool = False) -> str:
-    return _html_list([(text, ok)])
-
-
 def _paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
@@ -85,21 +82,16 @@ def _prune(folder: Path) -> None:
 
 def _failed(action: str, err: Exception) -> str:
     _log.info("%s failed", action, exc_info=err)
-    return _message(f"{action} failed: {' '.join(str(err).split()) or type(err).__name__}")
+    return _html_list([(f"{action} failed: {' '.join(str(err).split()) or type(err).__name__}", False)])
 
 
 def build_app(*, max_pixels: int = DEFAULT_MAX_PIXELS, results: str | Path | None = None) -> gr.Blocks:
     """The page. ``results``: the folder results are written to (default: a new temporary folder, which
     ``ssmblocks.app.serve`` removes when the server stops); ``max_pixels``: the largest image restored."""
-    import tempfile
-
     results = Path(results) if results is not None else Path(tempfile.mkdtemp(prefix="ssmblocks-app-"))
     loader = ModelLoader()
     choices = model_choices()
     default = next((value for _, value in choices if value.split(".")[0] == DEFAULT_MODEL), choices[0][1])
-
-    def options_of(routing: str | None) -> dict[str, str]:
-        return {"routing": routing} if routing else {}
 
     def on_model(choice: str, checkpoint: str | None) -> tuple[Any, ...]:
         """Loads the picked model; updates what is said about it and the options it has."""
@@ -112,10 +104,9 @@ def build_app(*, max_pixels: int = DEFAULT_MAX_PIXELS, results: str | Path | Non
             model = loader.get(choice, checkpoint)
         except Exception as err:
             return show_file, _failed("loading the model", err), *hidden
-        facts, options = model_facts(model), runtime_options(model)
-        routing = options.get("routing")
+        facts, routing = model_facts(model), runtime_options(model).get("routing", ())
         return (show_file, _about(model), gr.Dropdown(choices=dtype_choices(facts), value="float32"),
-                gr.Dropdown(choices=list(routing or ()), value=(routing or (None,))[0], visible=bool(routing)),
+                gr.Dropdown(choices=list(routing), value=routing[0] if routing else None, visible=bool(routing)),
                 gr.Number(visible=facts.video))
 
     def on_tiling(mode: str) -> tuple[Any, ...]:
@@ -127,11 +118,11 @@ def build_app(*, max_pixels: int = DEFAULT_MAX_PIXELS, results: str | Path | Non
                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
         nothing = (None, [], gr.Video(value=None, visible=False), None, [])
         try:
-            model = loader.get(choice, checkpoint, options_of(routing))
+            model = loader.get(choice, checkpoint, {"routing": routing}, dtype=dtype)
         except Exception as err:
             return _failed("loading the model", err), *nothing
         settings = RunSettings(tiling=tiling, tile=int(tile or 0), tile_overlap=int(overlap or 0),
-                               memory_budget=budget or "", device=device, dtype=dtype,
+                               memory_budget=budget or "", device=device,
                                temporal_chunk=int(chunk) if chunk else None)
         _prune(results)
         folder = results / f"run-{uuid.uuid4().hex[:12]}"

@@ -24,6 +24,7 @@ Tiling is declared discouraged: every SSM path reaches across the whole image, s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,6 +97,7 @@ def _unwrapped(state_dict: Mapping[str, Any]) -> dict[str, Tensor] | None:
         return None
 
 
+@functools.cache
 def _architecture_class() -> type:
     import spandrel
 
