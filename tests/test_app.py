@@ -39,7 +39,7 @@ def photo(tmp_path):
 def test_the_picker_offers_releases_that_can_be_had_here_and_a_checkpoint_file():
     choices = dict((value, label) for label, value in model_choices())
     values = list(choices)
-    assert values[0].startswith("dvmsr.") and "bundled" in choices[values[0]]
+    assert values[0].startswith("dvmsr.") and choices[values[0]] == f"{values[0]} (bundled, offline)"
     assert values[-1] == CHECKPOINT_CHOICE
     assert "mambair_sr_x4.official" in values                             # on the Hugging Face Hub
     gdown = importlib.util.find_spec("gdown") is not None

@@ -71,9 +71,9 @@ def test_every_image_family_of_the_registry_registers(loader):
     assert ours >= FIRST_FAMILIES
     for arch in ssmblocks.list_models():
         with torch.device("meta"):
-            family = ssmblocks.create_model(arch).family
-        video = ssmblocks.get_pretrained_cfg(arch).input_kind == "video"
-        assert (family in ours) != video, f"{arch} ({family}, {'video' if video else 'image'} model)"
+            model = ssmblocks.create_model(arch)
+        video = ssm_spandrel._facts(model)["video"]
+        assert (model.family in ours) != video, f"{arch} ({model.family}, {'video' if video else 'image'} model)"
 
 
 def _check_descriptor(descriptor, family: str, meta: dict, golden: dict) -> None:

@@ -37,22 +37,18 @@ class ModelFacts:
 
     scale: int
     in_chans: int
-    out_chans: int
     video: bool
     min_frames: int
-    min_size: int
-    multiple_of: int
     supports_fp16: bool
     supports_bf16: bool
 
 
 def model_facts(model: nn.Module) -> ModelFacts:
-    """The model's input/output contract, read in this one place (today from ``model.pretrained_cfg``)."""
+    """The model's input/output contract, read in this one place (today from ``model.pretrained_cfg``). Sizes and
+    padding are ``ssmblocks.restore``'s business."""
     cfg = model.pretrained_cfg
-    return ModelFacts(scale=cfg.scale, in_chans=cfg.in_chans, out_chans=cfg.out_chans,
-                      video=cfg.input_kind == "video", min_frames=cfg.min_frames, min_size=max(cfg.min_size, 1),
-                      multiple_of=max(cfg.multiple_of, 1), supports_fp16=cfg.supports_fp16,
-                      supports_bf16=cfg.supports_bf16)
+    return ModelFacts(scale=cfg.scale, in_chans=cfg.in_chans, video=cfg.input_kind == "video",
+                      min_frames=cfg.min_frames, supports_fp16=cfg.supports_fp16, supports_bf16=cfg.supports_bf16)
 
 
 def _fetchable(source: str | None) -> bool:
@@ -62,17 +58,14 @@ def _fetchable(source: str | None) -> bool:
 def model_choices() -> list[tuple[str, str]]:
     """(label, value) for the picker: every published release whose weights are bundled or can be downloaded
     here (Google Drive ones when gdown is installed), then the "load a checkpoint file" entry. The bundled model
-    comes first: it works offline."""
-    names = [name for name in ssmblocks.list_pretrained() if _fetchable(ssmblocks.get_pretrained_cfg(name).source)]
-    names.sort(key=lambda name: ssmblocks.get_pretrained_cfg(name).source != "file")
+    comes first: it works offline. (What a model takes is shown once it is loaded: ``model_facts``.)"""
     sources = {"file": "bundled, offline", "hf-hub": "download from the Hub", "url": "download",
                "gdrive": "download from Google Drive"}
-    choices = []
-    for name in names:
-        cfg = ssmblocks.get_pretrained_cfg(name)
-        kind = "video" if cfg.input_kind == "video" else "image"
-        choices.append((f"{name} ({kind} x{cfg.scale}; {sources[cfg.source]})", name))
-    return [*choices, ("Load a checkpoint file (.pth, .safetensors)...", CHECKPOINT_CHOICE)]
+    releases = {name: ssmblocks.get_pretrained_cfg(name).source for name in ssmblocks.list_pretrained()}
+    names = sorted((name for name, source in releases.items() if _fetchable(source)),
+                   key=lambda name: releases[name] != "file")
+    return [*((f"{name} ({sources[releases[name]]})", name) for name in names),
+            ("Load a checkpoint file (.pth, .safetensors)...", CHECKPOINT_CHOICE)]
 
 
 def runtime_options(model: nn.Module) -> dict[str, tuple[str, ...]]:

@@ -35,7 +35,7 @@ from ssmblocks._builder import _detectors, create_model, model_from_state_dict
 from ssmblocks._checkpoint import CheckpointError, unwrap_state_dict
 from ssmblocks._registry import list_models
 
-__all__ = ["architectures", "descriptor", "image_families", "register"]
+__all__ = ["architectures", "descriptor", "image_architectures", "image_families", "register"]
 
 ARCH_PREFIX = "ssmblocks."
 
@@ -54,15 +54,20 @@ def _family(model: nn.Module) -> str | None:
     return getattr(model, "family", None)
 
 
-def image_families() -> list[str]:
-    """The families of every registered architecture that takes images and has a checkpoint detector."""
-    families = set()
+def image_architectures() -> dict[str, str]:
+    """{architecture: family} for every registered architecture whose models take images."""
+    found = {}
     for arch in list_models():
         with torch.device("meta"):           # no memory, no initialisation: only the attributes are read
             model = create_model(arch)
         if not _facts(model)["video"]:
-            families.add(_family(model))
-    return sorted(families & set(_detectors))
+            found[arch] = _family(model)
+    return found
+
+
+def image_families() -> list[str]:
+    """The families of the registered image architectures that have a checkpoint detector."""
+    return sorted(set(image_architectures().values()) & set(_detectors))
 
 
 def descriptor(model: nn.Module, architecture: Any = None) -> Any:

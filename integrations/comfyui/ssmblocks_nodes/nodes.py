@@ -9,18 +9,21 @@ Model" returns and "Upscale Image (using Model)" takes.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
 
 import ssmblocks
-from ssmblocks.integrations.spandrel import descriptor
+from ssmblocks.integrations.spandrel import descriptor, image_architectures
 
 
+@functools.cache
 def _image_releases() -> list[str]:
-    """Published releases of image models (spandrel descriptors take single images)."""
-    return [name for name in ssmblocks.list_pretrained()
-            if ssmblocks.get_pretrained_cfg(name).input_kind == "image"]
+    """Published releases of image models (spandrel descriptors take single images); ComfyUI asks for the inputs
+    of every node more than once, the list is made once."""
+    architectures = image_architectures()
+    return [name for name in ssmblocks.list_pretrained() if name.split(".")[0] in architectures]
 
 
 class SSMBlocksZooLoader:
