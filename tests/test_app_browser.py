@@ -96,8 +96,10 @@ def server(tmp_path):
     log = tmp_path / "network.log"
     log.touch()
     port = _free_port()
+    scratch = tmp_path / "tmp"                          # the server's temporary folder: its results go there
+    scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), str(ROOT)]), "SSM_NETWORK_LOG": str(log),
-           "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
+           "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "TMPDIR": str(scratch)}
     env.pop("GRADIO_ANALYTICS_ENABLED", None)          # the app must turn analytics off itself
     output = (tmp_path / "server.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "ssmblocks", "app", "--port", str(port)], cwd=ROOT, env=env,
@@ -124,6 +126,9 @@ def server(tmp_path):
         except subprocess.TimeoutExpired:
             process.kill()
         output.close()
+    # stopped by SIGTERM, the command closes the server and removes its results
+    assert process.returncode == 0, (tmp_path / "server.log").read_text()
+    assert not list(scratch.glob("ssmblocks-app-*"))
 
 
 @pytest.fixture

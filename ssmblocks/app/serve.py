@@ -15,7 +15,9 @@ import argparse
 import ipaddress
 import os
 import shutil
+import signal
 import sys
+import time
 from typing import Any
 
 from ssmblocks.app.jobs import DEFAULT_MAX_PIXELS
@@ -74,13 +76,34 @@ def launch(*, host: str = DEFAULT_HOST, port: int | None = None, share: bool = F
     app = page.build_app(max_pixels=max_pixels)
     try:
         app.queue(default_concurrency_limit=1).launch(
-            server_name=host, server_port=port, share=share, prevent_thread_lock=not block, show_error=False,
+            server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True, show_error=False,
             ssr_mode=False, mcp_server=False, enable_monitoring=False, allowed_paths=[str(app.ssm_results)],
             css=page.CSS)
+        print(f"ssmblocks app: open {app.local_url} in a browser"
+              + (f" (public link: {app.share_url})" if app.share_url else "")
+              + (" - Ctrl+C stops the server" if block else ""), flush=True)
+        if block:
+            _serve_until_stopped(app)
     finally:
         if block:
             shutil.rmtree(app.ssm_results, ignore_errors=True)
     return app
+
+
+def _serve_until_stopped(app: Any) -> None:
+    """Waits for Ctrl+C (or SIGTERM), then closes the server."""
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while app.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        print("ssmblocks app: stopping", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        app.close()
 
 
 def _port(text: str) -> int:
@@ -114,3 +137,5 @@ def run(args: argparse.Namespace) -> None:
         launch(host=args.host, port=args.port, share=args.share, max_pixels=args.max_pixels)
     except MissingAppBackendError as err:
         raise SystemExit(f"ssmblocks: error: {err}") from None
+    except KeyboardInterrupt:        # a second Ctrl+C while the server closes
+        pass
