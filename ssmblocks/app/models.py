@@ -44,11 +44,12 @@ class ModelFacts:
 
 
 def model_facts(model: nn.Module) -> ModelFacts:
-    """The model's input/output contract, read in this one place (today from ``model.pretrained_cfg``). Sizes and
-    padding are ``ssmblocks.restore``'s business."""
-    cfg = model.pretrained_cfg
-    return ModelFacts(scale=cfg.scale, in_chans=cfg.in_chans, video=cfg.input_kind == "video",
-                      min_frames=cfg.min_frames, supports_fp16=cfg.supports_fp16, supports_bf16=cfg.supports_bf16)
+    """The model's input/output contract, read in this one place: ``model.contract`` where models carry one, else
+    (before they did) the same fields of ``model.pretrained_cfg``. Sizes and padding are ``restore``'s business."""
+    contract = getattr(model, "contract", None) or model.pretrained_cfg
+    return ModelFacts(scale=contract.scale, in_chans=contract.in_chans, video=contract.input_kind == "video",
+                      min_frames=contract.min_frames, supports_fp16=contract.supports_fp16,
+                      supports_bf16=contract.supports_bf16)
 
 
 def _fetchable(source: str | None) -> bool:

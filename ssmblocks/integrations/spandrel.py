@@ -41,12 +41,14 @@ ARCH_PREFIX = "ssmblocks."
 
 
 def _facts(model: nn.Module) -> dict[str, Any]:
-    """The model's input/output contract as spandrel's descriptor takes it, read in this one place (today from
-    ``model.pretrained_cfg``)."""
-    cfg = model.pretrained_cfg
-    return {"scale": cfg.scale, "input_channels": cfg.in_chans, "output_channels": cfg.out_chans,
-            "video": cfg.input_kind == "video", "min_size": cfg.min_size, "multiple_of": max(cfg.multiple_of, 1),
-            "supports_half": cfg.supports_fp16, "supports_bfloat16": cfg.supports_bf16, "tiling": "discouraged"}
+    """The model's input/output contract as spandrel's descriptor takes it, read in this one place:
+    ``model.contract`` where models carry one, else (before they did) the same fields of ``model.pretrained_cfg``,
+    whose models all advise against tiling."""
+    contract = getattr(model, "contract", None) or model.pretrained_cfg
+    return {"scale": contract.scale, "input_channels": contract.in_chans, "output_channels": contract.out_chans,
+            "video": contract.input_kind == "video", "min_size": contract.min_size,
+            "multiple_of": max(contract.multiple_of, 1), "supports_half": contract.supports_fp16,
+            "supports_bfloat16": contract.supports_bf16, "tiling": getattr(contract, "tiling", "discouraged")}
 
 
 def _family(model: nn.Module) -> str | None:
