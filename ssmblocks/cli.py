@@ -34,6 +34,7 @@ from ssmblocks._checkpoint import CheckpointError
 from ssmblocks._contract import ModelContract, contract_of
 from ssmblocks._timing import median_ms
 from ssmblocks._weights import PretrainedUnavailableError, drive_page
+from ssmblocks.app import serve as app_serve
 from ssmblocks.export import MissingExportBackendError, export_onnx
 from ssmblocks.inference import (
     PROTOCOLS,
@@ -530,6 +531,10 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_export)
 
     sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)
+
+    p = sub.add_parser("app", help="a local web page to restore images (needs: pip install 'ssmblocks[app]')")
+    app_serve.add_arguments(p)
+    p.set_defaults(run=app_serve.run)
     return parser
 
 
