@@ -34,7 +34,6 @@ import ssmblocks
 from ssmblocks._atomic import atomic_dir
 from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError
 from ssmblocks._hub import PretrainedUnavailableError, drive_page
-from ssmblocks._registry import PretrainedCfg
 from ssmblocks._timing import median_ms
 from ssmblocks.demo import DEFAULT_MODEL
 from ssmblocks.export import MissingExportBackendError, export_onnx
@@ -69,7 +68,7 @@ class CommandError(Exception):
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
-def _model_cfg(name: str) -> PretrainedCfg | None:
+def _model_cfg(name: str) -> ssmblocks.PretrainedCfg | None:
     """The cfg of a registered name (None for 'local-dir:' / 'hf-hub:' names); an unknown name is an error that
     suggests close names and points to `ssmblocks list`."""
     if name.startswith(("hf-hub:", "local-dir:")):
