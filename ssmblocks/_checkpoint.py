@@ -11,6 +11,7 @@ data is really in the file are accepted (a zero-stride or storage-overflowing te
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -30,7 +31,9 @@ class CheckpointError(ValueError):
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Reads a checkpoint file and returns its (unwrapped) state dict of tensors."""
+    """Reads a checkpoint file and returns its (unwrapped) state dict of tensors. A file that is not a checkpoint
+    at all (an image, a text), a corrupt one, and one holding Python objects that ``weights_only`` loading refuses
+    (which could run code when unpickled) each get their own message."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
@@ -40,10 +43,23 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         else:
             raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # SafetensorError, UnpicklingError, EOFError, ... : all mean "unreadable"
-        raise CheckpointError(
-            f"cannot read checkpoint {path}: the file is corrupt or not a safetensors/PyTorch checkpoint, or holds "
-            f"objects that torch.load(weights_only=True) refuses ({type(err).__name__}: {err})"
-        ) from err
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        with path.open("rb") as file:
+            head = file.read(9)
+        # torch.save writes a zip (PK..) or, before torch 1.6, a pickle (protocol byte 0x80); safetensors starts with
+        # the 8-byte length of its JSON header, whose first character is '{'
+        known = head.startswith((b"PK\x03\x04", b"\x80")) or head[8:9] == b"{"
+        if refused:
+            message = (f"cannot read checkpoint {path}: it holds Python objects besides tensors "
+                       f"({refused.group(1).rstrip('.')}), which are not unpickled because unpickling them can run "
+                       f"code; save the state dict's tensors alone")
+        elif not known:
+            message = (f"{path} is not a checkpoint: the file is corrupt or not a safetensors/PyTorch checkpoint (it "
+                       f"starts with neither format's header)")
+        else:
+            message = (f"cannot read checkpoint {path}: the file is corrupt or not a safetensors/PyTorch checkpoint "
+                       f"({type(err).__name__}: {str(err).split('. ')[0]})")
+        raise CheckpointError(message) from err
     return unwrap_state_dict(raw, str(path))
 
 

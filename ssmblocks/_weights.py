@@ -253,8 +253,8 @@ def _drive_folder_file_id(gdown: Any, cfg: PretrainedCfg) -> str:
                                             skip_download=True)
     except Exception as err:               # as above; a TypeError means a gdown older than GDOWN_MIN_VERSION
         raise PretrainedUnavailableError(_manual_advice(
-            cfg, page, f"gdown (>= {GDOWN_MIN_VERSION} needed) could not list the folder "
-            f"({type(err).__name__}: {err})")) from err
+            cfg, page, f"listing it failed: gdown could not list the folder ({type(err).__name__}: {err})"
+            + (f"; listing needs gdown >= {GDOWN_MIN_VERSION}" if isinstance(err, TypeError) else ""))) from err
     if entries is None:                    # gdown 5 reports a failed listing by returning None
         raise PretrainedUnavailableError(_manual_advice(cfg, page, "gdown could not list the folder"))
     ids = [entry.id for entry in entries if Path(entry.path).name == cfg.manual_filename]

@@ -1,73 +1,67 @@
-"""The ``ssmblocks`` command: list, info, restore, eval, convert, bench (and train, provided by ssmblocks.train).
+"""The ``ssmblocks`` command: list, info, restore, eval, convert, bench, demo, export, train.
 
     ssmblocks list 'mambair*' --pretrained
     ssmblocks info mambair_light_x4
     ssmblocks restore photo.png frames/ -o out/ --model mambair_light_x4 --checkpoint MambaIR_light_x4.pth
-    ssmblocks eval --checkpoint MambaIR_SR_x4.pth --lq Urban100/LR_bicubic/X4 --gt Urban100/HR
+    ssmblocks eval --checkpoint MambaIR_SR_x4.pth --lq Urban100/LR_bicubic/X4 --gt Urban100/HR --baseline bicubic
     ssmblocks convert MambaIR_SR_x4.pth hub/mambair_sr_x4
     ssmblocks bench --model mambair_light_x4 --size 128
+    ssmblocks train --model test_mambair_sr --data hq_images/ --out runs/tiny --steps 100
 
-Errors are printed as one line (``ssmblocks: error: ...``, exit status 1). Outputs are written atomically. Under
-``torchrun``, ``restore`` and ``eval`` split their inputs across the processes (``eval`` gathers the scores).
+The command parses, calls the library and prints: restoring files is ``ssmblocks.inference.restore_paths``,
+evaluation ``ssmblocks.inference.evaluate``, training ``ssmblocks.train.train``. What it can check before a model
+is built or run (output names, devices, model names) it checks first. Errors are one line (``ssmblocks: error:
+...``, exit status 1; mistakes in the arguments themselves: argparse's usage message, exit status 2). Outputs are
+written atomically. Under ``torchrun``, ``restore`` and ``eval`` split their inputs across the processes (``eval``
+gathers the scores) and ``train`` trains with DDP.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import difflib
+import math
 import os
-import shutil
 import sys
-import tempfile
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 import ssmblocks
-from ssmblocks._atomic import _umask
-from ssmblocks._checkpoint import CheckpointError
+from ssmblocks._atomic import atomic_dir
+from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError
 from ssmblocks._contract import ModelContract, contract_of
 from ssmblocks._timing import median_ms
 from ssmblocks._weights import PretrainedUnavailableError, drive_page
 from ssmblocks.app import serve as app_serve
+from ssmblocks.demo import DEFAULT_MODEL
 from ssmblocks.export import MissingExportBackendError, export_onnx
-from ssmblocks.inference import (
-    PROTOCOLS,
-    expand_inputs,
-    list_images,
-    model_info,
-    read_image,
-    resolve_protocol,
-    restore,
-    write_image,
-)
-from ssmblocks.inference.images import IMAGE_SUFFIXES
-from ssmblocks.inference.video_io import (
-    VIDEO_SUFFIXES,
-    MissingVideoBackendError,
-    is_video_file,
-    open_video,
-    write_video,
-)
-from ssmblocks.metrics import calculate_psnr, calculate_ssim
+from ssmblocks.inference import PROTOCOLS, EvalReport, evaluate, metric_defaults, plan_restore, restore_paths
+from ssmblocks.inference.evaluate import BASELINES
+from ssmblocks.inference.video_io import MissingVideoBackendError
 from ssmblocks.ops import get_backend
 from ssmblocks.profiling import profile
+from ssmblocks.train import train
+from ssmblocks.train.cli import HelpFormatter, add_arguments, config_from_args, summary
 
 __all__ = ["DEFAULT_MODEL", "main"]
 
-# The model `restore`, `eval` and `info` use when neither --model nor --checkpoint is given (None: ask for one).
-DEFAULT_MODEL: str | None = "dvmsr"     # bundled with the package: works offline
 BENCH_MODEL = "mambair_light_x4"
 # Frames of the clip `info`, `bench` and `export` run a video model on (at least the model's min_frames)
 _CLIP_FRAMES = 3
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 _ERRORS = (FileNotFoundError, ValueError, TypeError, CheckpointError, PretrainedUnavailableError, OSError,
            MissingVideoBackendError, MissingExportBackendError)
+# Library messages written for Python callers, and what a command-line user does instead
+_CLI_WAY = (
+    ("use ssmblocks.load_checkpoint(path) to build the right model", "drop --model to build the model the file "
+     "belongs to"),
+    ("load it with ssmblocks.create_model(name, checkpoint_path=...) naming the architecture", "name the "
+     "architecture with --model"),
+)
 
 
 class CommandError(Exception):
@@ -75,16 +69,34 @@ class CommandError(Exception):
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------------
+def _model_cfg(name: str) -> ssmblocks.PretrainedCfg | None:
+    """The cfg of a registered name (None for 'local-dir:' / 'hf-hub:' names); an unknown name is an error that
+    suggests close names and points to `ssmblocks list`."""
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return None
+    if "/" in name or Path(name).suffix in CHECKPOINT_SUFFIXES:
+        raise CommandError(f"{name!r} looks like a weight file, not a model name: weight files go to --checkpoint "
+                           f"(`ssmblocks list` shows the model names)")
+    if not ssmblocks.is_model(name.partition(".")[0]):
+        names = ssmblocks.list_models() + ssmblocks.list_pretrained()
+        close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise CommandError(f"unknown model {name!r}{hint} (`ssmblocks list` shows every name)")
+    return ssmblocks.get_pretrained_cfg(name)   # an unknown tag: its error lists the tags
+
+
 def _load_model(name: str | None, checkpoint: str | None) -> nn.Module:
     """--checkpoint alone: family detected from the file; --model alone: its published weights; both: that
-    architecture with that file (a checkpoint of another family is an error)."""
-    name = name or (None if checkpoint else DEFAULT_MODEL)
-    if name is None and checkpoint is None:
-        raise CommandError("pass --model NAME or --checkpoint PATH (see `ssmblocks list --pretrained`)")
-    if name is None:
+    architecture with that file (a checkpoint of another family is an error); neither: DEFAULT_MODEL."""
+    if name is None and checkpoint is not None:
         return ssmblocks.load_checkpoint(checkpoint)
+    name = name or DEFAULT_MODEL
+    cfg = _model_cfg(name)
     if checkpoint is not None:
         return ssmblocks.create_model(name, checkpoint_path=checkpoint).eval()
+    if cfg is not None and not cfg.has_weights:
+        raise CommandError(f"{cfg.name} has no published weights: pass a weight file for it with --checkpoint "
+                           f"(`ssmblocks list --pretrained` lists the models with weights)")
     return ssmblocks.create_model(name, pretrained=True).eval()
 
 
@@ -117,21 +129,24 @@ def _device(requested: str | None) -> str:
     return "cpu"
 
 
-def _progress(items: Iterable[Any], description: str, total: int | None = None, unit: str = "image") -> Any:
-    total = len(items) if total is None else total  # type: ignore[arg-type]
-    if not sys.stderr.isatty() or total == 1:
-        return items
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=description, unit=unit, total=total or None)
+def _run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How `restore` and `eval` run the model (``ssmblocks.restore``'s arguments), the device checked."""
+    return {"tile": args.tile, "tile_overlap": args.tile_overlap, "protocol": args.protocol,
+            "memory_budget": args.memory_budget, "device": _device(args.device), "dtype": _DTYPES[args.dtype]}
 
 
-def _restore_kwargs(args: argparse.Namespace, protocol: str | None) -> dict[str, Any]:
-    return {"tile": args.tile, "tile_overlap": args.tile_overlap, "protocol": protocol,
-            "memory_budget": args.memory_budget, "device": _device(args.device), "dtype": _DTYPES[args.dtype],
-            "progress": sys.stderr.isatty()}
+def _digits(value: float) -> str:
+    """At least three significant digits, without an exponent (0.000123, 12.3, 1234)."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    return f"{value:.{max(0, 2 - math.floor(math.log10(abs(value))))}f}"
+
+
+def _example_shape(contract: ModelContract, height: int, width: int, frames: int | None = None) -> tuple[int, ...]:
+    """The input shape to profile, time or export a model on: (1, C, H, W) images, or for a video model
+    (1, T, C, H, W) with T = ``frames`` or max(``contract.min_frames``, _CLIP_FRAMES)."""
+    return contract.example_shape(height, width, frames or (max(contract.min_frames, _CLIP_FRAMES)
+                                                            if contract.is_video else None))
 
 
 # ---- list / info -------------------------------------------------------------------------------------------------
@@ -160,251 +175,96 @@ def _parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _example_shape(contract: ModelContract, height: int, width: int, frames: int | None = None) -> tuple[int, ...]:
-    """The input shape to profile, time or export a model on: (1, C, H, W) images, or for a video model
-    (1, T, C, H, W) with T = ``frames`` or max(``contract.min_frames``, _CLIP_FRAMES)."""
-    return contract.example_shape(height, width, frames or (max(contract.min_frames, _CLIP_FRAMES)
-                                                            if contract.is_video else None))
-
-
 def _cmd_info(args: argparse.Namespace) -> None:
     name = args.model or DEFAULT_MODEL
-    if name is None:
-        raise CommandError("name a model: ssmblocks info MODEL")
-    cfg = ssmblocks.get_pretrained_cfg(name)
-    with torch.device("meta"):                         # the contract only: no memory, no initialisation
-        contract = contract_of(ssmblocks.create_model(name))
+    cfg = _model_cfg(name)
+    if cfg is None:
+        raise CommandError("info takes a registered model name (`ssmblocks list` shows them)")
+    if args.no_flops:   # the contract only: built without memory or initialisation
+        with torch.device("meta"):
+            model = ssmblocks.create_model(name)
+    else:
+        model = ssmblocks.create_model(name)
+    contract, metrics = contract_of(model), metric_defaults(model)
     where = {"file": cfg.file, "hf-hub": f"{cfg.hf_hub_id}/{cfg.hf_hub_filename}", "url": cfg.url,
              "gdrive": f"{cfg.manual_filename or 'the file'} at {drive_page(cfg)} (Google Drive, through gdown)",
              "manual": f"{cfg.manual_url} (download by hand)", None: "no published weights"}[cfg.source]
     lines = [f"{cfg.name}: {cfg.task or 'image restoration'}", f"  paper:     {cfg.paper or '-'}",
              f"  source:    {cfg.origin_url or '-'}", f"  licence:   {cfg.license or '-'}", f"  weights:   {where}",
-             f"  protocol:  {getattr(cfg, 'protocol', '') or 'whole image'}"
-             + (f" ({cfg.test_protocol})" if cfg.test_protocol else ""),
-             f"  size:      x{contract.scale}, {contract.in_chans} -> {contract.out_chans} channels"
-             + (f" per frame, clips of at least {contract.min_frames} frames" if contract.is_video else "")
-             + f", at least {contract.min_size}px, multiple of {contract.multiple_of}; "
-             f"fp16 {'yes' if contract.supports_fp16 else 'no'}, bf16 {'yes' if contract.supports_bf16 else 'no'}"]
+             f"  protocol:  {cfg.protocol or 'whole image'}" + (f" ({cfg.test_protocol})" if cfg.test_protocol else ""),
+             f"  eval:      {'Y' if metrics.y_channel else 'RGB'}, border {metrics.crop_border} ({metrics.source})",
+             f"  size:      x{contract.scale}, {contract.in_chans} -> {contract.out_chans} channels, at least "
+             f"{contract.min_size}px, multiple of {contract.multiple_of}"
+             + (f", clips of at least {contract.min_frames} frames" if contract.is_video else "")
+             + f"; fp16 {'yes' if contract.supports_fp16 else 'no'}, bf16 {'yes' if contract.supports_bf16 else 'no'}"]
     lines += [f"  published: {benchmark} {value}" for benchmark, value in cfg.metrics.items()]
     if cfg.notes:
         lines.append(f"  notes:     {cfg.notes}")
     print("\n".join(lines))
     if not args.no_flops:
-        scale = contract.scale
-        height, width = args.size or (max(720 // scale, contract.min_size), max(1280 // scale, contract.min_size))
-        model = ssmblocks.create_model(name)
+        scale, least = contract.scale, contract.min_size
+        height, width = args.size or (max(720 // scale, least), max(1280 // scale, least))
         shape = _example_shape(contract, height, width)
         notes = ([f"a clip of {shape[1]} frames"] if len(shape) == 5 else []) + \
             ([] if args.size else [f"output {height * scale}x{width * scale}"])
         print(f"  cost:      {profile(model, shape)}" + (f" ({', '.join(notes)})" if notes else ""))
 
 
-# ---- restore -----------------------------------------------------------------------------------------------------
-def _output_path(args: argparse.Namespace, relative: Path, single: bool) -> Path:
-    out = Path(args.output)
-    if single and out.suffix:
-        return out
-    return out / relative.with_suffix(f".{args.ext}")
-
-
-def _video_output(args: argparse.Namespace, relative: Path, single: bool) -> Path:
-    """A video file (-o names one, or --ext is a video suffix) or a folder for the restored frames."""
-    out = Path(args.output)
-    if single and out.suffix:
-        if not is_video_file(out):
-            raise CommandError(f"{relative} is a video: name a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder "
-                               f"for its frames with -o, not {out}")
-        return out
-    if is_video_file(f"x.{args.ext}"):
-        return out / relative.with_suffix(f".{args.ext}")
-    return out / relative.with_suffix("")
-
-
-def _check_targets(args: argparse.Namespace, files: list[tuple[Path, Path]], single: bool) -> None:
-    """Refuses inputs that would be written to the same output (photo.png and photo.jpg -> photo.png) or over
-    themselves (-o naming the input, or its folder with the same format)."""
-    seen: dict[Path, Path] = {}
-    for path, relative in files:
-        target = _video_output(args, relative, single) if is_video_file(path) else _output_path(args, relative, single)
-        if target.resolve() == path.resolve():
-            raise CommandError(f"the output {target} would replace its input: choose another -o (or --ext)")
-        if target in seen:
-            raise CommandError(f"{seen[target]} and {path} would both be written to {target}: restore them "
-                               f"separately or rename one")
-        seen[target] = path
-
-
-def _restore_video(model: nn.Module, video_model: bool, path: Path, target: Path, args: argparse.Namespace,
-                   kwargs: dict[str, Any]) -> int:
-    """Restores a video file (a video model: the whole clip, in --temporal-chunk chunks; an image model: frame by
-    frame, streamed) into a video file or a folder of frames; returns the frame count."""
-    with open_video(path) as reader:
-        if video_model:
-            frames: Iterable[np.ndarray] = restore(model, np.stack(list(reader)), **kwargs)
-        else:
-            decoded = _progress(reader, path.name, total=reader.info.frames, unit="frame")
-            frames = (restore(model, frame, **kwargs) for frame in decoded)
-        if is_video_file(target):
-            return write_video(frames, target, reader.info.fps)
-        count = 0
-        for count, frame in enumerate(frames, 1):
-            write_image(_to_pil(frame), target / f"{count - 1:06d}.{args.ext}")
-        return count
-
-
-def _check_output_is_a_folder(args: argparse.Namespace) -> None:
-    """Several inputs (or a folder) are written into the folder -o names: refuse a file name there."""
-    several = len(args.inputs) > 1 or Path(args.inputs[0]).is_dir()
-    if several and (Path(args.output).suffix.lower() in IMAGE_SUFFIXES or is_video_file(args.output)):
-        raise CommandError(f"-o {args.output} names a file, but several inputs are written into a folder: give -o "
-                           f"a folder (without an image or video suffix)")
-
-
+# ---- restore / eval ----------------------------------------------------------------------------------------------
 def _cmd_restore(args: argparse.Namespace) -> None:
-    _check_output_is_a_folder(args)
-    files = expand_inputs(args.inputs)
-    single = len(files) == 1 and Path(args.inputs[0]).is_file()
-    _check_targets(args, files, single)
-    rank, world = _rank_world()
+    plan = plan_restore(args.inputs, args.output, ext=args.ext)   # every output name checked before the model
+    options = _run_options(args)
     model = _load_model(args.model, args.checkpoint)
-    info = model_info(model)
-    kwargs = _restore_kwargs(args, args.protocol)
-    if info.video:
-        kwargs.update(temporal_chunk=args.temporal_chunk, temporal_overlap=args.temporal_overlap)
-    elif args.temporal_chunk is not None:
-        raise CommandError(f"--temporal-chunk applies to video models; {type(model).__name__} is an image model, "
-                           f"which restores videos frame by frame: drop --temporal-chunk")
-    videos = [item for item in files if is_video_file(item[0])][rank::world]
-    images = [item for item in files if not is_video_file(item[0])]
-    clips: dict[Path, list[tuple[Path, Path]]] = {}
-    if info.video:  # frames of one folder form one clip; processes share out whole clips
-        for item in images:
-            clips.setdefault(item[0].parent, []).append(item)
-        mine = [item for clip in list(clips.values())[rank::world] for item in clip]
-    else:
-        mine = images[rank::world]
-    start = time.perf_counter()
-    frame_count = sum(_restore_video(model, info.video, path, _video_output(args, relative, single), args, kwargs)
-                      for path, relative in videos)
-    if info.video:
-        for clip in _progress(list(clips.values())[rank::world], "clips"):
-            frames = np.stack([np.asarray(read_image(path)) for path, _ in clip])
-            restored = restore(model, frames, **kwargs)
-            for (_, relative), frame in zip(clip, restored, strict=True):
-                write_image(_to_pil(frame), _output_path(args, relative, single))
-    else:
-        for path, relative in _progress(mine, "restoring"):
-            write_image(restore(model, read_image(path), **kwargs), _output_path(args, relative, single))
-    seconds = time.perf_counter() - start
+    rank, world = _rank_world()
+    report = restore_paths(model, plan, rank=rank, world_size=world, temporal_chunk=args.temporal_chunk,
+                           temporal_overlap=args.temporal_overlap, **options)
     share = f" (process {rank + 1} of {world})" if world > 1 else ""
-    done = [f"{len(mine)} image{'s' if len(mine) != 1 else ''}"] if mine or not videos else []
-    if videos:
-        done.append(f"{len(videos)} video{'s' if len(videos) != 1 else ''} ({frame_count} frames)")
-    print(f"restored {' and '.join(done)}{share} in {seconds:.1f} s "
+    done = [f"{report.images} image{'s' if report.images != 1 else ''}"] if report.images or not report.videos else []
+    if report.videos:
+        done.append(f"{report.videos} video{'s' if report.videos != 1 else ''} ({report.frames} frames)")
+    print(f"restored {' and '.join(done)}{share} in {report.seconds:.1f} s "
           f"with {getattr(model, 'architecture', type(model).__name__)} -> {args.output}")
 
 
-def _to_pil(array: np.ndarray) -> Any:
-    from PIL import Image
+def _print_report(report: EvalReport) -> None:
+    def scores(psnr: float | None, ssim: float | None, label: str = "") -> str:
+        return "" if psnr is None else f"  {label}PSNR {psnr:7.3f} dB  SSIM {ssim:.4f}"
 
-    return Image.fromarray(array)
-
-
-# ---- eval --------------------------------------------------------------------------------------------------------
-def _pair(lq_dir: Path, gt_dir: Path, scale: int) -> list[tuple[Path, Path]]:
-    """(lq, gt) pairs by file stem; an LQ stem may carry a scale suffix ('babyx4', 'baby_x4')."""
-    gts = {p.stem: p for p in list_images(gt_dir)}
-    lqs = list_images(lq_dir)
-    if not lqs:
-        raise CommandError(f"{lq_dir} holds no images")
-    pairs, missing = [], []
-    for lq in lqs:
-        stem = lq.stem
-        candidates = [stem] + [stem[: -len(s)] for s in (f"x{scale}", f"_x{scale}", f"X{scale}") if stem.endswith(s)]
-        gt = next((gts[c] for c in candidates if c in gts), None)
-        if gt is None:
-            missing.append(lq.name)
-        else:
-            pairs.append((lq, gt))
-    if missing:
-        raise CommandError(f"no ground truth in {gt_dir} for {len(missing)} LQ images: {', '.join(missing[:5])}")
-    return pairs
-
-
-def _gather(rows: list[tuple[str, float, float]], world: int) -> list[tuple[str, float, float]]:
-    if world == 1:
-        return rows
-    import torch.distributed as dist
-
-    owned = not dist.is_initialized()
-    if owned:
-        dist.init_process_group("gloo")
-    gathered: list[Any] = [None] * world
-    dist.all_gather_object(gathered, rows)
-    if owned:
-        dist.destroy_process_group()
-    return sorted(row for part in gathered for row in part)
+    for row in report.rows:
+        print(f"{row.name:30s}{scores(row.psnr, row.ssim)}{scores(row.baseline_psnr, row.baseline_ssim, 'bicubic ')}")
+    gain = f"  ({report.psnr - report.baseline_psnr:+.3f} dB over bicubic)" if report.baseline else ""
+    print(f"mean over {len(report.rows)} images:{scores(report.psnr, report.ssim)}"
+          f"{scores(report.baseline_psnr, report.baseline_ssim, 'bicubic ')}{gain}  ({report.colour_space}, crop "
+          f"{report.crop_border}: {report.settings_from}; {report.run}; {report.model})")
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    options = _run_options(args)
     model = _load_model(args.model, args.checkpoint)
-    cfg = getattr(model, "pretrained_cfg", None)
-    info = model_info(model)
-    tiled = args.tile is not None or args.memory_budget is not None
-    protocol = resolve_protocol(info, args.protocol, tiled=tiled)
-    run = "tiled" if tiled else f"protocol {protocol or 'none'}"
-    crop = args.crop_border if args.crop_border is not None else (info.scale if info.scale > 1 else 0)
-    y_channel = args.y_channel if args.y_channel is not None else info.scale > 1
-    pairs = _pair(Path(args.lq), Path(args.gt), info.scale)
     rank, world = _rank_world()
-    kwargs = _restore_kwargs(args, protocol)
-    rows = []
-    for lq, gt in _progress(pairs[rank::world], "evaluating"):
-        sr = restore(model, np.asarray(read_image(lq)), **kwargs)
-        hr = np.asarray(read_image(gt))
-        excess = hr.shape[0] - sr.shape[0], hr.shape[1] - sr.shape[1]
-        if min(excess) >= 0 and max(excess) < info.scale:  # BasicSR crops the GT to a multiple of the scale
-            hr = hr[: sr.shape[0], : sr.shape[1]]
-        if hr.shape != sr.shape:
-            raise CommandError(f"{gt.name} is {hr.shape} but the restored {lq.name} is {sr.shape}")
-        rows.append((lq.name, calculate_psnr(sr, hr, crop, test_y_channel=y_channel),
-                     calculate_ssim(sr, hr, crop, test_y_channel=y_channel)))
-    rows = _gather(rows, world)
-    if rank != 0:
-        return
-    for name, psnr, ssim in rows:
-        print(f"{name:30s} PSNR {psnr:7.3f} dB  SSIM {ssim:.4f}")
-    space = "Y" if y_channel else "RGB"
-    print(f"mean over {len(rows)} images: PSNR {np.mean([r[1] for r in rows]):.3f} dB  SSIM "
-          f"{np.mean([r[2] for r in rows]):.4f}  ({space}, crop {crop}, {run}, "
-          f"{(cfg.name if cfg else '') or type(model).__name__})")
+    report = evaluate(model, args.lq, args.gt, crop_border=args.crop_border, y_channel=args.y_channel,
+                      baseline=args.baseline, rank=rank, world_size=world, **options)
+    if rank == 0:
+        _print_report(report)
 
 
-# ---- convert / bench / train -------------------------------------------------------------------------------------
+# ---- convert / bench / demo / export / train ---------------------------------------------------------------------
 def _cmd_convert(args: argparse.Namespace) -> None:
     out = Path(args.out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise CommandError(f"{out} exists and is not empty")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise CommandError(f"{out} exists and is not empty: name a new (or an empty) folder")
     model = ssmblocks.load_checkpoint(args.checkpoint)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    os.chmod(staging, 0o777 & ~_umask())   # mkdtemp makes it 0700; renamed to `out`, it must be as mkdir makes it
-    try:
+    with atomic_dir(out) as staging:
         ssmblocks.save_for_hub(model, staging)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     print(f"{args.checkpoint}: {model.pretrained_cfg.notes}\nwrote {out}/ (model.safetensors, config.json, README.md); "
-          f"load it with ssmblocks.create_model('local-dir:{out}')")
+          f"use it with --model local-dir:{out} (Python: ssmblocks.create_model('local-dir:{out}'))")
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
+    _model_cfg(args.model)
+    device, dtype = _device(args.device), _DTYPES[args.dtype]
     if args.threads:
         torch.set_num_threads(args.threads)
-    device, dtype = _device(args.device), _DTYPES[args.dtype]
     model = ssmblocks.create_model(args.model).eval().to(device, dtype)
     height, width = args.size
     x = torch.rand(_example_shape(contract_of(model), height, width), device=device, dtype=dtype)
@@ -413,18 +273,8 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     frames = x.shape[1] if x.dim() == 5 else 1
     clip = f"{frames} frames of " if x.dim() == 5 else ""
     print(f"{args.model} on {clip}{height}x{width} ({args.dtype}, {x.device}, {torch.get_num_threads()} threads, "
-          f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {ms:.1f} ms, "
-          f"{frames * height * width / ms / 1e3:.3f} input megapixels/s")
-
-
-def _cmd_train(argv: list[str]) -> None:
-    try:
-        train = importlib.import_module("ssmblocks.train")
-    except ModuleNotFoundError as err:
-        if err.name != "ssmblocks.train":
-            raise
-        raise CommandError("training is not part of this installation of ssmblocks") from err
-    train.main(argv)
+          f"scan backend {get_backend('selective_scan', x.device, x.dtype)}): {_digits(ms)} ms, "
+          f"{_digits(frames * height * width / ms / 1e3)} input megapixels/s")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -440,10 +290,18 @@ def _cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for inputs {tuple(example.shape)}")
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    config = config_from_args(args)
+    _model_cfg(config.model)
+    train(config)
+    if _rank_world()[0] == 0:
+        print(summary(config))
+
+
 # ---- parser ------------------------------------------------------------------------------------------------------
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="registered name, 'local-dir:FOLDER' or 'hf-hub:ORG/REPO'"
-                        + (f" (default {DEFAULT_MODEL})" if DEFAULT_MODEL else ""))
+    parser.add_argument("--model", help=f"registered name, 'local-dir:FOLDER' or 'hf-hub:ORG/REPO' (default "
+                        f"{DEFAULT_MODEL}, the bundled model, unless --checkpoint is given)")
     parser.add_argument("--checkpoint", help="a weight file (official or ssmblocks); its family is detected")
 
 
@@ -470,8 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_list)
 
     p = sub.add_parser("info", help="a model's cfg, weights, licence, published numbers, protocol, params/FLOPs")
-    p.add_argument("model", nargs="?", help="a registered name" + (f" (default: {DEFAULT_MODEL}, the bundled model)"
-                                                                    if DEFAULT_MODEL else ""))
+    p.add_argument("model", nargs="?", help=f"a registered name (default: {DEFAULT_MODEL}, the bundled model)")
     p.add_argument("--size", type=_parse_size, help="input HEIGHTxWIDTH (or N for NxN) for FLOPs (default: "
                    "output 1280x720)")
     p.add_argument("--no-flops", action="store_true", help="skip the parameter/FLOP count")
@@ -496,10 +353,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     p.add_argument("--lq", required=True, help="folder of low-quality inputs")
     p.add_argument("--gt", required=True, help="folder of ground-truth images (same names, or LQ names + x<scale>)")
-    p.add_argument("--crop-border", type=int, help="pixels cropped from each side (default: the scale; 0 at x1)")
-    p.add_argument("--y-channel", dest="y_channel", action="store_true", default=None, help="measure on Y (default "
-                   "for SR)")
-    p.add_argument("--rgb", dest="y_channel", action="store_false", help="measure on RGB (default at x1)")
+    p.add_argument("--crop-border", type=int, help="pixels cropped from each side (default: the model's test "
+                   "protocol's, else the scale, 0 at x1)")
+    p.add_argument("--y-channel", dest="y_channel", action="store_true", default=None, help="measure on Y (default: "
+                   "as the model's test protocol measures, else Y for SR)")
+    p.add_argument("--rgb", dest="y_channel", action="store_false", help="measure on RGB (default: as the model's "
+                   "test protocol measures, else RGB at x1)")
+    p.add_argument("--baseline", choices=BASELINES, help="also score bicubic upscaling of the same inputs")
     _add_run_args(p)
     p.set_defaults(run=_cmd_eval)
 
@@ -530,7 +390,11 @@ def _parser() -> argparse.ArgumentParser:
                    "model's minimum if larger)")
     p.set_defaults(run=_cmd_export)
 
-    sub.add_parser("train", help="train a model (ssmblocks.train)", add_help=False)
+    p = sub.add_parser("train", help="train a model (one CPU, or many GPUs under torchrun)",
+                       description="Train a model; every flag is a field of ssmblocks.train.TrainConfig.",
+                       formatter_class=HelpFormatter)
+    add_arguments(p)
+    p.set_defaults(run=_cmd_train)
 
     p = sub.add_parser("app", help="a local web page to restore images (needs: pip install 'ssmblocks[app]')")
     app_serve.add_arguments(p)
@@ -538,18 +402,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cli_way(message: str) -> str:
+    """A library message with its Python advice replaced by the command-line way (``_CLI_WAY``)."""
+    for python, command_line in _CLI_WAY:
+        message = message.replace(python, command_line)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0, or 1 after a one-line error)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
-        if argv[:1] == ["train"]:
-            _cmd_train(argv[1:])
-            return 0
-        args = _parser().parse_args(argv)
         args.run(args)
     except (CommandError, *_ERRORS) as err:
-        message = " ".join(str(err).split())
-        print(f"ssmblocks: error: {message}", file=sys.stderr)
+        print(f"ssmblocks: error: {_cli_way(' '.join(str(err).split()))}", file=sys.stderr)
         return 1
     return 0
 

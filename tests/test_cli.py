@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -63,7 +64,10 @@ def test_info_counts_the_cost_of_video_models_on_a_clip(capsys):
 
 def test_one_line_errors(capsys, tmp_path, checkpoint):
     code, _, err = _run(capsys, "info", "mambair_sr_x44", "--no-flops")
-    assert code == 1 and err.count("\n") == 1 and "Did you mean: mambair_sr_x4" in err
+    assert code == 1 and err.count("\n") == 1 and "did you mean mambair_sr_x4" in err and "`ssmblocks list`" in err
+    _image(tmp_path / "ok.png")
+    code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "out", "--model", "qwerty")
+    assert code == 1 and "unknown model 'qwerty'" in err and "`ssmblocks list`" in err and "list_models" not in err
     code, _, err = _run(capsys, "list", "nothing*")
     assert code == 1 and "no model matches 'nothing*'" in err
     code, _, err = _run(capsys, "restore", tmp_path / "absent.png", "-o", tmp_path / "out", "--checkpoint", checkpoint)
@@ -81,6 +85,7 @@ def test_one_line_errors(capsys, tmp_path, checkpoint):
     code, _, err = _run(capsys, "restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--model",
                         "test_mambair_light", "--checkpoint", unet)
     assert code == 1 and "is a MambaIRUNet checkpoint" in err and err.count("\n") == 1
+    assert "drop --model" in err and "ssmblocks.load_checkpoint" not in err     # the command-line way, not Python's
     assert not (tmp_path / "o.png").exists()
 
 
@@ -129,7 +134,7 @@ def test_restore_refuses_a_temporal_chunk_for_an_image_model(capsys, tmp_path, c
     _image(tmp_path / "photo.png")
     code, _, err = _run(capsys, "restore", tmp_path / "photo.png", "-o", tmp_path / "out", "--checkpoint", checkpoint,
                         "--temporal-chunk", "4")
-    assert code == 1 and "--temporal-chunk applies to video models" in err and not (tmp_path / "out").exists()
+    assert code == 1 and "temporal_chunk applies to video models" in err and not (tmp_path / "out").exists()
 
 
 def test_restore_runs_the_models_protocol_unless_told_otherwise(capsys, tmp_path, checkpoint):
@@ -246,14 +251,22 @@ def test_convert_makes_a_folder_with_the_permissions_of_mkdir(capsys, tmp_path, 
     assert code == 0 and (tmp_path / "hub").stat().st_mode & 0o777 == 0o777 & ~mask
 
 
-def test_bench_and_train_hook(capsys):
-    code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "16", "--repeats", "1")
+def test_bench_prints_enough_digits(capsys):
+    """A tiny model on a tiny input runs at well under a thousandth of a megapixel a second on a busy CPU: the rate
+    must still show its digits ("0.000 input megapixels/s" said nothing)."""
+    code, out, _ = _run(capsys, "bench", "--model", "test_mambair_sr", "--size", "4", "--repeats", "1")
     assert code == 0 and " ms, " in out and "scan backend" in out
+    rate = re.search(r"([0-9.]+) input megapixels/s", out).group(1)
+    assert float(rate) > 0 and len(rate.strip("0.")) >= 3, out                # three significant digits
     code, out, err = _run(capsys, "bench", "--model", "test_vsrm", "--size", "8", "--repeats", "1")
     assert code == 0 and "3 frames of 8x8" in out, err                             # video: max(min_frames, 3)
-    if importlib.util.find_spec("ssmblocks.train") is None:
-        code, _, err = _run(capsys, "train", "--help")
-        assert code == 1 and "training is not part of this installation" in err
+
+
+def test_digits_keep_three_significant_figures():
+    from ssmblocks.cli import _digits
+
+    assert [_digits(v) for v in (0.000123456, 0.0123, 1.5, 12.345, 1234.5, 0.0)] == \
+        ["0.000123", "0.0123", "1.50", "12.3", "1234", "0"]
 
 
 def test_module_entry_point():
@@ -327,7 +340,7 @@ def test_restore_output_names(capsys, tmp_path, checkpoint):
     _image(tmp_path / "b.bmp", seed=1)
     code, _, err = _run(capsys, "restore", tmp_path / "a.png", tmp_path / "b.bmp", "-o", tmp_path / "two.png",
                         "--checkpoint", checkpoint)
-    assert code == 1 and err.count("\n") == 1 and "-o" in err and "a folder" in err, err
+    assert code == 1 and err.count("\n") == 1 and "names a file" in err and "name a folder" in err, err
     assert not (tmp_path / "two.png").exists()
     rgba = np.random.default_rng(0).integers(0, 256, (6, 5, 4)).astype(np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
@@ -380,3 +393,208 @@ def test_train_model_kwargs_must_be_a_json_object(capsys, value):
     assert "--model-kwargs: must be a JSON object, e.g. '{\"embed_dim\": 48}'" in err and value in err, err
     args = build_parser().parse_args(["--model", "dvmsr", "--data", "d", "--out", "o", "--model-kwargs", '{"a": 1}'])
     assert args.model_kwargs == {"a": 1}
+
+
+# ---- checks before compute, messages -----------------------------------------------------------------------------
+@pytest.fixture
+def no_model(monkeypatch):
+    """Building or loading any model fails the test: what is checked must be checked before a model exists."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(ssmblocks, "create_model", refuse)
+    monkeypatch.setattr(ssmblocks, "load_checkpoint", refuse)
+
+
+def test_an_unknown_output_suffix_is_refused_before_the_model_is_built(capsys, tmp_path, no_model):
+    _image(tmp_path / "a.png")
+    for argv in (("-o", tmp_path / "out" / "a.xyz"), ("-o", tmp_path / "out", "--ext", "xyz")):
+        code, _, err = _run(capsys, "restore", tmp_path / "a.png", *argv)
+        assert code == 1 and err.count("\n") == 1 and "xyz" in err and ".png" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_photo_passed_as_checkpoint_is_not_a_checkpoint(capsys, tmp_path):
+    _image(tmp_path / "photo.png")
+    code, _, err = _run(capsys, "restore", tmp_path / "photo.png", "-o", tmp_path / "out", "--checkpoint",
+                        tmp_path / "photo.png")
+    assert code == 1 and err.count("\n") == 1 and "photo.png is not a checkpoint" in err
+    assert "weights_only" not in err and "Re-running" not in err                # not torch's advice
+
+
+def test_a_model_without_weights_says_the_command_line_way(capsys, tmp_path):
+    _image(tmp_path / "a.png")
+    code, _, err = _run(capsys, "restore", tmp_path / "a.png", "-o", tmp_path / "out", "--model", "test_mambair_sr")
+    assert code == 1 and "no published weights" in err and "--checkpoint" in err and "pretrained=False" not in err
+
+
+def test_a_failing_drive_listing_says_it_failed(tmp_path, monkeypatch):
+    """gdown is installed (and new enough) but cannot list the folder: the message says the listing failed, not
+    that a newer gdown is needed."""
+    import types
+
+    from huggingface_hub import constants as hf_constants
+
+    from ssmblocks._hub import resolve_weights
+
+    def unreachable(**kwargs):
+        raise OSError("Failed to retrieve folder contents")
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download_folder=unreachable))
+    with pytest.raises(ssmblocks.PretrainedUnavailableError) as err:
+        resolve_weights(ssmblocks.get_pretrained_cfg("mambacsr"), cache_dir=tmp_path)
+    assert "listing it failed" in str(err.value) and "needed" not in str(err.value)
+
+
+def test_the_grey_to_colour_warning_names_the_file(capsys, tmp_path, checkpoint):
+    Image.fromarray(np.zeros((10, 12), np.uint8)).save(tmp_path / "grey.png")
+    with pytest.warns(UserWarning, match=r"^grey\.png: the model takes colour images"):
+        code, _, err = _run(capsys, "restore", tmp_path / "grey.png", "-o", tmp_path / "out", "--checkpoint",
+                            checkpoint)
+    assert code == 0, err
+
+
+def test_small_tiles_on_a_small_photo_warn_that_tiling_costs_more(capsys, tmp_path, checkpoint):
+    _image(tmp_path / "small.png", size=(100, 100))
+    with pytest.warns(UserWarning, match=r"small\.png: tiling costs 3\.\dx the work of the whole image"):
+        code, _, err = _run(capsys, "restore", tmp_path / "small.png", "-o", tmp_path / "out", "--checkpoint",
+                            checkpoint, "--tile", "64")
+    assert code == 0, err
+
+
+# ---- eval: alignment, baseline, colour space ---------------------------------------------------------------------
+def _photo(height, width, seed=0):
+    """A textured image (misalignment shows in texture): smooth waves plus noise."""
+    y, x = np.mgrid[0:height, 0:width]
+    waves = np.stack([np.sin(x / 3.0 + seed), np.cos(y / 2.5), np.sin((x + y) / 4.0)], -1) * 0.35 + 0.5
+    noise = np.random.default_rng(seed).normal(0, 0.08, waves.shape)
+    return Image.fromarray(((waves + noise).clip(0, 1) * 255).round().astype(np.uint8))
+
+
+def _pairs(tmp_path, gt_size=(50, 47), from_whole=False, scale=4):
+    """lq/ and gt/ folders with one pair; the LQ made from the GT cropped to a multiple of the scale (BasicSR's
+    modcrop), or (from_whole) from the whole GT."""
+    for folder in ("lq", "gt"):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+    gt = _photo(*gt_size)
+    gt.save(tmp_path / "gt" / "photo.png")
+    w, h = gt.width // scale, gt.height // scale
+    source = gt if from_whole else gt.crop((0, 0, w * scale, h * scale))
+    source.resize((w, h), Image.BICUBIC).save(tmp_path / "lq" / "photo.png")
+    return tmp_path / "lq", tmp_path / "gt"
+
+
+def test_eval_refuses_an_input_made_from_the_uncropped_ground_truth(capsys, tmp_path, checkpoint, monkeypatch):
+    lq, gt = _pairs(tmp_path / "whole", from_whole=True)
+    code, out, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", lq, "--gt", gt)
+    assert code == 1 and err.count("\n") == 1 and "PSNR" not in out
+    assert "made from the whole 47x50 photo.png" in err and "Crop the ground truth to 44x48 first" in err
+    lq, gt = _pairs(tmp_path / "cropped")                     # made from the modcrop, as benchmarks are: accepted
+    code, out, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", lq, "--gt", gt)
+    assert code == 0 and "mean over 1 images" in out, err
+
+
+def test_eval_checks_every_pair_before_the_model_runs(tmp_path, checkpoint, monkeypatch):
+    evaluate_module = importlib.import_module("ssmblocks.inference.evaluate")   # the package exports the function
+    lq, gt = _pairs(tmp_path, from_whole=True)
+    model = ssmblocks.load_checkpoint(checkpoint)
+    monkeypatch.setattr(evaluate_module, "restore", lambda *a, **k: pytest.fail("the model ran"))
+    with pytest.raises(ValueError, match="made from the whole"):
+        ssmblocks.inference.evaluate(model, lq, gt)
+
+
+def test_eval_bicubic_baseline_column(capsys, tmp_path, checkpoint):
+    lq, gt = _pairs(tmp_path, gt_size=(48, 52))
+    model = ssmblocks.load_checkpoint(checkpoint)
+    report = ssmblocks.inference.evaluate(model, lq, gt, baseline="bicubic")
+    lr = Image.open(lq / "photo.png")
+    bicubic = np.asarray(lr.resize((lr.width * 4, lr.height * 4), Image.BICUBIC))
+    truth = np.asarray(Image.open(gt / "photo.png"))
+    assert report.baseline_psnr == pytest.approx(calculate_psnr(bicubic, truth, 4, test_y_channel=True), abs=1e-9)
+    code, out, err = _run(capsys, "eval", "--checkpoint", checkpoint, "--lq", lq, "--gt", gt, "--baseline", "bicubic")
+    assert code == 0, err
+    row, mean = out.strip().splitlines()
+    assert f"bicubic PSNR {report.baseline_psnr:7.3f} dB" in row and f"PSNR {report.psnr:7.3f} dB" in row
+    assert f"({report.psnr - report.baseline_psnr:+.3f} dB over bicubic)" in mean
+    assert ssmblocks.inference.evaluate(model, lq, gt).baseline_psnr is None
+
+
+def test_eval_measures_in_the_colour_space_of_the_models_protocol(capsys, tmp_path):
+    """DVMSR's test script measures RGB with a 4-px border; MambaIR's SR protocol Y with border = scale."""
+    from ssmblocks.inference import metric_defaults
+
+    def defaults(name):
+        with torch.device("meta"):
+            found = metric_defaults(ssmblocks.create_model(name))
+        return found.y_channel, found.crop_border
+
+    assert defaults("dvmsr") == (False, 4)
+    assert defaults("mambair_sr_x2") == (True, 2) and defaults("mambacsr") == (True, 4)
+    assert defaults("mambair_car") == (False, 0) and defaults("medvsr") == (False, 0)
+    assert defaults("test_mambair_sr") == (True, 2) and defaults("test_mambair_dn") == (False, 0)   # no protocol
+    lq, gt = _pairs(tmp_path, gt_size=(48, 52))
+    code, out, err = _run(capsys, "eval", "--lq", lq, "--gt", gt)               # the bundled default model: DVMSR
+    assert code == 0 and "(RGB, crop 4: colour space and border from the model's test protocol" in out, err
+    code, out, err = _run(capsys, "eval", "--lq", lq, "--gt", gt, "--y-channel")
+    assert code == 0 and "(Y, crop 4: colour space as given, border from the model's test protocol" in out, err
+
+
+def test_every_published_test_protocol_states_its_colour_space_and_border():
+    """A family's cfg prose is read for eval's defaults: a new release whose protocol states neither would silently
+    get BasicSR's convention (at x1 a border of 0 goes without saying)."""
+    from ssmblocks.inference.evaluate import _stated_border, _stated_colour_space
+
+    for name in ssmblocks.list_pretrained():
+        cfg = ssmblocks.get_pretrained_cfg(name)
+        if cfg.metrics:
+            assert _stated_colour_space(cfg.test_protocol) is not None, name
+            assert cfg.scale == 1 or _stated_border(cfg.test_protocol, cfg.scale) is not None, name
+
+
+# ---- library functions the command calls -------------------------------------------------------------------------
+def test_restore_paths_mirrors_the_inputs_and_shares_them_out(tmp_path, checkpoint):
+    from ssmblocks.inference import plan_restore, restore_paths
+
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        _image(tmp_path / "in" / f"{i}.png", seed=i)
+    plan = plan_restore([tmp_path / "in"], tmp_path / "out", ext="jpg")
+    assert [job.target.name for job in plan.jobs] == ["0.jpg", "1.jpg", "2.jpg"]
+    model = ssmblocks.load_checkpoint(checkpoint)
+    report = restore_paths(model, plan, rank=1, world_size=2)
+    assert (report.images, report.videos) == (1, 0)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1.jpg"]
+    with pytest.raises(ValueError, match="would replace its input"):
+        plan_restore([tmp_path / "in"], tmp_path / "in", ext="png")
+
+
+def test_atomic_dir_makes_a_new_folder_at_once_and_moves_files_into_an_old_one(tmp_path):
+    from ssmblocks._atomic import atomic_dir
+
+    with pytest.raises(OSError, match="disk full"), atomic_dir(tmp_path / "new") as staging:
+        (staging / "a.txt").write_text("partial")
+        raise OSError("disk full")
+    assert list(tmp_path.iterdir()) == []                                       # nothing left behind
+    with atomic_dir(tmp_path / "new") as staging:
+        (staging / "a.txt").write_text("a")
+        assert not (tmp_path / "new").exists()
+    (tmp_path / "new" / "log.txt").write_text("kept")
+    with atomic_dir(tmp_path / "new") as staging:
+        (staging / "a.txt").write_text("b")
+        assert (tmp_path / "new" / "a.txt").read_text() == "a"                  # replaced only at the end
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == ["a.txt", "log.txt"]
+    assert (tmp_path / "new" / "a.txt").read_text() == "b"
+
+
+# ---- train as a command ------------------------------------------------------------------------------------------
+def test_train_is_a_subcommand_with_one_line_errors(capsys, tmp_path):
+    code, _, err = _run(capsys, "train", "--model", "test_mambair_sr", "--data", tmp_path / "absent", "--out",
+                        tmp_path / "run", "--no-progress")
+    assert code == 1 and err.count("\n") == 1 and err.startswith("ssmblocks: error:") and "absent" in err, err
+    code, _, err = _run(capsys, "train", "--model", "mambair_sr_x44", "--data", tmp_path, "--out", tmp_path / "r")
+    assert code == 1 and "did you mean mambair_sr_x4" in err and "`ssmblocks list`" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0 and "--steps STEPS optimiser steps (default: 1000)" in text

@@ -461,3 +461,15 @@ def test_float64_input_runs_in_the_models_dtype_and_comes_back_float64():
     out = restore(model, x)
     assert out.dtype == torch.float64 and next(model.parameters()).dtype == torch.float32
     assert torch.equal(out, restore(model, x.float()).double())
+
+
+def test_tiles_that_cost_more_than_twice_the_image_warn():
+    """tile=64 with the default overlap (32) on a 100-pixel image: 3x3 tiles of 64x64 hold 3.7x its pixels."""
+    model, x = PointwiseModel(), torch.rand(1, 3, 100, 100)
+    with pytest.warns(UserWarning, match=r"tiling costs 3\.7x the work of the whole image: 9 tiles of 64 px "
+                                         r"overlapping by 32 px"):
+        restore(model, x, tile=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restore(model, x, tile=64, tile_overlap=8)               # 2x2 tiles, 1.6x: worth it
+        restore(model, x, memory_budget=2 * 2**20)               # a 56-px tile, 2.8x: what fits is no choice to warn of

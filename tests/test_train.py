@@ -369,7 +369,7 @@ def test_bad_options_are_refused(tmp_path):
     data = _write_images(tmp_path / "hq")
     with pytest.raises(ValueError, match="stop_after must be positive, got 0"):   # 0 is not "unset"
         train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "z"), stop_after=0))
-    assert main(_args(data, tmp_path / "a", "--scale", "3")) == 2   # the model upscales by 2
+    assert main(_args(data, tmp_path / "a", "--scale", "3")) == 1   # the model upscales by 2: a one-line error
     x3 = ("--patch-size", "12", "--steps", "1", "--model-kwargs", '{"upscale": 3}')
     assert main(_args(data, tmp_path / "b", *x3, "--scale", "3")) == 0   # another architecture: --scale trusted
     # the built model's scale is its cfg's (x3 here), so no --scale is needed; a wrong --scale is caught at the output
@@ -508,3 +508,32 @@ def test_resuming_at_or_past_stop_after_trains_no_further(tmp_path):
     for stop in ("3", "2"):
         assert main(_args(data, out, "--steps", "6", "--log-every", "1", "--stop-after", stop, "--resume")) == 0
         assert len(_losses(out)) == 3 and torch.load(out / "training_state.pt", weights_only=True)["step"] == 3
+
+
+def test_the_command_ends_with_a_summary(tmp_path, capsys):
+    data, val, out = _write_images(tmp_path / "hq"), _write_images(tmp_path / "val", 2, seed=1), tmp_path / "run"
+    assert main(_args(data, out, "--steps", "2", "--log-every", "1", "--val-data", str(val))) == 0
+    text = capsys.readouterr().out
+    scores = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert "trained test_mambair_sr for 2 of 2 steps\n" in text
+    assert f"{out / 'model.safetensors'}" in text and f"--model local-dir:{out}" in text
+    assert f"validation: PSNR {scores['val_psnr']:.2f} dB, SSIM {scores['val_ssim']:.4f} at step 2" in text
+    assert main(_args(data, tmp_path / "part", "--steps", "4", "--stop-after", "1")) == 0
+    text = capsys.readouterr().out
+    assert "for 1 of 4 steps (stopped early" in text and "--resume" in text and "validation: none" in text
+
+
+def test_init_checkpoint_takes_a_zoo_name_with_published_weights(tmp_path, capsys):
+    """--init-checkpoint dvmsr starts from the bundled DVMSR weights (a learning rate of 1e-12 leaves them as
+    they are to float precision), not from random ones."""
+    data, out = _write_images(tmp_path / "hq"), tmp_path / "run"
+    args = ["--model", "dvmsr", "--data", str(data), "--out", str(out), "--batch-size", "1", "--patch-size", "16",
+            "--steps", "1", "--lr", "1e-12", "--no-progress"]
+    assert main([*args, "--init-checkpoint", "dvmsr"]) == 0
+    published = ssmblocks.create_model("dvmsr", pretrained=True).state_dict()
+    trained = load_file(str(out / "model.safetensors"))
+    assert trained.keys() == published.keys()
+    assert all(torch.allclose(trained[k], published[k], atol=1e-6) for k in published)
+    assert "from dvmsr" in json.loads((out / "config.json").read_text())["pretrained_cfg"]["notes"]
+    assert main([*args, "--out", str(tmp_path / "b"), "--init-checkpoint", "test_dvmsr"]) == 1   # no weights
+    assert "neither a weight file nor the name of a model with published weights" in capsys.readouterr().err

@@ -6,15 +6,17 @@ always complete.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ssmblocks._atomic import atomic_path
 from ssmblocks.inference.video_io import is_video_file
 
-__all__ = ["IMAGE_SUFFIXES", "expand_inputs", "list_images", "read_image", "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "expand_inputs", "image_format", "list_images", "read_image", "warnings_about",
+           "write_image"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -41,7 +43,7 @@ def write_image(image: Any, path: str | Path) -> Path:
     """Writes a PIL image atomically (temporary file in the same folder, then rename); the format follows the
     suffix. JPEG has no alpha channel: an RGBA / LA image is written as RGB / L with a warning. Returns the path."""
     path = Path(path)
-    fmt = _format(path)
+    fmt = image_format(path)
     if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
         warnings.warn(f"{path.name}: JPEG has no alpha channel: the alpha channel is dropped (write .png, .webp or "
                       f".tif to keep it)", stacklevel=2)
@@ -51,13 +53,16 @@ def write_image(image: Any, path: str | Path) -> Path:
     return path
 
 
-def _format(path: Path) -> str:
+def image_format(path: str | Path) -> str:
+    """The Pillow format a file named ``path`` is written in (from its suffix); ValueError for an unknown suffix."""
     from PIL import Image
 
+    path = Path(path)
     Image.init()
     fmt = Image.EXTENSION.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"cannot write {path}: unknown image suffix {path.suffix!r}; use one of {IMAGE_SUFFIXES}")
+        raise ValueError(f"cannot write {path}: unknown image suffix {path.suffix!r}; use one of "
+                         f"{', '.join(IMAGE_SUFFIXES)}")
     return fmt
 
 
@@ -86,3 +91,14 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         else:
             raise FileNotFoundError(f"no such file or folder: {item}")
     return found
+
+
+@contextlib.contextmanager
+def warnings_about(path: str | Path) -> Iterator[None]:
+    """Warnings raised inside the block are re-issued with ``path``'s name in front (``photo.png: the model takes
+    colour images ...``), so a warning about one file of many says which."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        warnings.warn(f"{Path(path).name}: {warning.message}", warning.category, stacklevel=3)

@@ -12,7 +12,7 @@ Models return unclamped values (like the official code); ``restore`` clamps its 
 
 from __future__ import annotations
 
-import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +23,9 @@ from torch import Tensor, nn
 
 from ssmblocks._contract import contract_of
 from ssmblocks.inference._convert import prepare_input
+from ssmblocks.inference.progress import Progress
 from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
-from ssmblocks.inference.tiling import parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
+from ssmblocks.inference.tiling import iter_tiles, parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
 from ssmblocks.profiling import LiveBytes, run_without_arithmetic
 
 __all__ = ["ModelInfo", "model_info", "resolve_protocol", "restore"]
@@ -36,6 +37,8 @@ _MEMORY_OVERHEAD = 2.3
 # The smallest tile side ``restore`` accepts (below it a tile is mostly padding and overlap), and the default overlap
 _MIN_TILE = 8
 _DEFAULT_OVERLAP = 32
+# Tiles holding more than this many times the image's pixels (overlaps counted twice) get a warning
+_MAX_TILING_COST = 2.0
 
 
 @dataclass(frozen=True)
@@ -96,30 +99,6 @@ def _forward_fn(model: nn.Module, info: ModelInfo) -> Callable[[Tensor], Tensor]
     return forward
 
 
-class _Progress:
-    """tqdm bars when enabled (and tqdm is installed); otherwise silent."""
-
-    def __init__(self, enabled: bool | None, description: str) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.description = description
-        self.bars: list[Any] = []
-
-    def __call__(self, total: int) -> Callable[[], None] | None:
-        if not self.enabled or total <= 1:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:
-            return None
-        bar = tqdm(total=total, desc=self.description, unit="tile", leave=False)
-        self.bars.append(bar)
-        return lambda: bar.update(1)
-
-    def close(self) -> None:
-        for bar in self.bars:
-            bar.close()
-
-
 def _budget_tile(fn: Callable[[Tensor], Tensor], x: Tensor, info: ModelInfo, budget: int) -> int | None:
     """Tile side for ``budget`` bytes: the model's activation memory is measured (shapes only, no arithmetic) at
     two tile sizes, scaled by the measured overhead factor, and extrapolated linearly in the pixel count; the
@@ -142,6 +121,19 @@ def _budget_tile(fn: Callable[[Tensor], Tensor], x: Tensor, info: ModelInfo, bud
     # float32 blending sums and weights, the normalised result, and the input
     canvas = 4 * out_pixels * (1 + 2 * x.shape[0] * frames * info.in_chans) + x.numel() * x.element_size()
     return tile_for_budget(per_pixel, fixed + canvas, budget, image_size=(height, width), multiple=multiple)
+
+
+def _warn_if_tiling_costs_more(height: int, width: int, tile: int, overlap: int) -> None:
+    """Warns when the tiles hold more than ``_MAX_TILING_COST`` times the image's pixels: overlapping tiles are
+    computed twice, so small tiles with a wide overlap cost several times the whole image while saving little
+    memory on an image that small."""
+    tiles = list(iter_tiles(height, width, tile, overlap))
+    cost = sum((rows.stop - rows.start) * (cols.stop - cols.start) for rows, cols in tiles) / (height * width)
+    if cost > _MAX_TILING_COST:
+        warnings.warn(f"tiling costs {cost:.1f}x the work of the whole image: {len(tiles)} tiles of {tile} px "
+                      f"overlapping by {overlap} px hold {cost:.1f}x the pixels of the {height}x{width} input; use a "
+                      f"larger tile or a smaller overlap (tile / tile_overlap, --tile / --tile-overlap), or no tiling "
+                      f"when the whole image fits in memory", stacklevel=4)
 
 
 def _run_temporal(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, overlap: int) -> Tensor:
@@ -231,7 +223,7 @@ def restore(
     protocol = resolve_protocol(info, protocol, tiled=tile is not None or memory_budget is not None)
     prepared = prepare_input(x, info.in_chans)
     data = prepared.tensor.to(device=device, dtype=dtype)
-    bars = _Progress(progress, "restoring")
+    bars = Progress("restoring", unit="tile", enabled=progress)
     was_training = model.training
     model.eval()
     try:
@@ -248,14 +240,15 @@ def restore(
 
 
 def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int | None,
-                    protocol: str, memory_budget: int | str | None, bars: _Progress,
+                    protocol: str, memory_budget: int | str | None, bars: Progress,
                     temporal_chunk: int | None, temporal_overlap: int) -> Tensor:
     fn = _forward_fn(model, info)
     if video and not info.video:  # an image model: frame by frame
         frames = [_restore_tensor(model, x[:, t], info, False, tile, overlap, protocol, memory_budget, bars, None, 0)
                   for t in range(x.shape[1])]
         return torch.stack(frames, 1)
-    if memory_budget is not None and tile is None:
+    budget_tile = memory_budget is not None and tile is None
+    if budget_tile:
         tile = _budget_tile(fn, x, info, parse_bytes(memory_budget))
     if video and temporal_chunk is not None:
         whole_clip = fn
@@ -265,8 +258,10 @@ def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, t
 
     if protocol and PROTOCOLS[protocol] is not None:
         split = PROTOCOLS[protocol]
-        return run_protocol(protocol, fn, x, info.scale, bars(split.tile_count(*x.shape[-2:])))
+        return run_protocol(protocol, fn, x, info.scale, bars.counter(split.tile_count(*x.shape[-2:])))
     if tile is None:
         return fn(x)
     overlap = min(_DEFAULT_OVERLAP if overlap is None else overlap, tile // 2)  # only default / budget tiles cap
-    return run_tiled(fn, x, tile=tile, overlap=overlap, scale=info.scale, progress=bars)
+    if not budget_tile:   # a tile the caller chose (a budget's tile is what fits)
+        _warn_if_tiling_costs_more(x.shape[-2], x.shape[-1], tile, overlap)
+    return run_tiled(fn, x, tile=tile, overlap=overlap, scale=info.scale, progress=bars.counter)

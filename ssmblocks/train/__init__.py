@@ -3,7 +3,8 @@
     from ssmblocks.train import TrainConfig, train
     model = train(TrainConfig(model="test_mambair_sr", data="hq_images/", out="runs/tiny", steps=100))
 
-Command line: ``python -m ssmblocks.train --help`` (the ``ssmblocks train`` command calls ``main``).
+Command line: ``ssmblocks train --help`` (``python -m ssmblocks.train`` and ``main`` are the same command); its flags
+are generated from ``TrainConfig``'s fields.
 """
 
 from ssmblocks.train.cli import build_parser, main

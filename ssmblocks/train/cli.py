@@ -1,8 +1,12 @@
-"""``ssmblocks train`` / ``python -m ssmblocks.train``: the command line of the training loop.
+"""``ssmblocks train`` (also ``python -m ssmblocks.train``): the command line of the training loop.
 
-    python -m ssmblocks.train --model mambair_light_x2 --data DIV2K_HR --task sr --steps 500000 \\
+    ssmblocks train --model mambair_light_x2 --data DIV2K_HR --task sr --steps 500000 \\
         --batch-size 8 --patch-size 128 --lr 2e-4 --out runs/light_x2
     torchrun --nproc_per_node 8 -m ssmblocks.train ...   # the same run on 8 GPUs (DDP)
+
+One flag per ``TrainConfig`` field (``--batch-size`` for ``batch_size``), generated from the field's type, default
+and metadata (help text, choices). ``ssmblocks.cli`` adds the flags to its ``train`` subcommand, so errors and exit
+statuses are those of every ``ssmblocks`` command; when the run ends, ``summary`` says what it did.
 """
 
 from __future__ import annotations
@@ -11,55 +15,14 @@ import argparse
 import dataclasses
 import json
 import sys
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from ssmblocks.train.data import TASKS
-from ssmblocks.train.loop import LOSSES, OPTIMIZERS, TrainConfig, train
+from ssmblocks.train.loop import TrainConfig
 
-__all__ = ["build_parser", "main"]
-
-_HELP = {
-    "model": "registered model name (ssmblocks.list_models())",
-    "data": "folder of high-quality images (or of frame folders with --frames)",
-    "out": "output folder: config.json + model.safetensors, log.jsonl, training_state.pt",
-    "task": "how inputs are made from --data: bicubic downscaling, JPEG, or Gaussian noise",
-    "scale": "upscaling factor (default: the model's; must match it)",
-    "lq_data": "folder of ready-made inputs, same file names as --data (instead of degrading on the fly)",
-    "val_data": "held-out high-quality images; PSNR/SSIM logged at the end and every --val-every steps",
-    "val_lq_data": "ready-made inputs for --val-data",
-    "frames": "video models: clips of this many consecutive frames from the frame folders of --data",
-    "data_cache": "folder for decoded frames as uncompressed .npy files, decoded once and read a patch at a time "
-                  "(disk: the uncompressed size of the data); samples are identical without it",
-    "jpeg_quality": "JPEG quality of the inputs (task jpeg; with task sr: compressed SR)",
-    "noise_sigma": "Gaussian noise standard deviation on the 0-255 scale (task denoise)",
-    "steps": "optimiser steps",
-    "batch_size": "patches per step and process",
-    "patch_size": "side of the ground-truth patches (a multiple of the scale)",
-    "lr": "peak learning rate",
-    "min_lr_ratio": "final learning rate of the cosine, as a fraction of --lr",
-    "warmup_steps": "linear warm-up steps",
-    "optimizer": "optimiser",
-    "weight_decay": "weight decay",
-    "betas": "Adam betas",
-    "clip_grad": "maximum gradient norm (0: no clipping)",
-    "ema_decay": "keep an EMA of the weights with this decay (e.g. 0.999; 0: off); exported weights are the EMA's",
-    "loss": "pixel loss: L1, Charbonnier, or VSRM's Frequency Charbonnier-like loss",
-    "bf16": "bf16 autocast (only for models whose cfg supports it)",
-    "model_kwargs": "JSON object of model constructor arguments, e.g. '{\"embed_dim\": 48}'",
-    "init_checkpoint": "start from these weights (fine-tuning)",
-    "teacher": "distil from this zoo model (needs --teacher-checkpoint)",
-    "teacher_checkpoint": "the teacher's weights",
-    "distill_weight": "weight of the feature-distillation term (the pixel term has weight 1; DVMSR: 1)",
-    "seed": "seed of the initial weights, the data order and every augmentation",
-    "workers": "data-loading processes per training process",
-    "log_every": "log the mean loss every N steps",
-    "save_every": "save weights and the resumable state every N steps",
-    "val_every": "validate every N steps (0: only at the end)",
-    "val_y_channel": "validation metrics on the Y channel (BasicSR's test_y_channel)",
-    "resume": "continue the run saved in --out",
-    "stop_after": "stop after this step with the state saved, as an interruption would (then --resume)",
-    "progress": "progress bar",
-}
-_CHOICES = {"task": TASKS, "optimizer": tuple(OPTIMIZERS), "loss": tuple(LOSSES)}
+__all__ = ["HelpFormatter", "add_arguments", "build_parser", "config_from_args", "main", "summary"]
 
 
 def _json_object(text: str) -> dict:
@@ -73,7 +36,7 @@ def _json_object(text: str) -> dict:
     return value
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Adds '(default: ...)' to a flag's help unless the default is None or the help already states it."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -82,34 +45,85 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """One flag per TrainConfig field (``--batch-size`` for ``batch_size``), with the field's default."""
-    parser = argparse.ArgumentParser(prog="ssmblocks train", description=__doc__.splitlines()[0],
-                                     formatter_class=_HelpFormatter)
+def _value_type(hint: Any) -> Any:
+    """The type of a field's value, without ``| None``."""
+    args = typing.get_args(hint)
+    return next(arg for arg in args if arg is not type(None)) if type(None) in args else hint
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per TrainConfig field, with the field's default, help and choices."""
+    hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        default = None if required else (f.default_factory() if f.default is dataclasses.MISSING else f.default)
-        options = {"help": _HELP[f.name], "required": required}
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, **options)
-        elif f.name == "betas":
-            parser.add_argument(flag, type=float, nargs=2, default=default, **options)
-        elif f.name == "model_kwargs":
-            parser.add_argument(flag, type=_json_object, default=default, **options)
+        default = None if required else f.default_factory() if f.default is dataclasses.MISSING else f.default
+        options = {"help": f.metadata["help"], "required": required, "default": default}
+        kind = _value_type(hints[f.name])
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
+        elif typing.get_origin(kind) is tuple:          # betas: two floats
+            items = typing.get_args(kind)
+            parser.add_argument(flag, type=items[0], nargs=len(items), **options)
+        elif typing.get_origin(kind) is dict:           # model_kwargs
+            parser.add_argument(flag, type=_json_object, **options)
         else:
-            kind = {"int": int, "float": float}.get(str(f.type).split(" |")[0], str)
-            parser.add_argument(flag, type=kind, default=default, choices=_CHOICES.get(f.name), **options)
+            parser.add_argument(flag, type=kind, choices=f.metadata.get("choices"), **options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of ``ssmblocks train`` as a parser of their own."""
+    parser = argparse.ArgumentParser(prog="ssmblocks train", description="Train a model.",
+                                     formatter_class=HelpFormatter)
+    add_arguments(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parses ``argv`` (default: sys.argv), trains, returns the exit status."""
-    args = build_parser().parse_args(argv)
-    config = TrainConfig(**{k: tuple(v) if k == "betas" else v for k, v in vars(args).items()})
-    try:
-        train(config)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"ssmblocks train: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed flags (other attributes of ``args`` are ignored)."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{name: tuple(v) if isinstance(v, list) else v for name, v in values.items()})
+
+
+def _records(log: Path) -> list[dict[str, Any]]:
+    """The lines of log.jsonl (a line cut short by a killed run is skipped)."""
+    records = []
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def summary(config: TrainConfig) -> str:
+    """What a finished (or stopped) run did, read back from its output folder: where it wrote, how many steps it
+    has trained, its last logged loss and its last validation scores."""
+    out = Path(config.out)
+    records = _records(out / "log.jsonl")
+    step = max((record["step"] for record in records), default=0)
+    losses = [record for record in records if "loss" in record]
+    scores = [record for record in records if "val_psnr" in record]
+    stopped = "" if step >= config.steps else " (stopped early: the same command with --resume continues it)"
+    lines = [f"trained {config.model} for {step} of {config.steps} steps{stopped}",
+             f"  weights:    {out / 'model.safetensors'}{' (the EMA weights)' if config.ema_decay else ''} and "
+             f"config.json; restore with them: ssmblocks restore IMAGES -o OUT --model local-dir:{out}"]
+    if losses:
+        lines.append(f"  loss:       {losses[-1]['loss']:.4g} at step {losses[-1]['step']} (first logged: "
+                     f"{losses[0]['loss']:.4g} at step {losses[0]['step']})")
+    if scores:
+        last = scores[-1]
+        lines.append(f"  validation: PSNR {last['val_psnr']:.2f} dB, SSIM {last['val_ssim']:.4f} at step "
+                     f"{last['step']} ({'Y' if config.val_y_channel else 'RGB'}, border = scale)")
+    else:
+        lines.append("  validation: none (--val-data HELD_OUT_IMAGES measures PSNR/SSIM)")
+    lines.append(f"  log:        {out / 'log.jsonl'}; resumable state: {out / 'training_state.pt'}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``ssmblocks train`` with ``argv`` (default: sys.argv); returns the exit status (0, or 1 after a one-line
+    error)."""
+    from ssmblocks.cli import main as ssmblocks_main
+
+    return ssmblocks_main(["train", *(sys.argv[1:] if argv is None else argv)])

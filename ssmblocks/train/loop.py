@@ -25,9 +25,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import ssmblocks
+from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, load_state_dict_strict
 from ssmblocks._contract import declared_contract
 from ssmblocks.losses import CharbonnierLoss, FrequencyCharbonnierLoss
-from ssmblocks.train.data import Degradation, PairedFrames, ShardedBatchSampler
+from ssmblocks.train.data import TASKS, Degradation, PairedFrames, ShardedBatchSampler
 from ssmblocks.train.distributed import Distributed
 from ssmblocks.train.ema import ModelEma
 from ssmblocks.train.state import export_weights, load_state, rng_state, save_state, set_rng_state, write_json
@@ -42,49 +43,67 @@ _RESUME_KEYS = ("model", "model_kwargs", "task", "scale", "batch_size", "patch_s
                 "optimizer", "ema_decay", "teacher")
 
 
+def _option(text: str, default: Any = dataclasses.MISSING, **extra: Any) -> Any:
+    """A TrainConfig field whose command-line help ``text`` (and choices) live in its metadata."""
+    return field(default=default, metadata={"help": text, **extra})
+
+
 @dataclass
 class TrainConfig:
-    """Every option of a run (the command-line flags of ``ssmblocks train``, same names)."""
+    """Every option of a run: the command-line flags of ``ssmblocks train`` (``--batch-size`` for ``batch_size``),
+    generated from these fields, their defaults and their ``help``."""
 
-    model: str
-    data: str
-    out: str
-    task: str = "sr"
-    scale: int | None = None            # default: the model's
-    lq_data: str | None = None          # ready-made inputs paired with --data by file name
-    val_data: str | None = None
-    val_lq_data: str | None = None
-    frames: int = 0                     # > 0: clips of this many frames from frame folders (video models)
-    data_cache: str | None = None       # keep decoded frames here as .npy files (read by memory map)
-    jpeg_quality: int | None = None
-    noise_sigma: float = 25.0
-    steps: int = 1000
-    batch_size: int = 8
-    patch_size: int = 64                # ground-truth side
-    lr: float = 2e-4
-    min_lr_ratio: float = 0.0           # the cosine ends at lr * min_lr_ratio
-    warmup_steps: int = 0
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.99)
-    clip_grad: float = 0.0              # max gradient norm; 0: no clipping
-    ema_decay: float = 0.0              # 0: no EMA
-    loss: str = "l1"
-    bf16: bool = False
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    init_checkpoint: str | None = None  # fine-tune from these weights
-    teacher: str | None = None
-    teacher_checkpoint: str | None = None
-    distill_weight: float = 1.0         # weight of the feature term of the distillation loss (DVMSR: 1)
-    seed: int = 0
-    workers: int = 0
-    log_every: int = 10
-    save_every: int = 500
-    val_every: int = 0                  # 0: validate only at the end
-    val_y_channel: bool = False
-    resume: bool = False
-    stop_after: int | None = None       # stop (as if interrupted) after this step, state saved
-    progress: bool = True
+    model: str = _option("registered model name (`ssmblocks list`)")
+    data: str = _option("folder of high-quality images (or of frame folders with --frames)")
+    out: str = _option("output folder: config.json + model.safetensors, log.jsonl, training_state.pt")
+    task: str = _option("how inputs are made from --data: bicubic downscaling, JPEG, or Gaussian noise", "sr",
+                        choices=TASKS)
+    scale: int | None = _option("upscaling factor (default: the model's; must match it)", None)
+    lq_data: str | None = _option("folder of ready-made inputs, same file names as --data (instead of degrading on "
+                                  "the fly)", None)
+    val_data: str | None = _option("held-out high-quality images; PSNR/SSIM logged at the end and every "
+                                   "--val-every steps", None)
+    val_lq_data: str | None = _option("ready-made inputs for --val-data", None)
+    frames: int = _option("video models: clips of this many consecutive frames from the frame folders of --data "
+                          "(0: images)", 0)
+    data_cache: str | None = _option("folder for decoded frames as uncompressed .npy files, decoded once and read a "
+                                     "patch at a time (disk: the uncompressed size of the data); samples are "
+                                     "identical without it", None)
+    jpeg_quality: int | None = _option("JPEG quality of the inputs (task jpeg; with task sr: compressed SR)", None)
+    noise_sigma: float = _option("Gaussian noise standard deviation on the 0-255 scale (task denoise)", 25.0)
+    steps: int = _option("optimiser steps", 1000)
+    batch_size: int = _option("patches per step and process", 8)
+    patch_size: int = _option("side of the ground-truth patches (a multiple of the scale)", 64)
+    lr: float = _option("peak learning rate", 2e-4)
+    min_lr_ratio: float = _option("final learning rate of the cosine, as a fraction of --lr", 0.0)
+    warmup_steps: int = _option("linear warm-up steps", 0)
+    optimizer: str = _option("optimiser", "adamw", choices=tuple(OPTIMIZERS))
+    weight_decay: float = _option("weight decay", 0.0)
+    betas: tuple[float, float] = _option("Adam betas", (0.9, 0.99))
+    clip_grad: float = _option("maximum gradient norm (0: no clipping)", 0.0)
+    ema_decay: float = _option("keep an EMA of the weights with this decay (e.g. 0.999; 0: off); exported weights "
+                               "are the EMA's", 0.0)
+    loss: str = _option("pixel loss: L1, Charbonnier, or VSRM's Frequency Charbonnier-like loss", "l1",
+                        choices=tuple(LOSSES))
+    bf16: bool = _option("bf16 autocast (only for models that support it)", False)
+    model_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "JSON object of model constructor arguments, e.g. '{\"embed_dim\": 48}'"})
+    init_checkpoint: str | None = _option("start from these weights (fine-tuning): a weight file, or the name of a "
+                                          "model with published weights (e.g. dvmsr)", None)
+    teacher: str | None = _option("distil from this zoo model (needs --teacher-checkpoint)", None)
+    teacher_checkpoint: str | None = _option("the teacher's weights", None)
+    distill_weight: float = _option("weight of the feature-distillation term (the pixel term has weight 1; "
+                                    "DVMSR: 1)", 1.0)
+    seed: int = _option("seed of the initial weights, the data order and every augmentation", 0)
+    workers: int = _option("data-loading processes per training process", 0)
+    log_every: int = _option("log the mean loss every N steps", 10)
+    save_every: int = _option("save weights and the resumable state every N steps", 500)
+    val_every: int = _option("validate every N steps (0: only at the end)", 0)
+    val_y_channel: bool = _option("validation metrics on the Y channel (BasicSR's test_y_channel)", False)
+    resume: bool = _option("continue the run saved in --out", False)
+    stop_after: int | None = _option("stop after this step with the state saved, as an interruption would (then "
+                                     "--resume)", None)
+    progress: bool = _option("progress bar", True)
 
 
 def warmup_cosine(steps: int, warmup_steps: int, min_ratio: float) -> Any:
@@ -138,9 +157,19 @@ def _seed_everything(seed: int) -> None:
 
 
 def _build_model(cfg: TrainConfig, model: nn.Module | None) -> nn.Module:
+    """``model``, or ``cfg.model`` built with ``cfg.model_kwargs`` and started from ``cfg.init_checkpoint``: a
+    weight file, or the name of a model whose published weights are loaded (strictly: the same architecture)."""
     if model is not None:
         return model
-    return ssmblocks.create_model(cfg.model, checkpoint_path=cfg.init_checkpoint, **cfg.model_kwargs)
+    init = cfg.init_checkpoint
+    if init is None or Path(init).is_file() or Path(init).suffix in CHECKPOINT_SUFFIXES or "/" in init:
+        return ssmblocks.create_model(cfg.model, checkpoint_path=init, **cfg.model_kwargs)
+    if not ssmblocks.is_model(init) or not ssmblocks.get_pretrained_cfg(init).has_weights:
+        raise ValueError(f"--init-checkpoint {init} is neither a weight file nor the name of a model with published "
+                         f"weights (`ssmblocks list --pretrained` lists them)")
+    model = ssmblocks.create_model(cfg.model, **cfg.model_kwargs)
+    load_state_dict_strict(model, ssmblocks.create_model(init, pretrained=True).state_dict(), f"the weights of {init}")
+    return model
 
 
 def _trained_cfg(start: ssmblocks.PretrainedCfg, cfg: TrainConfig, given: bool) -> ssmblocks.PretrainedCfg:
@@ -240,16 +269,16 @@ class _Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         _seed_everything(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
         self.model = _build_model(cfg, model).to(dist.device).train()
+        contract = declared_contract(self.model)     # None for a module from outside the library
         model_cfg = getattr(self.model, "pretrained_cfg", None)
         if model_cfg is not None:      # what the run exports is this run's model, not the release it started from
             self.model.pretrained_cfg = _trained_cfg(model_cfg, cfg, given=model is not None)
-        contract = declared_contract(self.model)     # None for a module from outside the library
         model_scale = contract.scale if contract is not None else None
         if cfg.scale is not None and model_scale is not None and cfg.scale != model_scale:
             raise ValueError(f"{cfg.model} upscales by {model_scale} (its contract), not by --scale {cfg.scale}")
         self.scale = cfg.scale or model_scale or 1    # the output shape is checked every step
         if cfg.bf16 and contract is not None and not contract.supports_bf16:
-            raise ValueError(f"{cfg.model} does not support bf16 (its contract says supports_bf16=False)")
+            raise ValueError(f"{cfg.model} does not support bf16 autocast: train it in float32 (without --bf16)")
         in_chans = contract.in_chans if contract is not None else 3
 
         self.objective = _objective(cfg, self.model).to(dist.device)

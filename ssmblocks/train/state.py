@@ -9,10 +9,7 @@ Every file is written to a temporary name and renamed, so an interruption leaves
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ssmblocks import save_for_hub
-from ssmblocks._atomic import atomic_path
+from ssmblocks._atomic import atomic_dir, atomic_path
 
 __all__ = ["STATE_NAME", "export_weights", "load_state", "rng_state", "save_state", "set_rng_state", "write_json"]
 
@@ -63,18 +60,13 @@ def load_state(out: Path) -> dict[str, Any]:
 
 def export_weights(model: nn.Module, out: Path) -> None:
     """Writes the model as ``save_for_hub`` does (a zoo model), or only ``model.safetensors`` (any other
-    module), replacing the previous files at once."""
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
-    try:
+    module), each file replacing the previous one whole (``ssmblocks._atomic.atomic_dir``)."""
+    with atomic_dir(out) as staging:
         if getattr(model, "architecture", ""):
             save_for_hub(model, staging)
         else:
             save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
                       str(staging / "model.safetensors"))
-        for file in staging.iterdir():
-            os.replace(file, out / file.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
