@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import threading
 import urllib.parse
@@ -166,11 +167,26 @@ def _build(architecture: str, cfg: PretrainedCfg, model_args: dict[str, Any], me
             model = model_entrypoint(architecture)(**model_args)
     else:
         model = model_entrypoint(architecture)(**model_args)
-    if not hasattr(model, "model_args"):           # a class without @records_hparams: keep what we know
-        model.model_args = dict(model_args)
+    if not hasattr(model, "model_args"):           # a class without @records_hparams: the entry point's arguments
+        model.model_args = _entrypoint_arguments(architecture, model_args)
     model.pretrained_cfg = cfg
     model.architecture = architecture
     return model
+
+
+def _entrypoint_arguments(architecture: str, model_args: dict[str, Any]) -> dict[str, Any]:
+    """Every argument the entry point was called with, its defaults included (what ``records_hparams`` records for
+    the zoo's classes): a custom model registered as ``def my_net(width=32, depth=4)`` records both."""
+    try:
+        bound = inspect.signature(model_entrypoint(architecture)).bind(**model_args)
+    except TypeError:
+        return dict(model_args)
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    for name, param in inspect.signature(model_entrypoint(architecture)).parameters.items():
+        if param.kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(arguments.pop(name, {}))
+    return arguments
 
 
 class _TooManyParametersError(Exception):

@@ -14,7 +14,7 @@ from torch import nn
 
 from ssmblocks._atomic import atomic_path
 from ssmblocks._contract import ModelContract, contract_of
-from ssmblocks._registry import PretrainedCfg
+from ssmblocks._registry import PretrainedCfg, is_builtin, model_module
 from ssmblocks._weights import PretrainedUnavailableError, resolve_hub_file
 
 __all__ = ["CONFIG_NAME", "WEIGHT_NAMES", "push_to_hub", "read_repo_config", "save_for_hub"]
@@ -26,11 +26,16 @@ _FOLDER_ADVICE = ("or download the repo's config.json and model.safetensors into
 
 
 def _model_card(architecture: str, cfg: PretrainedCfg, contract: ModelContract) -> str:
+    module = None if is_builtin(architecture) else model_module(architecture, full=True)
     lines = [f"---\nlibrary_name: ssmblocks\nlicense: {cfg.license.lower() or 'other'}\ntags:\n- image-restoration\n"
              f"- mamba\n---\n", f"# {cfg.name or architecture}\n",
              f"Task: {cfg.task or 'image restoration'}, scale x{contract.scale}, {contract.in_chans} -> "
              f"{contract.out_chans} channels{' per frame (video)' if contract.is_video else ''}.\n",
-             "```python\nimport ssmblocks\nmodel = ssmblocks.create_model('hf-hub:<this repo>')\n```\n"]
+             "```python\nimport ssmblocks\n" + (f"import {module}   # registers {architecture}\n" if module else "")
+             + "model = ssmblocks.create_model('hf-hub:<this repo>')\n```\n"]
+    if module:
+        lines.append(f"`{architecture}` is not part of ssmblocks: building it needs the Python module `{module}`, "
+                     f"which registers it (command line: `ssmblocks --import {module} ...`).\n")
     if cfg.paper:
         lines.append(f"Paper: {cfg.paper}. Official code: {cfg.origin_url}\n")
     if cfg.metrics:
@@ -49,8 +54,12 @@ def save_for_hub(model: nn.Module, folder: str | Path) -> Path:
     cfg: PretrainedCfg = getattr(model, "pretrained_cfg", None) or PretrainedCfg()
     architecture = getattr(model, "architecture", "") or getattr(model, "default_architecture", "")
     if not architecture or not hasattr(model, "model_args"):
-        raise ValueError(f"save_for_hub needs a model of the ssmblocks zoo (it records its architecture and "
-                         f"hyperparameters); {type(model).__name__} does not")
+        raise ValueError(
+            f"save_for_hub writes what rebuilds the model: a registered architecture and its arguments, and "
+            f"{type(model).__name__} has neither. Register a function that builds it (@ssmblocks.registry."
+            f"register_model def my_net(**kwargs): ...) and build it with ssmblocks.create_model('my_net', ...), or "
+            f"give the class @ssmblocks.registry.records_hparams and default_architecture = 'my_net' "
+            f"(docs/adding_a_family.md)")
     model_args = dict(model.model_args)
     for name, value in model_args.items():
         try:

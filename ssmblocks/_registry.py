@@ -134,20 +134,26 @@ def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
     if fn.__name__ in _entrypoints:
         raise ValueError(f"model {fn.__name__!r} is registered twice")
     _entrypoints[fn.__name__] = fn
-    _model_modules[fn.__name__] = fn.__module__.rpartition(".")[2]
+    _model_modules[fn.__name__] = fn.__module__
     return fn
 
 
-def model_module(name: str) -> str:
-    """The module that registered architecture ``name`` (or ``name.tag``), e.g. 'mambair'."""
+def model_module(name: str, full: bool = False) -> str:
+    """The module that registered architecture ``name`` (or ``name.tag``): its last component ('mambair'), or with
+    ``full`` its import path ('ssmblocks.zoo.mambair'; what must be imported to build a custom model)."""
     arch, _ = split_model_name(name)
     model_entrypoint(arch)
-    return _model_modules[arch]
+    return _model_modules[arch] if full else _model_modules[arch].rpartition(".")[2]
+
+
+def is_builtin(name: str) -> bool:
+    """True for the architectures of the library's own zoo (``ssmblocks.zoo``), False for custom registrations."""
+    return model_module(name, full=True).startswith("ssmblocks.")
 
 
 def list_modules() -> list[str]:
-    """The modules that registered models, sorted."""
-    return sorted(set(_model_modules.values()))
+    """The modules that registered models (last components), sorted."""
+    return sorted({module.rpartition(".")[2] for module in _model_modules.values()})
 
 
 def register_cfgs(cfgs: dict[str, PretrainedCfg]) -> None:
@@ -165,7 +171,8 @@ def split_model_name(name: str) -> tuple[str, str]:
 def _unknown(name: str) -> ValueError:
     close = difflib.get_close_matches(name, list(_entrypoints) + list_pretrained(), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else " See ssmblocks.list_models()."
-    return ValueError(f"unknown model {name!r}.{hint}")
+    return ValueError(f"unknown model {name!r}.{hint} A model of your own is known once the module that registers "
+                      f"it is imported (command line: ssmblocks --import MODULE ...).")
 
 
 def model_entrypoint(arch: str) -> Callable[..., Any]:
@@ -204,7 +211,7 @@ def list_models(filter: str | Iterable[str] = "", pretrained: bool = False,
     else:
         names = list(_entrypoints)
     if module:
-        names = [n for n in names if _model_modules.get(split_model_name(n)[0]) == module]
+        names = [n for n in names if _model_modules.get(split_model_name(n)[0], "").rpartition(".")[2] == module]
     patterns = [filter] if isinstance(filter, str) else list(filter)
     if any(patterns):
         names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns if p)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import math
 import os
 import sys
@@ -317,10 +318,27 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=list(_DTYPES), default="float32")
 
 
+def _import_plugins(modules: Sequence[str]) -> None:
+    """Imports the modules named by --import (custom models register themselves when imported)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise CommandError(f"--import {module}: cannot import it ({type(err).__name__}: {err}); it must be "
+                               f"importable from this Python (installed, or on PYTHONPATH)") from err
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ssmblocks", description="State-space (Mamba) image and video restoration.")
     parser.add_argument("--version", action="version", version=f"ssmblocks {ssmblocks.__version__}")
+    importing = argparse.ArgumentParser(add_help=False)   # every command takes it, before or after its name
+    importing.add_argument("--import", dest="imports", action="append", metavar="MODULE", default=argparse.SUPPRESS,
+                           help="import MODULE first: a package of your own that registers models (repeatable)")
+    parser.add_argument("--import", dest="imports", action="append", metavar="MODULE", default=[],
+                        help="import MODULE first: a package of your own that registers models (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, parents=[importing, *k.pop("parents", [])], **k)
 
     p = sub.add_parser("list", help="registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'mambair*'")
@@ -413,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status (0, or 1 after a one-line error)."""
     args = _parser().parse_args(sys.argv[1:] if argv is None else list(argv))
     try:
+        _import_plugins(args.imports)
         args.run(args)
     except (CommandError, *_ERRORS) as err:
         print(f"ssmblocks: error: {_cli_way(' '.join(str(err).split()))}", file=sys.stderr)
