@@ -142,7 +142,7 @@ def test_the_loader_detects_checkpoint_files_and_explains_bad_ones(tmp_path):
     with pytest.raises(ValueError, match="choose a checkpoint file"):
         loader.get(CHECKPOINT_CHOICE, None)
     (tmp_path / "notes.pth").write_text("not a checkpoint")
-    with pytest.raises(ssmblocks.CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(ssmblocks.CheckpointError, match="is not a checkpoint"):
         loader.get(CHECKPOINT_CHOICE, tmp_path / "notes.pth")
     model = loader.get(CHECKPOINT_CHOICE, bundled_file("dvmsr_team07.safetensors"))
     assert model.family == "DVMSR" and not model.training

@@ -374,14 +374,16 @@ def test_bad_options_are_refused(tmp_path):
     assert main(_args(data, tmp_path / "b", *x3, "--scale", "3")) == 0   # another architecture: --scale trusted
     # the built model's scale is its cfg's (x3 here), so no --scale is needed; a wrong --scale is caught at the output
     assert main(_args(data, tmp_path / "c", *x3)) == 0
-    with pytest.raises(ValueError, match=r"output \(2, 3, 8, 8\) does not match the ground truth \(2, 3, 12, 12\)"):
+    # the contract is the built model's: --scale 3 with upscale 2 is refused before any data is read
+    with pytest.raises(ValueError, match=r"upscales by 2 \(its contract\), not by --scale 3"):
         train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "d"), patch_size=12,
                           batch_size=2, scale=3, model_kwargs={"upscale": 2}, progress=False))
     with pytest.raises(ValueError, match="upscales by 2"):
         train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), scale=4))
     with pytest.raises(ValueError, match="both --teacher and --teacher-checkpoint"):
         train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), teacher="mambair_sr_x2"))
-    model = ssmblocks.create_model("test_mambair_sr", pretrained_cfg_overlay={"supports_bf16": False})
+    model = ssmblocks.create_model("test_mambair_sr")
+    model.supports_bf16 = False              # the contract reads it: a model that declares no bf16 support
     with pytest.raises(ValueError, match="does not support bf16"):
         train(TrainConfig(model="test_mambair_sr", data=str(data), out=str(tmp_path / "a"), bf16=True), model=model)
 
