@@ -142,6 +142,10 @@ def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, Tensor], o
         if mismatched:
             parts.append(f"{len(mismatched)} shape or dtype mismatches: {_listing(mismatched)}")
         raise CheckpointError("\n  ".join(parts))
-    if assign:   # the file's tensors become the parameters: keep the model's dtypes
-        state_dict = {k: v.to(expected[k].dtype) for k, v in state_dict.items()}
+    if assign:
+        # The file's tensors become the parameters, in the model's dtypes and as fresh allocations: a tensor viewed
+        # into the file's buffer can sit at any byte offset, and the CPU kernels pick their vector paths by
+        # alignment, so an unaligned weight gives last-bit different outputs from the same model built normally.
+        state_dict = {k: v.to(expected[k].dtype, memory_format=torch.contiguous_format, copy=True)
+                      for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=assign)
