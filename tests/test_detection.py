@@ -15,8 +15,9 @@ import ssmblocks
 from ssmblocks import CheckpointError, _registry
 from ssmblocks._builder import _detectors, detect_checkpoint, filter_checkpoint, supported_families
 from ssmblocks._registry import model_entrypoint
+from tests._golden import GOLDEN
 
-KEYS = Path(__file__).resolve().parents[2] / "shared" / "golden" / "keys"
+KEYS = GOLDEN / "keys"
 LISTINGS = sorted(KEYS.glob("*.json"))
 # The family each official listing belongs to, by file-name prefix (the longest matching prefix wins). A family
 # without a detector yet must be refused by every detector.
@@ -63,7 +64,7 @@ def _json(args: dict) -> str:
     return json.dumps(args, sort_keys=True, default=repr)
 
 
-@pytest.mark.skipif(not LISTINGS, reason="../shared/golden/keys is not beside this checkout")
+@pytest.mark.skipif(not LISTINGS, reason=f"the full golden set's key listings ({KEYS}) are absent")
 @pytest.mark.parametrize("listing", LISTINGS, ids=lambda p: p.stem)
 def test_official_listing_is_claimed_by_its_family_or_refused(listing):
     family = _family_of(listing)

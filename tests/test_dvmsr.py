@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_hub import served  # noqa: F401  (the loopback HTTP server fixture)
 
 import ssmblocks
 from ssmblocks._builder import detect_checkpoint
 from ssmblocks._checkpoint import read_state_dict
 from ssmblocks.blocks import Mamba, ViMM
 from ssmblocks.scan_orders import ColMajor, RowMajor, TimeMajor, concat
-from tests._golden import GOLDEN, assert_matches_golden, golden, golden_meta, needs_golden
+from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, golden_meta, needs_golden
 
-WEIGHTS = GOLDEN.parent / "weights" / "dvmsr"
+# The official release (DVMSR.pth, team07_DVMSR.pth, test.bmp): the folder SSMBLOCKS_DVMSR_WEIGHTS names, by default
+# ../shared/weights/dvmsr beside the checkout (the notebooks read the same variable).
+WEIGHTS = Path(os.environ.get("SSMBLOCKS_DVMSR_WEIGHTS")
+               or Path(__file__).resolve().parents[2] / "shared" / "weights" / "dvmsr")
 needs_weights = pytest.mark.skipif(not WEIGHTS.is_dir(), reason=f"released DVMSR weights folder {WEIGHTS} is absent")
 # dB; tighter than the 0.01 dB asked for, because DVMSR.pth's 'params' score only 0.0064 dB above its 'params_ema'
 PSNR_TOL = 1e-3
@@ -58,7 +62,7 @@ def _psnr_on_test_bmp(model: torch.nn.Module) -> float:
     return _rgb_psnr(_to_uint8(sr), hr)
 
 
-@needs_golden
+@needs_golden("dvmsr_official_team07")
 @needs_weights
 def test_protocol_reproduces_the_golden_input_and_the_bicubic_baseline():
     hr = _test_bmp()
@@ -72,10 +76,10 @@ def test_protocol_reproduces_the_golden_input_and_the_bicubic_baseline():
 
 
 # ---- goldens of the official code -------------------------------------------------------------------------------
-@needs_golden
+@needs_golden("dvmsr_tiny")
 def test_tiny_golden_through_load_checkpoint():
     meta = golden_meta("dvmsr_tiny")
-    model = ssmblocks.load_checkpoint(GOLDEN / "dvmsr_tiny.pth")
+    model = ssmblocks.load_checkpoint(golden_file("dvmsr_tiny", "pth"))
     assert model.architecture == "dvmsr" and model.pretrained_cfg.tag == "custom"
     assert model.model_args["embed_dim"] == 24 and list(model.model_args["depths"]) == [2, 2]
     assert model.model_args["d_state"] == 8 and model.model_args["no_block_skip"] is True
@@ -83,18 +87,18 @@ def test_tiny_golden_through_load_checkpoint():
     assert_matches_golden(model, "dvmsr_tiny")
 
 
-@needs_golden
+@needs_golden("dvmsr_tiny")
 def test_the_quirk_both_ways():
     """The official blocks have no skip: turning the option off changes the golden's output; the general ViMM block
     has the skip, x + Mamba(LN(x))."""
     _, data = golden("dvmsr_tiny")
     kwargs = {"embed_dim": 24, "depths": (2, 2), "d_state": 8}
-    with_skip = ssmblocks.create_model("dvmsr", checkpoint_path=GOLDEN / "dvmsr_tiny.pth", no_block_skip=False,
+    with_skip = ssmblocks.create_model("dvmsr", checkpoint_path=golden_file("dvmsr_tiny", "pth"), no_block_skip=False,
                                        **kwargs).eval()
     assert all(block.skip for layer in with_skip.layers for block in layer.residual_group.blocks)
     with torch.no_grad():
         assert (with_skip(data["input"].float()).double() - data["output"]).abs().max() > 1e-2
-    official = ssmblocks.create_model("dvmsr", checkpoint_path=GOLDEN / "dvmsr_tiny.pth", **kwargs)
+    official = ssmblocks.create_model("dvmsr", checkpoint_path=golden_file("dvmsr_tiny", "pth"), **kwargs)
     assert_matches_golden(official, "dvmsr_tiny", fp64=False)
 
     torch.manual_seed(0)
@@ -106,7 +110,7 @@ def test_the_quirk_both_ways():
         assert torch.allclose(out, x + block(x), atol=1e-6)
 
 
-@needs_golden
+@needs_golden("dvmsr_official_team07")
 @needs_weights
 def test_released_weights_reproduce_the_official_output_and_psnr():
     """team07_DVMSR.pth through load_checkpoint and through create_model(checkpoint_path=...)."""
@@ -125,7 +129,7 @@ def test_released_weights_reproduce_the_official_output_and_psnr():
     assert _psnr_on_test_bmp(created) == pytest.approx(expected, abs=PSNR_TOL)
 
 
-@needs_golden
+@needs_golden("dvmsr_official_team07")
 @needs_weights
 def test_the_params_ema_release_through_both_loaders():
     """DVMSR.pth holds params and params_ema: both loaders take params_ema."""
@@ -173,9 +177,9 @@ def test_create_model_with_a_checkpoint_takes_the_cfg_of_the_file_it_loads(tmp_p
     assert cfg.name == "dvmsr.params_ema" and "weights from mine.pth, not a known release file" in cfg.notes
 
 
-@needs_golden
+@needs_golden("dvmsr_official_team07")
 @needs_weights
-def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_path):  # noqa: F811
+def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_path):
     root, base = served
     for name in ("team07_DVMSR.pth", "DVMSR.pth"):
         shutil.copy(WEIGHTS / name, root / name)
@@ -199,7 +203,7 @@ def test_pretrained_true_downloads_verifies_and_loads_both_releases(served, tmp_
                                pretrained_cfg_overlay={"url": f"{base}/team07_DVMSR.pth", "file": None})
 
 
-@needs_golden
+@needs_golden("dvmsr_official_team07")
 @needs_weights
 def test_the_bundled_default_model_is_the_release_and_loads_offline():
     """create_model('dvmsr', pretrained=True) reads the copy shipped in the package: the same tensors as the

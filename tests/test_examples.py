@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 import ssmblocks
+from tests._golden import golden_meta, has_golden
 
 REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO.parent / "shared" / "golden"
 
 
 def _example(name: str):
@@ -49,8 +49,8 @@ def test_distill_dvmsr_runs_on_a_tiny_budget(tmp_path):
     exported = load_file(str(tmp_path / "run" / "run" / "model.safetensors"))
     assert all(torch.equal(value, exported[key]) for key, value in load_file(str(weights)).items())
     # the teacher is the released DVMSR, measured with DVMSR's protocol: the official numbers on its test image
-    if GOLDEN.is_dir():
-        official = json.loads((GOLDEN / "dvmsr_official_team07.json").read_text())["psnr"]
+    if has_golden("dvmsr_official_team07"):
+        official = golden_meta("dvmsr_official_team07")["psnr"]
         assert table["dvmsr_test"]["teacher"] == pytest.approx(official["team07_DVMSR_pth_fp32"], abs=1e-3)
         assert table["dvmsr_test"]["bicubic"] == pytest.approx(official["pil_bicubic_x4_upscale_of_lr_baseline"],
                                                                abs=1e-6)

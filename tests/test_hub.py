@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import json
 import os
 import sys
-import threading
 import types
 import urllib.parse
 from pathlib import Path
@@ -72,28 +70,6 @@ def test_drive_source_without_gdown_explains_what_to_do(monkeypatch):
 
 
 # ---- direct URL with sha256, on a loopback server -----------------------------------------------------------------
-@pytest.fixture
-def served(tmp_path, monkeypatch):
-    """A loopback HTTP server over a temporary folder (downloads allowed: HF_HUB_OFFLINE off)."""
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def test_url_source_downloads_verifies_and_caches(served, tmp_path, monkeypatch):
     root, base = served
     source = ssmblocks.create_model("test_mambair_sr")
@@ -169,32 +145,14 @@ def test_declared_sources_are_checked_when_the_cfg_is_made():
 
 
 # ---- the Hugging Face cache, offline ------------------------------------------------------------------------------
-def _hand_built_cache(cache: Path, repo_id: str, folder: Path, files: list[str]) -> None:
-    """The layout huggingface_hub itself writes: blobs, refs/main -> commit, snapshots/<commit>/file -> blob."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    (repo / "blobs").mkdir()
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for name in files:
-        data = (folder / name).read_bytes()
-        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-        blob.write_bytes(data)
-        link = snapshot / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-
-
-def test_hf_hub_repo_offline_from_a_hand_built_cache(tmp_path, monkeypatch):
+def test_hf_hub_repo_offline_from_a_hand_built_cache(hand_built_cache, tmp_path, monkeypatch):
     source = ssmblocks.create_model("test_mambair_dn", pretrained_cfg_overlay={"notes": "exported"})
     folder = ssmblocks.save_for_hub(source, tmp_path / "export")
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == "test_mambair_dn" and config["pretrained_cfg"]["notes"] == "exported"
     assert "Task:" in (folder / "README.md").read_text()
     cache = tmp_path / "hf"
-    _hand_built_cache(cache, "someone/mambair-dn", folder, ["config.json", "model.safetensors"])
+    hand_built_cache(cache, "someone/mambair-dn", folder, ["config.json", "model.safetensors"])
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     model = ssmblocks.create_model("hf-hub:someone/mambair-dn", cache_dir=cache)
     assert _same_weights(model, source)
@@ -221,10 +179,10 @@ def test_an_exported_folder_names_no_source_of_the_original_release(tmp_path):
     assert model.pretrained_cfg.hf_hub_filename == "model.safetensors"
 
 
-def test_hf_hub_file_missing_from_the_cache(tmp_path, monkeypatch):
+def test_hf_hub_file_missing_from_the_cache(hand_built_cache, tmp_path, monkeypatch):
     folder = ssmblocks.save_for_hub(ssmblocks.create_model("test_mambair_dn"), tmp_path / "export")
     cache = tmp_path / "hf"
-    _hand_built_cache(cache, "someone/partial", folder, ["config.json"])        # weights never downloaded
+    hand_built_cache(cache, "someone/partial", folder, ["config.json"])        # weights never downloaded
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     message = "not in the local Hugging Face cache and HF_HUB_OFFLINE"
     with pytest.raises(PretrainedUnavailableError, match=message) as err:
@@ -278,14 +236,14 @@ def test_drive_source_through_gdown_up_to_the_network(tmp_path, monkeypatch):
     assert calls == ["FILE-ID"] and _same_weights(again, source)        # served from the cache
 
 
-def test_mambair_hub_source_offline_from_a_hand_built_cache(tmp_path):
+def test_mambair_hub_source_offline_from_a_hand_built_cache(hand_built_cache, tmp_path):
     """create_model('mambair_sr_x4', pretrained=True) reads the authors' Hub file from the local cache."""
     official = ssmblocks.create_model("mambair_sr_x4")
     folder = tmp_path / "files"
     (folder / "MambaIRv1_ckpt").mkdir(parents=True)
     torch.save({"params": official.state_dict()}, folder / "MambaIRv1_ckpt" / "MambaIR_classicSRx4.pth")
     cache = tmp_path / "hf"
-    _hand_built_cache(cache, "cguoh/MambaIR", folder, ["MambaIRv1_ckpt/MambaIR_classicSRx4.pth"])
+    hand_built_cache(cache, "cguoh/MambaIR", folder, ["MambaIRv1_ckpt/MambaIR_classicSRx4.pth"])
     model = ssmblocks.create_model("mambair_sr_x4", pretrained=True, cache_dir=cache)
     assert _same_weights(model, official)
     with pytest.raises(PretrainedUnavailableError, match=r"google\.com/file/d/1qSPy6B7Jvi7PDHM1fl8Q88kn7ckwtusK"):

@@ -20,7 +20,7 @@ from ssmblocks._builder import detect_checkpoint
 from ssmblocks._weights import resolve_weights
 from ssmblocks.scan_orders import cross_scale_scan
 from ssmblocks.zoo.mambacsr import OfficialCrossScaleOrder, official_column_reverse
-from tests._golden import GOLDEN, assert_matches_golden, golden, needs_golden
+from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, golden_params, needs_golden
 
 EXPECTED_ARCH = {"mambacsr_wo_tiny": "mambacsr_wo", "mambacsr_final_tiny": "mambacsr",
                  "mambacsr_final_tiny_nonsquare": "mambacsr"}
@@ -31,25 +31,24 @@ def test_every_golden_is_covered():
     assert {p.stem for p in GOLDEN.glob("mambacsr*.json")} == set(EXPECTED_ARCH)
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", sorted(EXPECTED_ARCH))
+@pytest.mark.parametrize("stem", golden_params(sorted(EXPECTED_ARCH)))
 def test_official_checkpoint_reproduces_official_output(stem):
     meta, _ = golden(stem)
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth")   # BasicSR params/params_ema, family detected
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"))   # BasicSR params/params_ema, family detected
     assert model.architecture == EXPECTED_ARCH[stem]
     assert model.pretrained_cfg.tag == "custom"                  # tiny sizes: no published numbers attached
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
     assert_matches_golden(model, stem)
 
 
-@needs_golden
-@pytest.mark.parametrize(("stem", "changes"), [("mambacsr_final_tiny", False),
-                                                ("mambacsr_final_tiny_nonsquare", True)])
+@pytest.mark.parametrize(("stem", "changes"), [
+    pytest.param("mambacsr_final_tiny", False, marks=needs_golden("mambacsr_final_tiny")),
+    pytest.param("mambacsr_final_tiny_nonsquare", True, marks=needs_golden("mambacsr_final_tiny_nonsquare"))])
 def test_corrected_cross_scale_reverse_changes_only_non_square_outputs(stem, changes):
     _, data = golden(stem)
-    official = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth").double()
+    official = ssmblocks.load_checkpoint(golden_file(stem, "pth")).double()
     args = {**official.model_args, "official_cross_scale_reverse": False}
-    corrected = ssmblocks.create_model("mambacsr", checkpoint_path=GOLDEN / f"{stem}.pth", **args).eval().double()
+    corrected = ssmblocks.create_model("mambacsr", checkpoint_path=golden_file(stem, "pth"), **args).eval().double()
     with torch.no_grad():
         diff = (corrected(data["input"]) - data["output"]).abs().max().item()
     if changes:   # the golden README measured 1.4e-3 for this case
@@ -115,11 +114,11 @@ def test_x05_branch_w64_zero_padding_is_the_default_and_halved_windows_one_argum
     assert _coarse_lengths(official_coarse_windows=False) == [1024] * 6   # w4, c_w4, w32, c_w32: no padding
 
 
-@needs_golden
+@needs_golden("mambacsr_final_tiny")
 def test_halved_x05_windows_change_the_x05_group():
     # On the tiny golden the x0.5 branch moves the final output by only ~1e-11 (its weights are small), so the
     # option is checked on the x0.5 group itself, with the golden's perturbed weights.
-    path = GOLDEN / "mambacsr_final_tiny.pth"
+    path = golden_file("mambacsr_final_tiny", "pth")
     official = ssmblocks.load_checkpoint(path)
     args = {**official.model_args, "official_coarse_windows": False}
     corrected = ssmblocks.create_model("mambacsr", checkpoint_path=path, **args).eval()

@@ -16,8 +16,7 @@ from ssmblocks._weights import PretrainedUnavailableError
 from ssmblocks.blocks import CSSB, CrossMamba2, GatedMLP, Mamba2, RMSNormGated
 from ssmblocks.necks import SpyNet
 from ssmblocks.ops import flow_warp, use_backend
-from tests._golden import GOLDEN, assert_matches_golden, golden, needs_golden
-from tests.test_hub import _hand_built_cache
+from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, needs_golden
 
 
 def _clip(frames=3, height=20, width=24, seed=0):
@@ -25,10 +24,10 @@ def _clip(frames=3, height=20, width=24, seed=0):
 
 
 # ---- parity with the official code -------------------------------------------------------------------------------
-@needs_golden
+@needs_golden("medvsr_tiny")
 def test_official_checkpoint_reproduces_official_output():
     meta, _ = golden("medvsr_tiny")
-    model = ssmblocks.load_checkpoint(GOLDEN / "medvsr_tiny.pth")      # official format, family detected
+    model = ssmblocks.load_checkpoint(golden_file("medvsr_tiny", "pth"))      # official format, family detected
     assert model.architecture == "medvsr" and not model.training
     assert model.mid_channels == meta["official_kwargs"]["mid_channels"] == 32
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
@@ -83,30 +82,30 @@ def test_second_order_dcn_gets_the_t_minus_2_feature_and_composed_flow():
 
 
 # ---- weights from the authors' Hub repo, offline ----------------------------------------------------------------
-@needs_golden
-def test_hub_source_resolves_the_single_pth_of_a_hand_built_cache(tmp_path, monkeypatch):
+@needs_golden("medvsr_tiny")
+def test_hub_source_resolves_the_single_pth_of_a_hand_built_cache(hand_built_cache, tmp_path, monkeypatch):
     cfg = ssmblocks.get_pretrained_cfg("medvsr")
     assert (cfg.hf_hub_id, cfg.hf_hub_filename) == ("jeffrey423/MedVSR", "*.pth")
     folder = tmp_path / "files"
     folder.mkdir()
-    (folder / "net_g_latest.pth").write_bytes((GOLDEN / "medvsr_tiny.pth").read_bytes())   # any name
+    (folder / "net_g_latest.pth").write_bytes(golden_file("medvsr_tiny", "pth").read_bytes())   # any name
     (folder / "README.md").write_text("model card")
     cache = tmp_path / "hf"
-    _hand_built_cache(cache, "jeffrey423/MedVSR", folder, ["README.md", "net_g_latest.pth"])
+    hand_built_cache(cache, "jeffrey423/MedVSR", folder, ["README.md", "net_g_latest.pth"])
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     model = ssmblocks.create_model("medvsr", pretrained=True, cache_dir=cache, mid_channels=32, num_blocks=1)
-    official = torch.load(GOLDEN / "medvsr_tiny.pth", map_location="cpu", weights_only=True)["params"]
+    official = torch.load(golden_file("medvsr_tiny", "pth"), map_location="cpu", weights_only=True)["params"]
     state = model.state_dict()
     assert set(state) == set(official) and all(torch.equal(state[k], v) for k, v in official.items())
 
 
-def test_hub_source_refuses_an_ambiguous_snapshot(tmp_path, monkeypatch):
+def test_hub_source_refuses_an_ambiguous_snapshot(hand_built_cache, tmp_path, monkeypatch):
     folder = tmp_path / "files"
     folder.mkdir()
     for name in ("a.pth", "b.pth"):
         (folder / name).write_bytes(b"not used")
     cache = tmp_path / "hf"
-    _hand_built_cache(cache, "jeffrey423/MedVSR", folder, ["a.pth", "b.pth"])
+    hand_built_cache(cache, "jeffrey423/MedVSR", folder, ["a.pth", "b.pth"])
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(PretrainedUnavailableError, match=r"exactly one file matching '\*\.pth', found a\.pth, b\.pth"):
         ssmblocks.create_model("medvsr", pretrained=True, cache_dir=cache)

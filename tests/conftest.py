@@ -1,0 +1,133 @@
+"""Shared fixtures and hooks of tests/: the ``needs_golden`` skips and the parity report (tests/_golden.py), the
+C++-compiler check, the hand-built Hugging Face cache. (The no-network guard is the repository's conftest.py.)"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import shutil
+import sysconfig
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from huggingface_hub import constants as hf_constants
+
+from tests import _golden
+
+# ---- golden data: skips and the report ---------------------------------------------------------------------------
+_GOLDEN_STEMS = pytest.StashKey[dict]()   # nodeid -> the golden cases the test checks
+
+
+def pytest_report_header(config) -> list[str]:
+    bundled = len(_golden.golden_stems_in(_golden.BUNDLED))
+    if _golden.full_set_present():
+        full = f"the full set {_golden.GOLDEN} ({len(_golden.golden_stems_in(_golden.GOLDEN))} cases)"
+    else:
+        full = f"the full set is absent ({_golden.GOLDEN}; {_golden.GOLDEN_DIR_ENV} names another folder)"
+    return [f"golden parity data: {full}, {bundled} cases bundled in {_golden.BUNDLED}"]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    stems = config.stash.setdefault(_GOLDEN_STEMS, {})
+    for item in items:
+        marks = list(item.iter_markers("golden"))
+        if not marks:
+            continue
+        stems[item.nodeid] = {stem for mark in marks for stem in mark.args}
+        for mark in marks:
+            reason = _golden.absent_reason(mark)
+            if reason is not None:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
+
+
+def pytest_report_collectionfinish(config, start_path, items) -> list[str]:
+    stems = config.stash.get(_GOLDEN_STEMS, {})
+    selected = {item.nodeid for item in items}
+    wanted = set().union(*(s for node, s in stems.items() if node in selected)) if stems else set()
+    if not wanted:
+        return []
+    absent = sorted(s for s in wanted if not _golden.has_golden(s))
+    line = f"golden parity: the selected tests check {len(wanted)} cases, {len(wanted) - len(absent)} available"
+    return [line + (f"; absent (their tests skip): {', '.join(absent)}" if absent else "")]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    stems = config.stash.get(_GOLDEN_STEMS, {})
+    passed = {r.nodeid for r in terminalreporter.stats.get("passed", []) if r.when == "call"}
+    ran = set().union(*(s for node, s in stems.items() if node in passed)) if stems else set()
+    if stems:
+        names = "".join(f", {stem}" for stem in sorted(ran)).replace(", ", ": ", 1)
+        terminalreporter.write_line(f"golden parity: {len(ran)} cases checked by passing tests{names}")
+
+
+# ---- a C++ compiler (torch.compile's inductor CPU backend, the native kernels' JIT build) -------------------------
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch would use (``CXX`` or the platform default), or None when there is none."""
+    candidates = [os.environ.get("CXX"), sysconfig.get_config_var("CXX"), "c++", "g++", "clang++"]
+    for candidate in candidates:
+        if candidate and shutil.which(candidate.split()[0]):
+            return candidate
+    return None
+
+
+@pytest.fixture
+def needs_cxx() -> str:
+    """Skips the test (with the reason) on a machine without a C++ compiler; otherwise the compiler's name."""
+    compiler = cxx_compiler()
+    if compiler is None:
+        pytest.skip("needs a C++ compiler (set CXX or install g++/clang++): torch.compile builds C++ on CPU")
+    return compiler
+
+
+# ---- a Hugging Face cache built by hand (no network) --------------------------------------------------------------
+def _hand_built_cache(cache: Path, repo_id: str, folder: Path, files: list[str]) -> None:
+    """The layout huggingface_hub itself writes: blobs, refs/main -> commit, snapshots/<commit>/file -> blob."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "blobs").mkdir()
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name in files:
+        data = (folder / name).read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        link = snapshot / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+
+
+@pytest.fixture
+def hand_built_cache() -> Callable[[Path, str, Path, list[str]], None]:
+    """``build(cache, repo_id, folder, files)``: puts ``files`` of ``folder`` into a Hugging Face cache at ``cache``
+    as huggingface_hub lays one out, so ``HF_HUB_OFFLINE`` loads find them."""
+    return _hand_built_cache
+
+
+# ---- a loopback HTTP server --------------------------------------------------------------------------------------
+@pytest.fixture
+def served(tmp_path, monkeypatch):
+    """``(root, base_url)``: a loopback HTTP server over the temporary folder ``root`` (downloads allowed:
+    HF_HUB_OFFLINE off)."""
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
