@@ -17,6 +17,7 @@ from ssmblocks._registry import (
     list_pretrained,
 )
 from ssmblocks._weights import PretrainedUnavailableError
+from ssmblocks.export import export_onnx  # ~1 ms: torch imports torch.export itself
 from ssmblocks.inference import restore
 from ssmblocks.profiling import profile
 
@@ -31,6 +32,7 @@ __all__ = [
     "blocks",
     "contract_of",
     "create_model",
+    "export_onnx",
     "get_pretrained_cfg",
     "is_model",
     "list_models",

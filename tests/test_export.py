@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import ssmblocks
-from ssmblocks.export import export_onnx
+import ssmblocks.export
+from ssmblocks import export_onnx  # the package-level name users reach for (tested through it below)
 
 
 def _contract(name: str) -> ssmblocks.ModelContract:
@@ -44,6 +45,10 @@ def test_onnx_export_runs_in_onnxruntime_and_matches(name, tmp_path):
     assert not {node.domain for node in graph.node} - {"", "ai.onnx"}          # standard operators only
     assert np.abs(_run_onnx(path, x) - expected).max() < 1e-4
     assert not list(tmp_path.glob("*.part"))
+
+
+def test_export_onnx_is_on_the_package():
+    assert ssmblocks.export_onnx is ssmblocks.export.export_onnx and "export_onnx" in ssmblocks.__all__
 
 
 def test_failed_onnx_export_leaves_no_file(tmp_path, monkeypatch):

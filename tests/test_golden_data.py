@@ -71,11 +71,12 @@ def test_a_clone_without_the_full_set_runs_a_parity_case_of_every_bundled_family
     bundled case is checked by a passing test, and the other cases skip naming themselves."""
     env = {**os.environ, _golden.GOLDEN_DIR_ENV: str(tmp_path / "no-full-set")}
     modules = ["tests/test_mambair_parity.py", "tests/test_mambacsr.py", "tests/test_dvmsr.py", "tests/test_medvsr.py"]
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+    run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs",
                           "-k", "golden or official_checkpoint", *modules],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-    assert f"the full set is absent ({tmp_path / 'no-full-set'}" in run.stdout
+    assert f"the full set is absent ({tmp_path / 'no-full-set'}" in run.stdout                  # the header
+    assert f"cases, {len(BUNDLED_STEMS)} available; absent (their tests skip): " in run.stdout   # after collection
     checked = re.search(r"golden parity: \d+ cases checked by passing tests: (.*)", run.stdout)
     assert checked is not None, run.stdout[-4000:]
     assert set(checked.group(1).split(", ")) == set(BUNDLED_STEMS)
