@@ -1,13 +1,12 @@
 """Shared fixtures and hooks of tests/: the ``needs_golden`` skips and the parity report (tests/_golden.py), the
-C++-compiler check, the hand-built Hugging Face cache. (The no-network guard is the repository's conftest.py.)"""
+``needs_cxx`` skips (tests of the native kernels, where no C++ compiler is found), a loopback HTTP server, the
+hand-built Hugging Face cache. (The no-network guard is the repository's conftest.py.)"""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import os
-import shutil
-import sysconfig
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants as hf_constants
 
+from ssmblocks.ops._native.build import find_compiler
 from tests import _golden
 
 # ---- golden data: skips and the report ---------------------------------------------------------------------------
@@ -32,7 +32,10 @@ def pytest_report_header(config) -> list[str]:
 
 def pytest_collection_modifyitems(config, items) -> None:
     stems = config.stash.setdefault(_GOLDEN_STEMS, {})
+    no_native = _native_unavailable_reason()
     for item in items:
+        if no_native is not None and item.get_closest_marker("needs_cxx") is not None:
+            item.add_marker(pytest.mark.skip(reason=no_native))
         marks = list(item.iter_markers("golden"))
         if not marks:
             continue
@@ -64,23 +67,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.write_line(f"golden parity: {len(ran)} cases checked by passing tests{names}")
 
 
-# ---- a C++ compiler (torch.compile's inductor CPU backend, the native kernels' JIT build) -------------------------
-def cxx_compiler() -> str | None:
-    """The C++ compiler torch would use (``CXX`` or the platform default), or None when there is none."""
-    candidates = [os.environ.get("CXX"), sysconfig.get_config_var("CXX"), "c++", "g++", "clang++"]
-    for candidate in candidates:
-        if candidate and shutil.which(candidate.split()[0]):
-            return candidate
+# ---- the native CPU kernels need a C++ compiler -------------------------------------------------------------------
+def _native_unavailable_reason() -> str | None:
+    """Why the native kernels cannot be built here (no C++ compiler, or switched off), or None."""
+    if os.environ.get("SSMBLOCKS_DISABLE_NATIVE", "") not in ("", "0"):
+        return "the native kernels are switched off (SSMBLOCKS_DISABLE_NATIVE is set)"
+    if find_compiler() is None:
+        return "needs a C++ compiler for the native kernels (none found: set CXX or install c++/g++/clang++)"
     return None
-
-
-@pytest.fixture
-def needs_cxx() -> str:
-    """Skips the test (with the reason) on a machine without a C++ compiler; otherwise the compiler's name."""
-    compiler = cxx_compiler()
-    if compiler is None:
-        pytest.skip("needs a C++ compiler (set CXX or install g++/clang++): torch.compile builds C++ on CPU")
-    return compiler
 
 
 # ---- a Hugging Face cache built by hand (no network) --------------------------------------------------------------

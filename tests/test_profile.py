@@ -8,10 +8,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import ssmblocks
-from ssmblocks.ops import available_backends, selective_scan_fn, use_backend
+from ssmblocks.ops import selective_scan_fn, use_backend
 
-pytestmark = pytest.mark.skipif("native" not in available_backends("selective_scan", "cpu"),
-                                reason="the scan is one countable op only on the native CPU backend")
+pytestmark = pytest.mark.needs_cxx   # the scan is one countable op only on the native CPU backend
 
 
 def _scan_inputs(batch=2, dim=8, length=10, dstate=4):

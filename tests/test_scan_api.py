@@ -19,11 +19,13 @@ def _reset_backend():
 
 
 # ---- backend choice -----------------------------------------------------------------------------------------
+@pytest.mark.needs_cxx
 def test_automatic_choice_on_cpu_is_native():
     assert get_backend("selective_scan", "cpu") == "native"
     assert get_backend("ssd_scan", "cpu") == "native"
 
 
+@pytest.mark.needs_cxx
 def test_context_manager_setter_and_env_var(monkeypatch):
     monkeypatch.setenv("SSMBLOCKS_SELECTIVE_SCAN_BACKEND", "reference")
     assert get_backend("selective_scan") == "reference"

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ssmblocks
-from ssmblocks.ops import available_backends, path_gather, path_gather_ref
+from ssmblocks.ops import path_gather, path_gather_ref
 from ssmblocks.scan_orders import (
     ColMajor,
     CrossScale,
@@ -327,7 +327,7 @@ def test_scan_and_merge_are_differentiable(name):
     assert torch.autograd.gradcheck(lambda p: order.merge_sum(p, shapes[0]), (paths,))
 
 
-@pytest.mark.skipif("native" not in available_backends("path_gather"), reason="compares with the native kernel")
+@pytest.mark.needs_cxx   # compares with the native kernel
 @pytest.mark.parametrize("name", GRAD_CASES)
 def test_torch_gather_fallback_matches_native(name, monkeypatch):
     gather_module = importlib.import_module("ssmblocks.ops.path_gather")   # the attribute is the function
