@@ -12,7 +12,8 @@ import pytest
 REPRESENTATIVES = {"image SR": "test_dvmsr", "U-Net": "test_mambairunet", "video": "test_medvsr"}
 
 
-def sweep(names: list[str], keep: set[str] | frozenset[str] = frozenset(REPRESENTATIVES.values())) -> list:
+def sweep(names: list[str], keep: set[str] | None = None) -> list:
     """``names`` as ``pytest.param``s for a costly sweep: those in ``keep`` (by default the representatives) run in
     the default tier, the others are marked ``slow``."""
+    keep = set(REPRESENTATIVES.values()) if keep is None else keep
     return [pytest.param(name, id=name, marks=() if name in keep else pytest.mark.slow) for name in names]

@@ -13,6 +13,7 @@ import torch
 import ssmblocks
 import ssmblocks.export
 from ssmblocks import export_onnx  # the package-level name users reach for (tested through it below)
+from tests._tiers import sweep
 
 
 def _contract(name: str) -> ssmblocks.ModelContract:
@@ -34,7 +35,7 @@ def _run_onnx(path, x: torch.Tensor) -> np.ndarray:
     return session.run(["output"], {"input": x.numpy()})[0]
 
 
-@pytest.mark.parametrize("name", IMAGE_TEST_MODELS)
+@pytest.mark.parametrize("name", sweep(IMAGE_TEST_MODELS))
 def test_onnx_export_runs_in_onnxruntime_and_matches(name, tmp_path):
     model = ssmblocks.create_model(name).eval()
     x = _example(name)
@@ -73,6 +74,7 @@ def test_torch_export_program_saved_and_loaded(name, tmp_path):
         assert torch.allclose(loaded.module()(x), model(x), atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_the_released_dvmsr_exports_at_64x64(tmp_path):
     """The real weights (bundled team07 release) through ONNX: onnxruntime within 1e-4 of PyTorch."""
     model = ssmblocks.create_model("dvmsr", pretrained=True).eval()

@@ -9,6 +9,7 @@ from torch.export import Dim
 
 import ssmblocks
 from ssmblocks.scan_orders import index_cache
+from tests._tiers import REPRESENTATIVES, sweep
 
 ALL_MODELS = ssmblocks.list_models()
 TEST_MODELS = ssmblocks.list_models("test_*")
@@ -99,6 +100,16 @@ def test_training_step_after_an_inference_pass(name):
 
 
 # ---- torch.compile and torch.export -------------------------------------------------------------------------------
+def test_the_default_tier_compiles_and_exports_a_model_of_each_kind():
+    """The sweeps below run these in the default tier (the others under -m slow): they must exist and be of their
+    kind, or the default run would silently lose a kind."""
+    contracts = {kind: _contract(name) for kind, name in REPRESENTATIVES.items()}
+    assert set(REPRESENTATIVES.values()) <= set(TEST_MODELS)
+    assert contracts["image SR"].scale > 1 and not contracts["image SR"].is_video
+    assert contracts["U-Net"].scale == 1 and contracts["U-Net"].multiple_of > 1 and not contracts["U-Net"].is_video
+    assert contracts["video"].is_video
+
+
 def _ssmblocks_op_calls(fn) -> dict[str, int]:
     """How often each ssmblocks custom op runs during ``fn()`` (eager)."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -110,7 +121,7 @@ def _ssmblocks_op_calls(fn) -> dict[str, int]:
     return calls
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", sweep(TEST_MODELS))
 def test_compile_fullgraph_matches_eager_forward_and_backward(name):
     torch.manual_seed(0)
     model = ssmblocks.create_model(name)
@@ -154,7 +165,7 @@ def _dynamic_sizes(name: str) -> tuple[dict[int, object], tuple[int, int], tuple
 _SECOND_SIZES = {"test_mambacsr": (80, 144), "test_mambacsr_wo": (80, 144)}
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+@pytest.mark.parametrize("name", sweep(TEST_MODELS))
 def test_export_with_dynamic_size_matches_eager_at_a_second_size(name):
     torch.manual_seed(0)
     model = ssmblocks.create_model(name).eval()
