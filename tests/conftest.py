@@ -21,6 +21,10 @@ from tests import _golden
 _GOLDEN_STEMS = pytest.StashKey[dict]()   # nodeid -> the golden cases the test checks
 
 
+def _cases(count: int) -> str:
+    return f"{count} case" if count == 1 else f"{count} cases"
+
+
 def pytest_report_header(config) -> list[str]:
     bundled = len(_golden.golden_stems_in(_golden.BUNDLED))
     if _golden.full_set_present():
@@ -54,7 +58,7 @@ def pytest_report_collectionfinish(config, start_path, items) -> list[str]:
     if not wanted:
         return []
     absent = sorted(s for s in wanted if not _golden.has_golden(s))
-    line = f"golden parity: the selected tests check {len(wanted)} cases, {len(wanted) - len(absent)} available"
+    line = f"golden parity: the selected tests check {_cases(len(wanted))}, {len(wanted) - len(absent)} available"
     return [line + (f"; absent (their tests skip): {', '.join(absent)}" if absent else "")]
 
 
@@ -64,7 +68,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     ran = set().union(*(s for node, s in stems.items() if node in passed)) if stems else set()
     if stems:
         names = "".join(f", {stem}" for stem in sorted(ran)).replace(", ", ": ", 1)
-        terminalreporter.write_line(f"golden parity: {len(ran)} cases checked by passing tests{names}")
+        terminalreporter.write_line(f"golden parity: {_cases(len(ran))} checked by passing tests{names}")
 
 
 # ---- the native CPU kernels need a C++ compiler -------------------------------------------------------------------
