@@ -80,6 +80,9 @@ def _fingerprint(path: Path) -> str:
     return f"{len(data)} {hashlib.sha256(data).hexdigest()}"
 
 
+NO_RECORD = "it has no size/hash record (written by an older version, or its build was interrupted)"
+
+
 def damage(library: Path) -> str | None:
     """Why the cached ``library`` cannot be trusted (missing, no sidecar, size or content changed), or None when it
     matches the fingerprint its build recorded."""
@@ -88,7 +91,7 @@ def damage(library: Path) -> str | None:
     try:
         recorded = _sidecar(library).read_text().strip()
     except OSError:
-        return "it has no size/hash record (written by an older version, or its build was interrupted)"
+        return NO_RECORD
     actual = _fingerprint(library)
     if actual != recorded:
         size, expected = actual.split()[0], recorded.split()[0]
@@ -137,7 +140,7 @@ def build() -> Path:
         problem = damage(target)
         if problem is None and target.exists():
             return target
-        if problem is not None:
+        if problem not in (None, NO_RECORD):   # an older version's library is replaced without a word
             warnings.warn(f"ssmblocks: the cached native kernel {target} is not intact ({problem}); rebuilding it",
                           RuntimeWarning, stacklevel=3)
         try:
