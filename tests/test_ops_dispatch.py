@@ -197,9 +197,11 @@ def test_onnx_export_in_one_thread_and_a_budgeted_restore_in_another(monkeypatch
 
 
 # ---- import time --------------------------------------------------------------------------------------------------
-def test_import_does_not_load_torch_dynamo():
+def test_import_does_not_load_torch_dynamo_or_sympy():
+    # torch._dynamo (torch.compiler.assume_constant_result at module level) and sympy (symbolic_shapes) were most
+    # of the import time beyond torch's (benchmarks/import_time.py)
     result = _python("import sys, ssmblocks, ssmblocks.ops, ssmblocks.export\n"
-                     "print(sorted(m for m in sys.modules if m.startswith('torch._dynamo')))")
+                     "print(sorted(m for m in sys.modules if m.startswith(('torch._dynamo', 'sympy'))))")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
