@@ -8,7 +8,9 @@ Each run is a new interpreter, ``python -X importtime -c "import <module>"``, st
 the different rows are interleaved (torch, this, baseline, torch, ...) so that a load change on the machine hits
 every row alike. Reported per row: the median over the runs of the module's cumulative import time as
 ``-X importtime`` counts it (for ssmblocks this includes the torch it imports), the median wall time of the whole
-interpreter, the ratio of the two to ``import torch``, and whether ``torch._dynamo`` was imported.
+interpreter, the ratio of the two to ``import torch``, and whether ``torch._dynamo`` was imported. Bytecode is cached
+as for an installed package (``PYTHONDONTWRITEBYTECODE`` is dropped; the cache goes to a temporary
+``PYTHONPYCACHEPREFIX``, filled by one warm-up run per row), so no row pays for compiling its sources.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from pathlib import Path
 from _machine import cpu_model
 
 HERE = Path(__file__).resolve().parents[1]
+# bytecode as an installed package has it (compiled once, then cached), kept out of the checkouts
+_PYCACHE = str(Path(tempfile.gettempdir()) / "ssmblocks-import-time-pycache")
 
 
 def _one_run(module: str, checkout: Path | None) -> tuple[float, float, bool]:
     """(cumulative import seconds of ``module``, wall seconds of the interpreter, whether torch._dynamo loaded)."""
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = _PYCACHE
     if checkout is not None:
         env["PYTHONPATH"] = str(checkout)
     start = time.perf_counter()
@@ -61,6 +66,8 @@ def main() -> None:
     if args.baseline is not None:
         rows["import ssmblocks (baseline)"] = ("ssmblocks", args.baseline.resolve())
     results: dict[str, list[tuple[float, float, bool]]] = {row: [] for row in rows}
+    for module, checkout in rows.values():      # a warm-up run writes the bytecode cache
+        _one_run(module, checkout)
     for _ in range(args.runs):
         for row, (module, checkout) in rows.items():
             results[row].append(_one_run(module, checkout))
