@@ -50,8 +50,9 @@ _PORTABLE = {"selective_scan": "parallel"}
 
 @contextlib.contextmanager
 def portable_backends() -> Iterator[None]:
-    """Every op of the library on a pure-PyTorch backend while the context is open (for tracing to formats that
-    cannot hold the library's custom ops)."""
+    """Every op of the library on a pure-PyTorch backend while the context is open, in the calling thread only
+    (``use_backend`` is per thread: other threads keep their backends while an export traces), for tracing to
+    formats that cannot hold the library's custom ops."""
     with contextlib.ExitStack() as stack:
         for op in ops_with_backends():
             stack.enter_context(use_backend(op, _PORTABLE.get(op, "torch")))

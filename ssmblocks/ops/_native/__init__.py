@@ -1,8 +1,9 @@
 """ctypes bindings of the native CPU kernels: the selective scan and path gather (``selective_scan.cpp``) and the
 deformable-convolution im2col (``deform_conv.cpp``).
 
-``native_library()`` builds/loads the library once per process. If that fails (no compiler, a broken toolchain)
-it warns once and returns ``None``; the ops then run on the pure-PyTorch path.
+``native_library()`` builds/loads the library once per process (a cached library is loaded only when it matches
+the size/hash record of its build, see ``build``). If that fails (no compiler, a broken toolchain, a library that
+does not load) it warns once, saying which, and returns ``None``; the ops then run on the pure-PyTorch path.
 Set ``SSMBLOCKS_DISABLE_NATIVE=1`` to skip the native kernel entirely.
 """
 
