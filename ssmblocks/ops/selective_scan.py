@@ -42,6 +42,7 @@ from ssmblocks.ops._validate import check_selective_scan_args, compute_dtype
 
 __all__ = ["selective_scan_fn", "selective_scan_ref"]
 
+
 def _grouped(t: Tensor) -> Tensor:
     return t.unsqueeze(1) if t.dim() == 3 else t
 
