@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ssmblocks.inference.images import list_images, read_image, warnings_about
+from ssmblocks.inference.images import errors_about, list_images, read_image, warnings_about
 from ssmblocks.inference.progress import Progress
 from ssmblocks.inference.restore import model_info, resolve_protocol, restore
 from ssmblocks.metrics import calculate_psnr, calculate_ssim
@@ -272,7 +272,7 @@ def evaluate(
 
     rows = []
     for lq_path, gt_path in Progress("evaluating", enabled=progress)(pairs):
-        with warnings_about(lq_path):
+        with warnings_about(lq_path), errors_about(lq_path):
             sr = restore(model, np.asarray(read_image(lq_path)), protocol=protocol, tile=tile,
                          tile_overlap=tile_overlap, memory_budget=memory_budget, device=device, dtype=dtype,
                          progress=progress)

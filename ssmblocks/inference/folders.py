@@ -24,6 +24,7 @@ from torch import nn
 
 from ssmblocks.inference.images import (
     IMAGE_SUFFIXES,
+    errors_about,
     expand_inputs,
     image_format,
     read_image,
@@ -118,7 +119,7 @@ def _restore_video(model: nn.Module, video_model: bool, job: RestoreJob, ext: st
                    kwargs: dict[str, Any]) -> int:
     """A video file -> a video file or a folder of frames (a video model: the whole clip at once; an image model:
     frame by frame as they are decoded). Returns the frame count."""
-    with open_video(job.source) as reader, warnings_about(job.source):
+    with open_video(job.source) as reader, warnings_about(job.source), errors_about(job.source):
         if video_model:
             frames: Iterable[np.ndarray] = restore(model, np.stack(list(reader)), **kwargs)
         else:
@@ -160,7 +161,8 @@ def restore_paths(model: nn.Module, plan: RestorePlan, *, rank: int = 0, world_s
     start = time.perf_counter()
     frames = sum(_restore_video(model, video_model, job, plan.ext, progress, kwargs) for job in videos)
     for group in Progress("restoring", unit="clip" if video_model else "image", enabled=progress)(groups):
-        with warnings_about(group[0].source.parent if video_model else group[0].source):
+        where = group[0].source.parent if video_model else group[0].source
+        with warnings_about(where), errors_about(where):
             if video_model:
                 restored = restore(model, np.stack([np.asarray(read_image(job.source)) for job in group]), **kwargs)
                 for job, frame in zip(group, restored, strict=True):
