@@ -5,10 +5,11 @@ output folder that mirrors the inputs (or into one output file), shared out acro
     report = restore_paths(model, plan, tile=256)            # out/<image>.png ..., out/clip/000000.png ...
 
 ``plan_restore`` refuses, before any model is built or run, what would fail or lose data later: an output name
-with an unknown suffix, a file name as the output of several inputs, a video written to an image name, two inputs
-written to one output, an output replacing its input. Every file is written under a temporary name and renamed
-when complete. Under ``torchrun`` each process restores every ``world_size``-th file (a video model: every
-``world_size``-th clip, the frames of one folder being one clip).
+with an unknown suffix (an existing folder is a folder, whatever its name), a file name as the output of several
+inputs, a video written to an image name, two inputs written to one output, an output replacing its input. Every
+file is written under a hidden temporary name and renamed when complete; hidden input files are skipped.
+Under ``torchrun`` each process restores every ``world_size``-th file (a video model: every ``world_size``-th
+clip, the frames of one folder being one clip).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class RestoreReport:
 
 
 def _target(source: Path, relative: Path, output: Path, ext: str, single: bool) -> Path:
+    single = single and not output.is_dir()    # an existing folder is a folder, dots in its name or not
     if is_video_file(source):
         if single and output.suffix:
             if not is_video_file(output):
