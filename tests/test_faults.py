@@ -269,7 +269,7 @@ def test_concurrent_restores_run_in_eval_and_leave_the_mode_as_it_was():
         try:
             for _ in range(15):
                 restore(model, torch.rand(1, 3, 8, 8))
-        except Exception as err:   # noqa: BLE001 - reported below
+        except Exception as err:   # reported below
             errors.append(err)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
@@ -381,7 +381,7 @@ def test_zero_size_tensors_are_refused():
 
 
 def test_tile_overlap_without_a_tile_is_refused(capsys, tmp_path, checkpoint):
-    with pytest.raises(ValueError, match="tile_overlap.*tile"):
+    with pytest.raises(ValueError, match=r"tile_overlap.*tile"):
         restore(_Identity(), torch.rand(1, 3, 8, 8), tile_overlap=4)
     restore(_Identity(), torch.rand(1, 3, 8, 8), tile_overlap=4, memory_budget="1GB")   # the budget's tile: fine
     code, _, err = _run(capsys, "restore", _images(tmp_path / "in", 1), "-o", tmp_path / "out", "--checkpoint",
