@@ -69,8 +69,10 @@ class ModelInfo:
 
 def model_info(model: nn.Module) -> ModelInfo:
     """What ``restore`` needs: the model's contract (``ssmblocks.contract_of``: every ssmblocks model has one; other
-    modules are probed) and the protocol its pretrained cfg names."""
-    contract = contract_of(model)
+    modules are probed, in eval mode under the guard concurrent restores share) and the protocol its pretrained cfg
+    names."""
+    with _eval_mode(model):
+        contract = contract_of(model)
     cfg = getattr(model, "pretrained_cfg", None)
     return ModelInfo(contract.scale, contract.in_chans, contract.multiple_of, contract.min_size,
                      cfg.protocol if cfg is not None else "", contract.is_video)
