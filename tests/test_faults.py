@@ -3,6 +3,7 @@ and 16-bit images, threads sharing a model, and the one-line errors the command 
 
 from __future__ import annotations
 
+import importlib
 import struct
 import subprocess
 import sys
@@ -283,10 +284,15 @@ def test_concurrent_restores_run_in_eval_and_leave_the_mode_as_it_was():
 
 
 # ---- one-line errors the command promises --------------------------------------------------------------------------
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
 def _bomb(path):
+    """A 100000x100000 RGB PNG in a few dozen bytes (its pixel data is missing: only the header is read)."""
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    chunk = struct.pack(">I", 13) + b"IHDR" + header + struct.pack(">I", zlib.crc32(b"IHDR" + header) & 0xFFFFFFFF)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + _chunk(b"IEND", b""))
     return path
 
 
@@ -314,13 +320,12 @@ def test_out_of_memory_is_one_line_with_the_way_out(capsys, tmp_path, checkpoint
 
 
 def test_a_large_image_is_tiled_to_fit_the_free_memory_by_default(monkeypatch):
-    from ssmblocks.inference import restore as restore_module
-
+    restore_module = importlib.import_module("ssmblocks.inference.restore")
     tiles = []
     run_tiled = restore_module.run_tiled
     monkeypatch.setattr(restore_module, "run_tiled", lambda *a, **k: tiles.append(k["tile"]) or run_tiled(*a, **k))
     monkeypatch.setattr(restore_module, "_AUTO_BUDGET_PIXELS", 32 * 32)
-    monkeypatch.setattr(restore_module, "_free_memory", lambda device: 3 * 2**20)
+    monkeypatch.setattr(restore_module, "_free_memory", lambda device: 8 * 2**20)
     model = _Identity()
     x = torch.rand(1, 3, 300, 300)
     out = restore(model, x)
