@@ -246,6 +246,8 @@ def test_a_16_bit_colour_png_read_at_8_bits_says_so(tmp_path):
     path = _png16(tmp_path / "c.png", np.random.default_rng(0).integers(0, 65536, (8, 8, 3)).astype(np.uint16))
     with pytest.warns(UserWarning, match=r"c\.png.*16-bit.*8 bits"):
         ssmblocks.inference.read_image(path)
+    with pytest.warns(UserWarning, match=r"c\.png.*16-bit.*8 bits"):
+        ssmblocks.train.frame_cache.decode_frame(path, 3)
 
 
 # ---- 10: threads sharing a model -----------------------------------------------------------------------------------

@@ -45,8 +45,12 @@ def _mode(channels: int) -> str:
 
 def decode_frame(path: Path, channels: int) -> np.ndarray:
     """The image at ``path`` converted to grey (``channels`` 1) or RGB: uint8 (H, W) or (H, W, 3); a 16-bit grey
-    image stays uint16 (repeated on 3 channels for RGB): ``convert`` would clip it to 8 bits."""
+    image stays uint16 (repeated on 3 channels for RGB): ``convert`` would clip it to 8 bits. A 16-bit colour image,
+    which Pillow decodes at 8 bits, is read so with a warning."""
     with Image.open(path) as image:
+        if image.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in image.tile):
+            warnings.warn(f"{path}: a 16-bit colour image is read at 8 bits per channel (Pillow decodes 16-bit colour "
+                          f"at 8 bits): the low 8 bits are dropped", stacklevel=2)
         if image.mode not in _WIDE_GREY:
             return np.asarray(image.convert(_mode(channels)))
         grey = np.asarray(image)
