@@ -336,6 +336,9 @@ def test_a_large_image_is_tiled_to_fit_the_free_memory_by_default(monkeypatch):
     tiles.clear()
     restore(model, x, protocol="none")        # the whole image, as asked
     assert tiles == []
+    monkeypatch.setattr(restore_module, "_free_memory", lambda device: 2**20)
+    assert torch.allclose(restore(model, x), x, atol=1e-6)   # not even a small tile fits: the whole image
+    assert tiles == []
 
 
 def _state_file(tmp_path, content):

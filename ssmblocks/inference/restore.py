@@ -34,7 +34,15 @@ from ssmblocks._contract import contract_of
 from ssmblocks.inference._convert import prepare_input
 from ssmblocks.inference.progress import Progress
 from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
-from ssmblocks.inference.tiling import iter_tiles, parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
+from ssmblocks.inference.tiling import (
+    BudgetTooSmallError,
+    iter_tiles,
+    parse_bytes,
+    ramp,
+    run_tiled,
+    tile_for_budget,
+    tile_starts,
+)
 from ssmblocks.profiling import LiveBytes, run_without_arithmetic
 
 __all__ = ["ModelInfo", "model_info", "resolve_protocol", "restore"]
@@ -321,8 +329,15 @@ def restore(
     bars = Progress("restoring", unit="tile", enabled=progress)
     try:
         with _eval_mode(model), torch.inference_mode():
-            out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, memory_budget,
-                                  bars, temporal_chunk, temporal_overlap)
+            try:
+                out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, memory_budget,
+                                      bars, temporal_chunk, temporal_overlap)
+            except BudgetTooSmallError:
+                if not automatic:
+                    raise
+                # the free memory holds not even a small tile: the whole image, as without the automatic budget
+                out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, None, bars,
+                                      temporal_chunk, temporal_overlap)
             out = out.float()
             if out.untyped_storage().data_ptr() == data.untyped_storage().data_ptr():
                 out = out.clone()  # a model that returns (a view of) its input: do not clamp the caller's tensor

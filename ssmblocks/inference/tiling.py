@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-__all__ = ["iter_tiles", "parse_bytes", "ramp", "run_tiled", "tile_for_budget", "tile_starts"]
+__all__ = ["BudgetTooSmallError", "iter_tiles", "parse_bytes", "ramp", "run_tiled", "tile_for_budget", "tile_starts"]
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -104,6 +104,10 @@ def parse_bytes(budget: int | float | str) -> int:
     return int(value)
 
 
+class BudgetTooSmallError(ValueError):
+    """Not even the smallest tile fits the memory budget."""
+
+
 def tile_for_budget(per_pixel: float, fixed: float, budget: int, *, image_size: tuple[int, int],
                     multiple: int = 8, minimum: int = 16) -> int | None:
     """The largest square tile (a multiple of ``multiple``) whose estimated peak, ``fixed + per_pixel * tile**2``
@@ -114,6 +118,7 @@ def tile_for_budget(per_pixel: float, fixed: float, budget: int, *, image_size: 
     side = math.isqrt(max(int((budget - fixed) / per_pixel), 0)) if budget > fixed else 0
     side -= side % multiple
     if side < minimum:
-        raise ValueError(f"a memory budget of {budget / 2**20:.0f} MiB is too small for this model and image: even a "
-                         f"{minimum}x{minimum} tile needs about {(fixed + per_pixel * minimum**2) / 2**20:.0f} MiB")
+        raise BudgetTooSmallError(f"a memory budget of {budget / 2**20:.0f} MiB is too small for this model and image: "
+                                  f"even a {minimum}x{minimum} tile needs about "
+                                  f"{(fixed + per_pixel * minimum**2) / 2**20:.0f} MiB")
     return side
