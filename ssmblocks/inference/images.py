@@ -70,7 +70,7 @@ def write_image(image: Any, path: str | Path) -> Path:
         warnings.warn(f"{path.name}: JPEG has no alpha channel: the alpha channel is dropped (write .png, .webp or "
                       f".tif to keep it)", stacklevel=2)
         image = image.convert(image.mode[:-1])
-    if image.mode == "F" and fmt != "TIFF":
+    if getattr(image, "mode", None) == "F" and fmt != "TIFF":
         image = _quantised(image, 16 if fmt == "PNG" else 8)
     with atomic_path(path) as tmp:
         image.save(tmp, format=fmt)
