@@ -26,6 +26,8 @@ from torch import Tensor
 __all__ = ["Prepared", "prepare_input"]
 
 _INT_RANGES = {torch.uint8: 255.0, torch.uint16: 65535.0}
+# Pillow modes with an alpha band (LAB's "A" band is a colour axis, not alpha)
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 # ITU-R BT.601 luma (the weights Pillow's "L" conversion uses)
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -180,7 +182,8 @@ def _from_pil(image: Any, channels: int, unclipped: bool = False) -> Prepared:
     elif mode in ("L", "RGB", "RGBA", "LA"):
         array = np.asarray(image)
     else:
-        array = np.asarray(image.convert("RGBA" if image.has_transparency_data else "RGB"))
+        alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
+        array = np.asarray(image.convert("RGBA" if alpha else "RGB"))
     prepared = _from_numpy(array, channels, unclipped)
 
     def finish(y: Tensor) -> Any:
