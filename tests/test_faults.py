@@ -135,6 +135,39 @@ def test_a_folder_with_leftovers_of_a_killed_run_restores_trains_and_evaluates(c
     assert ssmblocks.train.data.list_images(folder) == [folder / "0.png", folder / "1.png"]
 
 
+_KILLED_WRITER = """
+import sys, time
+from ssmblocks.inference.images import write_image
+
+class Slow:
+    mode = "RGB"
+
+    def save(self, path, format=None):
+        with open(path, "wb") as file:
+            file.write(b"\\x89PNG half an image")
+        print("written", flush=True)
+        time.sleep(120)
+
+write_image(Slow(), sys.argv[1])
+"""
+
+
+def test_a_write_killed_mid_way_leaves_a_hidden_part_that_a_folder_run_skips(capsys, tmp_path, checkpoint):
+    folder = _images(tmp_path / "in", 1)
+    writer = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(folder / "res.png")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert writer.stdout.readline().strip() == "written"
+    finally:
+        writer.kill()                                        # SIGKILL: no cleanup runs
+        writer.wait(timeout=60)
+    leftovers = [p.name for p in folder.iterdir() if p.name != "0.png"]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".res.png.") and leftovers[0].endswith(".part")
+    code, _, err = _run(capsys, "restore", folder, "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]
+
+
 def test_resume_clears_the_stale_parts_of_a_killed_save(capsys, tmp_path):
     data, out = _images(tmp_path / "hq"), tmp_path / "run"
     assert _run(capsys, *_train_args(data, out, "--stop-after", "1"))[0] == 0
