@@ -325,7 +325,7 @@ def restore(
     prepared = prepare_input(x, info.in_chans, unclipped=unclipped)
     data = prepared.tensor.to(device=device, dtype=dtype)
     if automatic and not (protocol and PROTOCOLS[protocol] is not None):
-        memory_budget = _automatic_budget(data, info, device)
+        memory_budget = _automatic_budget(data, info, data.device)
     bars = Progress("restoring", unit="tile", enabled=progress)
     try:
         with _eval_mode(model), torch.inference_mode():
