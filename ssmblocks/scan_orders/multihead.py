@@ -17,6 +17,7 @@ order and the heads are concatenated in head order (nothing is summed).
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from ssmblocks.ops.path_gather import path_gather
@@ -44,7 +45,10 @@ class MultiHead(ScanOrder):
         self.orders, self.num_paths = paths.orders, paths.num_paths
 
     def build_paths(self, shape):
-        return Concat(*self.orders).build_paths(shape)
+        parts = [order.build_paths(shape) for order in self.orders]
+        if any(part.shape[1] != parts[0].shape[1] for part in parts):
+            raise ValueError(f"the heads of a MultiHead order must have equal path lengths for shape {shape}")
+        return torch.cat(parts)
 
     def check_shape(self, shape):
         for order in self.orders:
