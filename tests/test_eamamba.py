@@ -5,17 +5,21 @@ protocol and the weight source."""
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from huggingface_hub import constants as hf_constants
 
 import ssmblocks
-from ssmblocks import CheckpointError
+from ssmblocks import CheckpointError, PretrainedUnavailableError
 from ssmblocks.blocks import MHSSM, EAMambaBlock, SimpleGateFFN
 from ssmblocks.inference.protocols import PROTOCOLS, PaddedProtocol, run_protocol
 from ssmblocks.scan_orders import AntiDiagonal, ColMajor, Diagonal, MultiHead, RowMajor, Windowed, eamamba_scan
+from ssmblocks.zoo.eamamba import _VARIANTS
 from tests._golden import GOLDEN, assert_matches_golden, golden, golden_meta, needs_golden
+from tests.test_mambacsr import FakeGdown
 
 
 # ---- scan orders ----------------------------------------------------------------------------------------------
@@ -357,3 +361,48 @@ def test_unet_pads_inside_and_refuses_tiny_inputs():
     assert torch.equal(_run(model, x), _run(model, padded)[..., :13, :21])
     with pytest.raises(ValueError, match="at least 8x8"):
         model(torch.rand(1, 3, 5, 16))
+
+
+# ---- pretrained cfgs and the Drive folder -------------------------------------------------------------------------
+DRIVE_FOLDER_ID = "1XGFUa6dvDn7D46Gpa5Q5NSBzOgjckw_v"          # the official README's "Checkpoints" link
+
+
+def test_every_release_has_its_cfg_protocol_and_numbers():
+    assert set(ssmblocks.list_models("eamamba_*")) == {*(f"eamamba_{t}" for t in (
+        "denoise", "sidd", "gopro", "dpdd", "dehaze_its", "dehaze_ots", "derain", "realsr_x2", "realsr_x3",
+        "realsr_x4", "light_x2", "light_x3", "light_x4"))}
+    for name in ssmblocks.list_models("eamamba_*"):
+        cfg = ssmblocks.get_pretrained_cfg(name)
+        assert cfg.gdrive_folder_id == DRIVE_FOLDER_ID and cfg.manual_filename and cfg.test_protocol
+        assert cfg.protocol == ("eamamba_realsr" if "realsr" in name else "eamamba_sr" if "light" in name else "")
+    assert ssmblocks.get_pretrained_cfg("eamamba_realsr_x4").metrics == {"RealSR PSNR/SSIM": "29.60/0.835"}
+    assert ssmblocks.get_pretrained_cfg("eamamba_sidd.sd").weights_key == "sd"
+    assert ssmblocks.get_pretrained_cfg("eamamba_sidd").weights_key is None
+
+
+def test_pretrained_weights_come_from_the_authors_drive_folder(tmp_path, monkeypatch):
+    """create_model(name, pretrained=True): the folder listed, the file picked by name and downloaded, read in the
+    official format: sd_e for the default tag, sd for the .sd tag."""
+    torch.manual_seed(0)
+    source = ssmblocks.create_model("test_eamamba")
+    official = tmp_path / "official.pth"
+    sd = _official_file(official, source)
+    checkpoint = torch.load(official, weights_only=True)
+    gdown = FakeGdown(DRIVE_FOLDER_ID, {"sidd-eamamba.pth": ("ID-SIDD", checkpoint),
+                                        "gopro-eamamba.pth": ("ID-GOPRO", {})})
+    monkeypatch.setitem(sys.modules, "gdown", gdown)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    tiny = _VARIANTS["test_eamamba"]
+    ema = ssmblocks.create_model("eamamba_sidd", pretrained=True, cache_dir=tmp_path / "cache", **tiny)
+    assert gdown.calls[-2:] == [("list", DRIVE_FOLDER_ID, True), ("download", "ID-SIDD")]
+    assert torch.equal(ema.state_dict()["output.weight"], sd["output.weight"] + 0.5)
+    trained = ssmblocks.create_model("eamamba_sidd.sd", pretrained=True, cache_dir=tmp_path / "cache", **tiny)
+    assert torch.equal(trained.state_dict()["output.weight"], sd["output.weight"])
+
+
+def test_without_gdown_the_error_explains_the_manual_download(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gdown", None)
+    with pytest.raises(PretrainedUnavailableError) as err:
+        ssmblocks.create_model("eamamba_light_x4", pretrained=True, cache_dir=tmp_path)
+    assert all(part in str(err.value) for part in (f"https://drive.google.com/drive/folders/{DRIVE_FOLDER_ID}",
+                                                   "srx4-eamambasr-light.pth"))
