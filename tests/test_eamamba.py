@@ -354,6 +354,22 @@ def test_blocks_check_their_layout_and_widths():
     assert two_heads(torch.randn(2, 3, 4, 8)).shape == (2, 3, 4, 8)
 
 
+def test_block_options_are_keyword_only_exposed_and_take_factory_arguments():
+    with pytest.raises(TypeError):
+        EAMambaBlock(16, 4)
+    block = EAMambaBlock(16, d_state=3, d_conv=5, dt_rank=2, conv_bias=False, proj_bias=True, dt_min=0.01,
+                         dt_max=0.02, dt_init_floor=0.015, ffn_expansion_factor=1.5, bias=True, norm_eps=1e-6,
+                         dtype=torch.float64)
+    mixer = block.mamba
+    assert mixer.conv.kernel_size == (5, 5) and mixer.conv.bias is None and mixer.in_proj.bias is not None
+    assert mixer.x_proj_weight.shape == (8, 2 + 6, 2) and block.ffn.project_in.weight.shape == (24, 16, 1, 1)
+    assert block.ffn.project_out.bias is not None and block.norm1["body"].eps == 1e-6
+    dt = F.softplus(mixer.dt_projs_bias)
+    assert dt.min() >= 0.015 - 1e-6 and dt.max() <= 0.02 + 1e-6
+    assert {p.dtype for p in block.parameters()} == {torch.float64}
+    assert {p.device.type for p in MHSSM(16, device="meta").parameters()} == {"meta"}
+
+
 def test_unet_pads_inside_and_refuses_tiny_inputs():
     model = ssmblocks.create_model("test_eamamba").eval()
     x = torch.rand(1, 3, 13, 21)

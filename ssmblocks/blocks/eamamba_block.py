@@ -50,7 +50,8 @@ class EAMambaBlock(nn.Module):
 
     Args:
         dim: channels C (times ``expand``: a multiple of the scan's head count, 8 for EAMamba's).
-        d_state, expand, d_conv, dt_rank, scan_order: the MHSSM mixer's options (see ``MHSSM``).
+        d_state, expand, d_conv, dt_rank, scan_order, conv_bias, dt_min, dt_max, dt_init_floor: the MHSSM mixer's
+            options (see ``MHSSM``); proj_bias: its ``bias`` (in_proj / out_proj).
         ffn_expansion_factor: the FFN's hidden width int(dim * f) before the gate (U-Net 2, light SR 1).
         bias: biases of the FFN's 1x1 convs (the official ``bias``, False in every release).
         norm_eps: epsilon of both channel LayerNorms.
@@ -58,7 +59,8 @@ class EAMambaBlock(nn.Module):
     """
 
     def __init__(self, dim: int, *, d_state: int = 16, expand: float = 1.0, d_conv: int = 3,
-                 dt_rank: int | str = "auto", scan_order: MultiHead | None = None,
+                 dt_rank: int | str = "auto", scan_order: MultiHead | None = None, conv_bias: bool = True,
+                 proj_bias: bool = False, dt_min: float = 1e-3, dt_max: float = 0.1, dt_init_floor: float = 1e-4,
                  ffn_expansion_factor: float = 2.0, bias: bool = False, norm_eps: float = 1e-5,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
@@ -66,7 +68,8 @@ class EAMambaBlock(nn.Module):
         self.dim = dim
         self.norm1 = keyed("body", nn.LayerNorm(dim, eps=norm_eps, **dd))
         self.mamba = MHSSM(dim, d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank,
-                           scan_order=scan_order, **dd)
+                           scan_order=scan_order, conv_bias=conv_bias, bias=proj_bias, dt_min=dt_min, dt_max=dt_max,
+                           dt_init_floor=dt_init_floor, **dd)
         self.norm2 = keyed("body", nn.LayerNorm(dim, eps=norm_eps, **dd))
         self.ffn = SimpleGateFFN(dim, expansion=ffn_expansion_factor, bias=bias, **dd)
 
