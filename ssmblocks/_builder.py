@@ -412,6 +412,20 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> Pr
                          notes=f"detected from {path.name}, custom size: {found.variant}")
 
 
+def _sibling_release_named(architecture: str, path: Path) -> str | None:
+    """Another architecture of the same module whose released file is named like ``path`` and which builds the same
+    model (the EAMamba U-Nets of ten tasks share one architecture: the file name tells which release it is)."""
+    module = model_module(architecture)
+    for name in list_pretrained():
+        arch, _ = split_model_name(name)
+        if (arch != architecture and model_module(arch) == module
+                and path.name in _release_file_names(get_pretrained_cfg(name))):
+            same = _comparable(_build(arch, PretrainedCfg(), {}, meta=True).model_args) == _comparable(
+                _build(architecture, PretrainedCfg(), {}, meta=True).model_args)
+            return arch if same else None
+    return None
+
+
 def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module:
     """Builds the model a state dict belongs to (family, variant and hyperparameters detected) and loads it
     strictly; eval mode. The model is built on the meta device and takes the tensors, so no time is spent
@@ -438,8 +452,9 @@ def load_checkpoint(path: str | Path, weights: str | None = None) -> nn.Module:
         raise CheckpointError(f"{origin} describes the architecture {described.architecture!r}, which is not "
                               f"registered")
     _check_args_against_weights(described.architecture, described.model_args, described.state_dict, origin)
-    model = _build_loaded(described.architecture, PretrainedCfg(), described.model_args, described.state_dict, origin)
-    found = Detection(described.family or getattr(model, "family", ""), described.architecture, described.model_args,
+    architecture = _sibling_release_named(described.architecture, Path(origin)) or described.architecture
+    model = _build_loaded(architecture, PretrainedCfg(), described.model_args, described.state_dict, origin)
+    found = Detection(described.family or getattr(model, "family", ""), architecture, described.model_args,
                       described.variant)
     model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
     return model.eval()

@@ -14,6 +14,7 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks import CheckpointError, PretrainedUnavailableError
+from ssmblocks._builder import _sibling_release_named
 from ssmblocks.blocks import MHSSM, EAMambaBlock, SimpleGateFFN
 from ssmblocks.inference.protocols import PROTOCOLS, PaddedProtocol, run_protocol
 from ssmblocks.scan_orders import AntiDiagonal, ColMajor, Diagonal, MultiHead, RowMajor, Windowed, eamamba_scan
@@ -294,6 +295,15 @@ def test_the_file_args_build_the_model_and_the_dead_upsample_keys_load(tmp_path)
     assert loaded.model_args["upscale"] == 1 and torch.equal(loaded.state_dict()["output.weight"],
                                                               sd["output.weight"])
     assert "official eamamba checkpoint (sd weights, iteration 7)" in loaded.pretrained_cfg.notes
+
+
+def test_a_release_file_name_picks_its_task_among_the_identical_unets(tmp_path):
+    """Ten U-Net tasks share one architecture; an official file under a release's name gets that release's cfg."""
+    path = tmp_path / "sidd-eamamba.pth"
+    _official_file(path, ssmblocks.create_model("test_eamamba"))
+    assert ssmblocks.load_checkpoint(path).pretrained_cfg.tag == "custom"      # a custom (tiny) size: no release
+    assert _sibling_release_named("eamamba_denoise", path) == "eamamba_sidd"
+    assert _sibling_release_named("eamamba_denoise", tmp_path / "other.pth") is None
 
 
 def test_format_errors_name_the_problem(tmp_path):
