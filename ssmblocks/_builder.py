@@ -33,7 +33,7 @@ from ssmblocks._checkpoint import (
     read_state_dict,
 )
 from ssmblocks._contract import INPUT_KINDS
-from ssmblocks._formats import describe_checkpoint, state_dict_of
+from ssmblocks._formats import DescribedCheckpoint, describe_checkpoint, state_dict_of
 from ssmblocks._hub import read_repo_config
 from ssmblocks._registry import (
     PretrainedCfg,
@@ -412,17 +412,18 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> Pr
                          notes=f"detected from {path.name}, custom size: {found.variant}")
 
 
-def _sibling_release_named(architecture: str, path: Path) -> str | None:
-    """Another architecture of the same module whose released file is named like ``path`` and which builds the same
-    model (the EAMamba U-Nets of ten tasks share one architecture: the file name tells which release it is)."""
-    module = model_module(architecture)
+def _described_release(described: DescribedCheckpoint, full_args: dict[str, Any],
+                        path: Path) -> PretrainedCfg | None:
+    """The release a self-describing file is, by its file name: a cfg of any architecture of the same module (the
+    ten EAMamba U-Net tasks share one architecture) published under ``path``'s name, for the same weight set
+    (``weights_key``; None = the format's default), whose architecture builds exactly ``full_args``."""
+    module = model_module(described.architecture)
     for name in list_pretrained():
-        arch, _ = split_model_name(name)
-        if (arch != architecture and model_module(arch) == module
-                and path.name in _release_file_names(get_pretrained_cfg(name))):
-            same = _comparable(_build(arch, PretrainedCfg(), {}, meta=True).model_args) == _comparable(
-                _build(architecture, PretrainedCfg(), {}, meta=True).model_args)
-            return arch if same else None
+        cfg = get_pretrained_cfg(name)
+        if (model_module(cfg.architecture) == module and path.name in _release_file_names(cfg)
+                and (cfg.weights_key or described.default_weights) == described.weights
+                and _comparable(_build(cfg.architecture, cfg, {}, meta=True).model_args) == _comparable(full_args)):
+            return cfg
     return None
 
 
@@ -452,9 +453,14 @@ def load_checkpoint(path: str | Path, weights: str | None = None) -> nn.Module:
         raise CheckpointError(f"{origin} describes the architecture {described.architecture!r}, which is not "
                               f"registered")
     _check_args_against_weights(described.architecture, described.model_args, described.state_dict, origin)
-    architecture = _sibling_release_named(described.architecture, Path(origin)) or described.architecture
-    model = _build_loaded(architecture, PretrainedCfg(), described.model_args, described.state_dict, origin)
-    found = Detection(described.family or getattr(model, "family", ""), architecture, described.model_args,
-                      described.variant)
-    model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
+    model = _build_loaded(described.architecture, PretrainedCfg(), described.model_args, described.state_dict, origin)
+    release = _described_release(described, model.model_args, Path(origin))
+    if release is not None:
+        model.architecture = release.architecture
+        model.pretrained_cfg = dataclasses.replace(release, notes=f"read from {Path(origin).name} ({release.name} "
+                                                                  f"release: file name match): {described.variant}")
+    else:
+        found = Detection(described.family or getattr(model, "family", ""), described.architecture,
+                          described.model_args, described.variant)
+        model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
     return model.eval()

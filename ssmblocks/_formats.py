@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
@@ -28,14 +28,16 @@ __all__ = ["DescribedCheckpoint", "checkpoint_formats", "describe_checkpoint", "
 
 @dataclass(frozen=True)
 class DescribedCheckpoint:
-    """What a self-describing file says: the architecture to build, its arguments, the chosen weights."""
+    """What a self-describing file says: the architecture to build, its arguments, the chosen weights (``weights``
+    names the set, ``default_weights`` the format's default; both filled in by ``describe_checkpoint``)."""
 
     architecture: str
     model_args: dict[str, Any]
     state_dict: Mapping[str, Tensor]
     variant: str = ""
     family: str = ""
-    notes: dict[str, Any] = field(default_factory=dict)
+    weights: str = ""
+    default_weights: str = ""
 
 
 DescribeFn = Callable[[Mapping[str, Any], str], DescribedCheckpoint]
@@ -102,7 +104,7 @@ def describe_checkpoint(raw: object, origin: str, weights: str | None = None) ->
         raise CheckpointError(f"{origin} is a {fmt.name} checkpoint, but it cannot be read ({type(err).__name__}: "
                               f"{err})") from err
     state = unwrap_state_dict(described.state_dict, f"{origin} [{choice}]")
-    return dataclasses.replace(described, state_dict=state)
+    return dataclasses.replace(described, state_dict=state, weights=choice, default_weights=fmt.weights[0])
 
 
 def state_dict_of(raw: object, origin: str, weights: str | None = None) -> dict[str, Tensor]:

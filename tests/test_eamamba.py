@@ -4,6 +4,7 @@ protocol and the weight source."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -14,7 +15,8 @@ from huggingface_hub import constants as hf_constants
 
 import ssmblocks
 from ssmblocks import CheckpointError, PretrainedUnavailableError
-from ssmblocks._builder import _sibling_release_named
+from ssmblocks._builder import _described_release
+from ssmblocks._formats import DescribedCheckpoint
 from ssmblocks.blocks import MHSSM, EAMambaBlock, SimpleGateFFN
 from ssmblocks.inference.protocols import PROTOCOLS, PaddedProtocol, run_protocol
 from ssmblocks.scan_orders import AntiDiagonal, ColMajor, Diagonal, MultiHead, RowMajor, Windowed, eamamba_scan
@@ -302,8 +304,15 @@ def test_a_release_file_name_picks_its_task_among_the_identical_unets(tmp_path):
     path = tmp_path / "sidd-eamamba.pth"
     _official_file(path, ssmblocks.create_model("test_eamamba"))
     assert ssmblocks.load_checkpoint(path).pretrained_cfg.tag == "custom"      # a custom (tiny) size: no release
-    assert _sibling_release_named("eamamba_denoise", path) == "eamamba_sidd"
-    assert _sibling_release_named("eamamba_denoise", tmp_path / "other.pth") is None
+    full = json.loads((GOLDEN / "keys" / "eamamba_sidd.json").read_text())["official_kwargs"]
+    with torch.device("meta"):
+        args = ssmblocks.create_model("eamamba_denoise").model_args             # the released U-Net
+    described = DescribedCheckpoint("eamamba_denoise", args, {}, weights="sd_e", default_weights="sd_e")
+    assert full["dim"] == args["dim"] and list(full["num_blocks"]) == list(args["num_blocks"])
+    assert _described_release(described, args, path).name == "eamamba_sidd.official"
+    trained = dataclasses.replace(described, weights="sd")
+    assert _described_release(trained, args, path).name == "eamamba_sidd.sd"
+    assert _described_release(described, args, tmp_path / "other.pth") is None
 
 
 def test_format_errors_name_the_problem(tmp_path):
