@@ -272,7 +272,7 @@ _cfg = partial(PretrainedCfg, license="unknown: the official repository has no l
                origin_url="https://github.com/daidaijr/EAMamba")
 _PIPELINE = ("test.py: batch 1, the EMA weights (sd_e), eval mode, whole image, no self-ensemble; the input "
              "reflect-padded bottom/right to a multiple of 8 (the model does this itself), the prediction cropped "
-             "back and clipped to [0, 1]; PSNR = 20 log10(1 / sqrt(MSE)) on the float prediction")
+             "back and clipped to [0, 1]; PSNR = 20 log10(1 / sqrt(MSE)) on the float prediction, crop_border 0")
 _SSIM = "SSIM: 11x11 Gaussian (sigma 1.5) on 255-scaled images, 'valid', then a further 5-pixel crop of the map"
 _FILE_NOTE = ("the authors' Drive folder holds the release; its file names could not be seen from here: the name "
               "given is a guess, check the folder (or load a downloaded file with ssmblocks.load_checkpoint)")
@@ -333,7 +333,7 @@ register_cfgs({
     **{f"eamamba_light_x{s}.official": _drive(
         f"lightweight bicubic SR x{s} (DIV2K)", f"srx{s}-eamambasr-light.pth",
         "test.py: the LR input reflect-padded bottom/right to a multiple of 8 (preset 'eamamba_sr'), the output "
-        f"cropped to (sH, sW) and clipped; PSNR / SSIM on Y (BT.601) with {s} border pixels cropped",
+        f"cropped to (sH, sW) and clipped; PSNR / SSIM on Y (BT.601), crop_border {s} (= scale)",
         {"note": "the README gives no light-SR numbers (the paper has them; not checked here)"},
         protocol="eamamba_sr")
        for s in (2, 3, 4)},
