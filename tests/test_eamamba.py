@@ -346,6 +346,18 @@ def test_a_bare_state_dict_is_still_detected_and_create_model_reads_the_format(t
     assert _json(ssmblocks.load_checkpoint(tmp_path / "light.pth").model_args) == _json(model.model_args)
 
 
+@needs_golden
+def test_the_spandrel_integration_reads_the_default_weights_of_an_official_file():
+    """spandrel unwraps a top-level 'model' key itself: both the file and its 'model' entry give sd_e."""
+    from ssmblocks.integrations.spandrel import _unwrapped
+
+    raw = torch.load(GOLDEN / "eamamba_light_x2_tiny.pth", weights_only=True)
+    for given in (raw, raw["model"]):
+        state = _unwrapped(given)
+        assert state.keys() == raw["model"]["sd_e"].keys()
+        assert all(torch.equal(state[k], raw["model"]["sd_e"][k]) for k in state)
+
+
 def test_basicsr_weight_sets_by_name(tmp_path):
     model = ssmblocks.create_model("test_eamamba_light")
     sd = model.state_dict()

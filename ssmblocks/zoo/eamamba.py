@@ -220,15 +220,24 @@ def _official_args(name: str, args: Mapping[str, Any], state: Mapping[str, Tenso
             "num_refinement_blocks": int(args.get("num_refinement_blocks", 2)), "upscale": upscale}
 
 
+def _model_spec(raw: object) -> Mapping[str, Any] | None:
+    """The ``{'name', 'args', 'sd', 'sd_e'}`` entry of an official file (or that entry itself, as tools that unwrap
+    a top-level 'model' key, such as spandrel, pass it on); None for anything else."""
+    if not isinstance(raw, Mapping):
+        return None
+    spec = raw.get("model") if isinstance(raw.get("model"), Mapping) else raw
+    is_spec = spec.get("name") in _OFFICIAL_NAMES and "args" in spec and "sd" in spec
+    return spec if is_spec else None
+
+
 def _is_official_file(raw: object) -> bool:
-    model = raw.get("model") if isinstance(raw, Mapping) else None
-    return isinstance(model, Mapping) and model.get("name") in _OFFICIAL_NAMES and "args" in model and "sd" in model
+    return _model_spec(raw) is not None
 
 
 @register_checkpoint_format("EAMamba", matches=_is_official_file, weights=("sd_e", "sd"))
 def describe_eamamba_file(raw: Mapping[str, Any], weights: str) -> DescribedCheckpoint:
     """``{'model': {'name', 'args', 'sd', 'sd_e'}}``: 'sd_e' the EMA weights (test.py), 'sd' the trained ones."""
-    spec = raw["model"]
+    spec = _model_spec(raw)
     if not isinstance(spec.get(weights), Mapping):
         raise ValueError(f"the file has no {weights!r} weights (its model entry holds {sorted(spec)})")
     if not isinstance(spec["args"], Mapping):
