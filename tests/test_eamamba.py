@@ -19,7 +19,17 @@ from ssmblocks._builder import _described_release
 from ssmblocks._formats import DescribedCheckpoint
 from ssmblocks.blocks import MHSSM, EAMambaBlock, SimpleGateFFN
 from ssmblocks.inference.protocols import PROTOCOLS, PaddedProtocol, run_protocol
-from ssmblocks.scan_orders import AntiDiagonal, ColMajor, Diagonal, MultiHead, RowMajor, Windowed, eamamba_scan
+from ssmblocks.scan_orders import (
+    AntiDiagonal,
+    ColMajor,
+    Diagonal,
+    MultiHead,
+    RowMajor,
+    Windowed,
+    cross_scale_scan,
+    eamamba_scan,
+    medvsr_windows,
+)
 from ssmblocks.zoo.eamamba import _VARIANTS
 from tests._golden import GOLDEN, assert_matches_golden, golden, golden_meta, needs_golden
 from tests.test_mambacsr import FakeGdown
@@ -99,6 +109,11 @@ def test_multihead_errors_name_the_problem():
         eamamba_scan().scan(torch.randn(1, 12, 4, 4))
     with pytest.raises(ValueError, match="layout"):
         eamamba_scan().scan(torch.randn(16, 4, 4))
+    for order in (cross_scale_scan(4), medvsr_windows().reversed()):
+        with pytest.raises(ValueError, match="several inputs or moves windows"):
+            MultiHead(RowMajor(), order)
+    with pytest.raises(ValueError, match="equal path lengths"):
+        MultiHead(RowMajor(), Windowed(4)).scan(torch.randn(1, 2, 3, 3))
 
 
 def test_multihead_exports_with_dynamic_sizes():

@@ -21,11 +21,22 @@ import torch
 from torch import Tensor
 
 from ssmblocks.ops.path_gather import path_gather
-from ssmblocks.scan_orders.base import Concat, ScanOrder
+from ssmblocks.scan_orders.base import Concat, Reversed, ScanOrder
 from ssmblocks.scan_orders.diagonal import AntiDiagonal, Diagonal
 from ssmblocks.scan_orders.planar import ColMajor, RowMajor
 
 __all__ = ["MultiHead", "eamamba_scan"]
+
+
+def _reads_one_map(order: ScanOrder) -> bool:
+    """True for orders whose paths index one map with the base class's scan (not the cross-scale order's two
+    inputs, not a window partition's batch of windows)."""
+    if isinstance(order, Reversed):
+        return _reads_one_map(order.order)
+    if isinstance(order, Concat):
+        return all(_reads_one_map(o) for o in order.orders)
+    kind = type(order)
+    return kind.scan is ScanOrder.scan and kind.flatten_inputs is ScanOrder.flatten_inputs
 
 
 class MultiHead(ScanOrder):
@@ -40,8 +51,9 @@ class MultiHead(ScanOrder):
         if paths.ndim != 2:
             raise ValueError(f"MultiHead composes 2-D scan orders, got {paths!r}")
         for order in paths.orders:
-            if order.source_size((2, 3)) != 6:
-                raise ValueError(f"MultiHead heads read one map each; {order!r} reads several inputs")
+            if not _reads_one_map(order):
+                raise ValueError(f"a MultiHead head reads its channels of one map along a path; {order!r} reads "
+                                 f"several inputs or moves windows to the batch axis")
         self.orders, self.num_paths = paths.orders, paths.num_paths
 
     def build_paths(self, shape):
