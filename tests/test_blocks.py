@@ -220,6 +220,9 @@ B, T, H, W, C = 1, 2, 6, 10, 8
 LAYOUT_CASES = {
     "VSSBlock": (lambda: blocks.VSSBlock(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
     "RLMB": (lambda: blocks.RLMB(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "MHSSM": (lambda: blocks.MHSSM(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "EAMambaBlock": (lambda: blocks.EAMambaBlock(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "SimpleGateFFN": (lambda: blocks.SimpleGateFFN(C), "(B, H, W, C)", (B, H, W, C)),
     "ViMM": (lambda: blocks.ViMM(C, d_state=4), "(B, ..., C)", (B, H, W, C)),
     "Mamba": (lambda: blocks.Mamba(C, d_state=4), "(B, ..., C)", (B, H, W, C)),
     "Mamba2": (lambda: blocks.Mamba2(C, d_state=4, headdim=4), "(B, L, C)", (B, H * W, C)),
