@@ -1,6 +1,5 @@
-"""Shared fixtures and hooks of tests/: the ``needs_golden`` skips and the parity report (tests/_golden.py), the
-``needs_cxx`` skips (tests of the native kernels, where no C++ compiler is found), a loopback HTTP server, the
-hand-built Hugging Face cache. (The no-network guard is the repository's conftest.py.)"""
+"""Shared fixtures and hooks of tests/: the ``needs_golden`` skips and the parity report (tests/_golden.py), a
+loopback HTTP server, the hand-built Hugging Face cache. (The no-network guard is the repository's conftest.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants as hf_constants
 
-from ssmblocks.ops._native.build import find_compiler
 from tests import _golden
 
 # ---- golden data: skips and the report ---------------------------------------------------------------------------
@@ -36,10 +34,7 @@ def pytest_report_header(config) -> list[str]:
 
 def pytest_collection_modifyitems(config, items) -> None:
     stems = config.stash.setdefault(_GOLDEN_STEMS, {})
-    no_native = _native_unavailable_reason()
     for item in items:
-        if no_native is not None and item.get_closest_marker("needs_cxx") is not None:
-            item.add_marker(pytest.mark.skip(reason=no_native))
         marks = list(item.iter_markers("golden"))
         if not marks:
             continue
@@ -69,16 +64,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     if stems:
         names = "".join(f", {stem}" for stem in sorted(ran)).replace(", ", ": ", 1)
         terminalreporter.write_line(f"golden parity: {_cases(len(ran))} checked by passing tests{names}")
-
-
-# ---- the native CPU kernels need a C++ compiler -------------------------------------------------------------------
-def _native_unavailable_reason() -> str | None:
-    """Why the native kernels cannot be built here (no C++ compiler, or switched off), or None."""
-    if os.environ.get("SSMBLOCKS_DISABLE_NATIVE", "") not in ("", "0"):
-        return "the native kernels are switched off (SSMBLOCKS_DISABLE_NATIVE is set)"
-    if find_compiler() is None:
-        return "needs a C++ compiler for the native kernels (none found: set CXX or install c++/g++/clang++)"
-    return None
 
 
 # ---- a Hugging Face cache built by hand (no network) --------------------------------------------------------------

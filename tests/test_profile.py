@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
+from scan_inputs import needs_compiler
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import ssmblocks
 from ssmblocks.ops import selective_scan_fn, use_backend
 
-pytestmark = pytest.mark.needs_cxx   # the scan is one countable op only on the native CPU backend
+pytestmark = needs_compiler   # the scan is one countable op only on the native CPU backend
 
 
 def _scan_inputs(batch=2, dim=8, length=10, dstate=4):

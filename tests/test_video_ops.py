@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from scan_inputs import needs_compiler
 
 from ssmblocks.export import portable_backends
 from ssmblocks.ops import (
@@ -78,7 +79,7 @@ CASES = {  # (batch, C_in, C_out, H, W, kernel, stride, padding, dilation, group
 DCN_BACKENDS = ["native", "torch"]
 
 
-@pytest.mark.needs_cxx
+@needs_compiler
 def test_deform_conv_native_backend_is_built_here():
     # CI machines have a C++ compiler: the native kernel must be available and chosen on CPU, not silently skipped
     assert available_backends("deform_conv", "cpu") == DCN_BACKENDS
@@ -101,7 +102,7 @@ def _dcn_inputs(batch, c_in, c_out, h, w, kernel, stride, padding, dilation, gro
     }, {"stride": stride, "padding": padding, "dilation": dilation}
 
 
-@pytest.mark.parametrize("backend", [pytest.param("native", marks=pytest.mark.needs_cxx), "torch"])
+@pytest.mark.parametrize("backend", [pytest.param("native", marks=needs_compiler), "torch"])
 @pytest.mark.parametrize("case", CASES)
 def test_deform_conv_matches_the_per_pixel_loop(case, backend):
     tensors, geometry = _dcn_inputs(*CASES[case])
@@ -117,7 +118,7 @@ def test_deform_conv_matches_the_per_pixel_loop(case, backend):
         torch.testing.assert_close(g, r, rtol=0, atol=1e-10, msg=name)
 
 
-@pytest.mark.needs_cxx
+@needs_compiler
 @pytest.mark.parametrize("case", ["medvsr_like", "groups", "strided_dilated"])
 def test_deform_conv_float32_backends_agree_with_the_float64_loop(case):
     tensors, geometry = _dcn_inputs(*CASES[case])
