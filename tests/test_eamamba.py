@@ -31,7 +31,7 @@ from ssmblocks.scan_orders import (
     medvsr_windows,
 )
 from ssmblocks.zoo.eamamba import _VARIANTS
-from tests._golden import GOLDEN, assert_matches_golden, golden, golden_meta, needs_golden
+from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, golden_meta, golden_params, needs_golden
 from tests.test_mambacsr import FakeGdown
 
 
@@ -139,39 +139,38 @@ def _run(model, x):
         return model(x)
 
 
+@needs_golden
 def test_every_golden_is_covered():
     assert sorted(STEMS) == sorted(p.stem for p in GOLDEN.glob("eamamba_*.pth"))
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", golden_params(STEMS))
 def test_official_checkpoint_reproduces_the_official_output(stem):
     """`output` (the EMA weights sd_e, test.py's) in float64 within 1e-8 and float32 within the suggested tolerance;
     the U-Net cases not a multiple of 8 are the official pad-run-crop pipeline, which the model does itself."""
     meta = golden_meta(stem)
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth")
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"))
     assert type(model).__name__ == meta["official_class"] and not model.training
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
     assert len(model.state_dict()) == meta["state_dict_num_keys"]
     assert_matches_golden(model, stem)
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", golden_params(STEMS))
 def test_the_trained_weights_sd_are_one_option_away(stem):
     meta, data = golden(stem)
     tol = meta["suggested_tolerance"]["fp64_run_vs_output_atol"]
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth", weights="sd").double()
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"), weights="sd").double()
     assert (_run(model, data["input"]) - data["output_sd"]).abs().max().item() <= tol
-    ema = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth").double()
+    ema = ssmblocks.load_checkpoint(golden_file(stem, "pth")).double()
     assert (_run(ema, data["input"]) - data["output_sd"]).abs().max().item() > 1e-3     # a wrong pick fails
 
 
-@needs_golden
+@needs_golden("eamamba_realsr_tiny_pad8")
 def test_bare_forward_on_the_padded_input_and_the_pipeline():
     meta, data = golden("eamamba_realsr_tiny_pad8")
     tol = meta["suggested_tolerance"]["fp64_run_vs_output_atol"]
-    model = ssmblocks.load_checkpoint(GOLDEN / "eamamba_realsr_tiny_pad8.pth").double()
+    model = ssmblocks.load_checkpoint(golden_file("eamamba_realsr_tiny_pad8", "pth")).double()
     assert torch.equal(F.pad(data["input"], (0, 5, 0, 3), mode="reflect"), data["input_padded"])
     assert (_run(model, data["input_padded"]) - data["output_padded"]).abs().max().item() <= tol
 
@@ -196,11 +195,11 @@ def _official_corner_tiles(fn, x, shave=16, crop_size=2048):
     return out
 
 
-@needs_golden
+@needs_golden("eamamba_realsr_tiny_pad8")
 def test_realsr_preset_is_the_official_four_corner_tiling():
     meta, data = golden("eamamba_realsr_tiny_pad8")
     tol = meta["suggested_tolerance"]["fp64_run_vs_output_atol"]
-    model = ssmblocks.load_checkpoint(GOLDEN / "eamamba_realsr_tiny_pad8.pth").double()
+    model = ssmblocks.load_checkpoint(golden_file("eamamba_realsr_tiny_pad8", "pth")).double()
     with torch.no_grad():
         preset = run_protocol("eamamba_realsr", model, data["input"], 1)
         independent = _official_corner_tiles(model, data["input_padded"])[..., :37, :43]
@@ -223,11 +222,11 @@ def test_corner_tiling_matches_the_independent_implementation_on_other_sizes():
     assert small.tile_count(48, 40) == 64                                  # 4 x 4 x 4 forwards
 
 
-@needs_golden
+@needs_golden("eamamba_light_x2_tiny")
 def test_light_sr_preset_is_the_official_padded_test():
     meta, data = golden("eamamba_light_x2_tiny")
     tol = meta["suggested_tolerance"]["fp64_run_vs_output_atol"]
-    model = ssmblocks.load_checkpoint(GOLDEN / "eamamba_light_x2_tiny.pth").double()
+    model = ssmblocks.load_checkpoint(golden_file("eamamba_light_x2_tiny", "pth")).double()
     with torch.no_grad():
         preset = run_protocol("eamamba_sr", model, data["input"], 2)
         manual = model(F.pad(data["input"], (0, 2, 0, 6), mode="reflect"))[..., :20, :28]
@@ -314,6 +313,7 @@ def test_the_file_args_build_the_model_and_the_dead_upsample_keys_load(tmp_path)
     assert "official eamamba checkpoint (sd weights, iteration 7)" in loaded.pretrained_cfg.notes
 
 
+@needs_golden   # the full set's key listing
 def test_a_release_file_name_picks_its_task_among_the_identical_unets(tmp_path):
     """Ten U-Net tasks share one architecture; an official file under a release's name gets that release's cfg."""
     path = tmp_path / "sidd-eamamba.pth"
@@ -361,12 +361,12 @@ def test_a_bare_state_dict_is_still_detected_and_create_model_reads_the_format(t
     assert _json(ssmblocks.load_checkpoint(tmp_path / "light.pth").model_args) == _json(model.model_args)
 
 
-@needs_golden
+@needs_golden("eamamba_light_x2_tiny")
 def test_the_spandrel_integration_reads_the_default_weights_of_an_official_file():
     """spandrel unwraps a top-level 'model' key itself: both the file and its 'model' entry give sd_e."""
     from ssmblocks.integrations.spandrel import _unwrapped
 
-    raw = torch.load(GOLDEN / "eamamba_light_x2_tiny.pth", weights_only=True)
+    raw = torch.load(golden_file("eamamba_light_x2_tiny", "pth"), weights_only=True)
     for given in (raw, raw["model"]):
         state = _unwrapped(given)
         assert state.keys() == raw["model"]["sd_e"].keys()

@@ -67,10 +67,11 @@ def test_lookup_falls_back_to_the_bundled_case_and_names_an_absent_one(tmp_path,
 
 @pytest.mark.slow
 def test_a_clone_without_the_full_set_runs_a_parity_case_of_every_bundled_family(tmp_path):
-    """The parity tests of the seed families in a fresh pytest, with SSMBLOCKS_GOLDEN_DIR at a missing folder: every
+    """The parity tests of the families in a fresh pytest, with SSMBLOCKS_GOLDEN_DIR at a missing folder: every
     bundled case is checked by a passing test, and the other cases skip naming themselves."""
     env = {**os.environ, _golden.GOLDEN_DIR_ENV: str(tmp_path / "no-full-set")}
-    modules = ["tests/test_mambair_parity.py", "tests/test_mambacsr.py", "tests/test_dvmsr.py", "tests/test_medvsr.py"]
+    modules = ["tests/test_mambair_parity.py", "tests/test_mambacsr.py", "tests/test_dvmsr.py", "tests/test_medvsr.py",
+               "tests/test_eamamba.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs",
                           "-k", "golden or official_checkpoint", *modules],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
