@@ -1,5 +1,6 @@
 """Shared fixtures and hooks of tests/: the ``needs_golden`` skips and the parity report (tests/_golden.py), a
-loopback HTTP server, the hand-built Hugging Face cache. (The no-network guard is the repository's conftest.py.)"""
+loopback HTTP server, the hand-built Hugging Face cache, a stand-in for gdown. (The no-network guard is the
+repository's conftest.py.)"""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import hashlib
 import http.server
 import os
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import constants as hf_constants
 
 from tests import _golden
@@ -59,9 +62,11 @@ def pytest_report_collectionfinish(config, start_path, items) -> list[str]:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     stems = config.stash.get(_GOLDEN_STEMS, {})
+    reported = {r.nodeid for outcome in ("passed", "failed", "skipped", "error")
+                for r in terminalreporter.stats.get(outcome, [])}
     passed = {r.nodeid for r in terminalreporter.stats.get("passed", []) if r.when == "call"}
     ran = set().union(*(s for node, s in stems.items() if node in passed)) if stems else set()
-    if any(stems.values()):             # tests that name golden cases were collected
+    if any(stems.get(node) for node in reported):       # tests that name golden cases were run
         names = "".join(f", {stem}" for stem in sorted(ran)).replace(", ", ": ", 1)
         terminalreporter.write_line(f"golden parity: {_cases(len(ran))} checked by passing tests{names}")
 
@@ -114,3 +119,31 @@ def served(tmp_path, monkeypatch):
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+# ---- gdown up to the network ---------------------------------------------------------------------------------------
+class _FakeGdown:
+    """gdown's API (>= 5.1) up to the network: ``download_folder(..., skip_download=True)`` lists the folder as
+    (id, path, local_path) entries; ``download(id=, output=)`` writes the file the id names."""
+
+    def __init__(self, folder_id: str, files: dict[str, tuple[str, object]]):
+        self.folder_id, self.files, self.calls = folder_id, files, []      # path in folder -> (id, what to save)
+
+    def download_folder(self, id, output, quiet, skip_download):
+        self.calls.append(("list", id, skip_download))
+        assert id == self.folder_id and skip_download and not list(Path(output).iterdir())
+        return [types.SimpleNamespace(id=file_id, path=path, local_path=str(Path(output) / path))
+                for path, (file_id, _) in self.files.items()]
+
+    def download(self, id, output, quiet):
+        self.calls.append(("download", id))
+        content = next(obj for file_id, obj in self.files.values() if file_id == id)
+        torch.save(content, output)
+        return output
+
+
+@pytest.fixture
+def fake_gdown() -> type:
+    """The class ``FakeGdown(folder_id, {path in folder: (file id, object to torch.save)})``: gdown's API up to the
+    network, recording its calls in ``.calls``."""
+    return _FakeGdown

@@ -32,7 +32,6 @@ from ssmblocks.scan_orders import (
 )
 from ssmblocks.zoo.eamamba import _VARIANTS
 from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, golden_meta, golden_params, needs_golden
-from tests.test_mambacsr import FakeGdown
 
 
 # ---- scan orders ----------------------------------------------------------------------------------------------
@@ -442,7 +441,7 @@ def test_every_release_has_its_cfg_protocol_and_numbers():
     assert ssmblocks.get_pretrained_cfg("eamamba_sidd").weights_key is None
 
 
-def test_pretrained_weights_come_from_the_authors_drive_folder(tmp_path, monkeypatch):
+def test_pretrained_weights_come_from_the_authors_drive_folder(fake_gdown, tmp_path, monkeypatch):
     """create_model(name, pretrained=True): the folder listed, the file picked by name and downloaded, read in the
     official format: sd_e for the default tag, sd for the .sd tag."""
     torch.manual_seed(0)
@@ -450,7 +449,7 @@ def test_pretrained_weights_come_from_the_authors_drive_folder(tmp_path, monkeyp
     official = tmp_path / "official.pth"
     sd = _official_file(official, source)
     checkpoint = torch.load(official, weights_only=True)
-    gdown = FakeGdown(DRIVE_FOLDER_ID, {"sidd-eamamba.pth": ("ID-SIDD", checkpoint),
+    gdown = fake_gdown(DRIVE_FOLDER_ID, {"sidd-eamamba.pth": ("ID-SIDD", checkpoint),
                                         "gopro-eamamba.pth": ("ID-GOPRO", {})})
     monkeypatch.setitem(sys.modules, "gdown", gdown)
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
@@ -168,26 +167,6 @@ RELEASES = [("mambacsr", "test_mambacsr", "Cross-scale-QF10-x4.pth"),
             ("mambacsr_wo", "test_mambacsr_wo", "Dual-Interleaved-QF10-x4.pth")]
 
 
-class FakeGdown:
-    """gdown's API (>= 5.1) up to the network: ``download_folder(..., skip_download=True)`` lists the folder as
-    (id, path, local_path) entries; ``download(id=, output=)`` writes the file the id names."""
-
-    def __init__(self, folder_id: str, files: dict[str, tuple[str, object]]):
-        self.folder_id, self.files, self.calls = folder_id, files, []      # path in folder -> (id, what to save)
-
-    def download_folder(self, id, output, quiet, skip_download):
-        self.calls.append(("list", id, skip_download))
-        assert id == self.folder_id and skip_download and not list(Path(output).iterdir())
-        return [types.SimpleNamespace(id=file_id, path=path, local_path=str(Path(output) / path))
-                for path, (file_id, _) in self.files.items()]
-
-    def download(self, id, output, quiet):
-        self.calls.append(("download", id))
-        content = next(obj for file_id, obj in self.files.values() if file_id == id)
-        torch.save(content, output)
-        return output
-
-
 def _official_release(tiny: str) -> tuple[torch.nn.Module, dict]:
     """A CI-size model and its checkpoint in the official BasicSR format (params_ema is what the official test
     loads and what ssmblocks reads first)."""
@@ -202,12 +181,12 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 @pytest.mark.parametrize(("name", "tiny", "filename"), RELEASES)
-def test_pretrained_weights_come_from_the_authors_drive_folder(name, tiny, filename, tmp_path, monkeypatch):
+def test_pretrained_weights_come_from_the_authors_drive_folder(fake_gdown, name, tiny, filename, tmp_path, monkeypatch):
     """create_model(name, pretrained=True): the folder is listed, the release picked by name, downloaded into the
     cache, loaded strictly; the second call reads the cache without gdown."""
     source, checkpoint = _official_release(tiny)
     other = {k: v + 1 for k, v in checkpoint["params_ema"].items()}
-    gdown = FakeGdown(DRIVE_FOLDER_ID, {"README.txt": ("ID-README", {}), "x2/" + filename: ("ID-X2", other),
+    gdown = fake_gdown(DRIVE_FOLDER_ID, {"README.txt": ("ID-README", {}), "x2/" + filename: ("ID-X2", other),
                                         filename: ("ID-RELEASE", checkpoint),
                                         "Cross-scale-QF30-x4.pth": ("ID-QF30", other)})
     monkeypatch.setitem(sys.modules, "gdown", gdown)
@@ -231,12 +210,13 @@ def _advice(name: str, filename: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("name", "tiny", "filename"), RELEASES)
-def test_without_gdown_or_offline_the_error_explains_the_manual_download(name, tiny, filename, tmp_path, monkeypatch):
+def test_without_gdown_or_offline_the_error_explains_the_manual_download(fake_gdown, name, tiny, filename, tmp_path,
+                                                                         monkeypatch):
     monkeypatch.setitem(sys.modules, "gdown", None)                     # import gdown -> ImportError
     with pytest.raises(PretrainedUnavailableError) as err:
         resolve_weights(ssmblocks.get_pretrained_cfg(name), cache_dir=tmp_path)
     assert all(part in str(err.value) for part in [*_advice(name, filename), "pip install 'gdown>=5.1'"])
-    gdown = FakeGdown(DRIVE_FOLDER_ID, {filename: ("ID", {})})
+    gdown = fake_gdown(DRIVE_FOLDER_ID, {filename: ("ID", {})})
     monkeypatch.setitem(sys.modules, "gdown", gdown)                    # installed, but HF_HUB_OFFLINE is set
     with pytest.raises(PretrainedUnavailableError) as err:
         resolve_weights(ssmblocks.get_pretrained_cfg(name), cache_dir=tmp_path)
@@ -244,7 +224,7 @@ def test_without_gdown_or_offline_the_error_explains_the_manual_download(name, t
     assert gdown.calls == [] and not list(tmp_path.rglob("*.pth"))
 
 
-def test_a_failing_gdown_or_a_missing_file_gives_a_clear_error(tmp_path, monkeypatch):
+def test_a_failing_gdown_or_a_missing_file_gives_a_clear_error(fake_gdown, tmp_path, monkeypatch):
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     cfg = ssmblocks.get_pretrained_cfg("mambacsr")
 
@@ -257,8 +237,8 @@ def test_a_failing_gdown_or_a_missing_file_gives_a_clear_error(tmp_path, monkeyp
     message = str(err.value)
     assert "could not list the folder (OSError: Failed to retrieve folder contents)" in message
     assert all(part in message for part in _advice("mambacsr", "Cross-scale-QF10-x4.pth"))
-    listing = FakeGdown(DRIVE_FOLDER_ID, {"Cross-scale-QF30-x4.pth": ("A", {}),
-                                          "x2/Cross-scale-QF10-x2.pth": ("B", {})})
+    listing = fake_gdown(DRIVE_FOLDER_ID, {"Cross-scale-QF30-x4.pth": ("A", {}),
+                                           "x2/Cross-scale-QF10-x2.pth": ("B", {})})
     monkeypatch.setitem(sys.modules, "gdown", listing)
     expected = (r"the Google Drive folder .*1595CDawG7MIiNgMAAPcAtDpM_PiPKmGS has no file named "
                 r"Cross-scale-QF10-x4\.pth; it holds: Cross-scale-QF30-x4\.pth, x2/Cross-scale-QF10-x2\.pth")
@@ -267,10 +247,10 @@ def test_a_failing_gdown_or_a_missing_file_gives_a_clear_error(tmp_path, monkeyp
     assert listing.calls == [("list", DRIVE_FOLDER_ID, True)]           # nothing downloaded
 
 
-def test_a_drive_file_with_the_wrong_sha256_is_discarded(tmp_path, monkeypatch):
+def test_a_drive_file_with_the_wrong_sha256_is_discarded(fake_gdown, tmp_path, monkeypatch):
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
     _, checkpoint = _official_release("test_mambacsr")
-    gdown = FakeGdown(DRIVE_FOLDER_ID, {"Cross-scale-QF10-x4.pth": ("ID", checkpoint)})
+    gdown = fake_gdown(DRIVE_FOLDER_ID, {"Cross-scale-QF10-x4.pth": ("ID", checkpoint)})
     monkeypatch.setitem(sys.modules, "gdown", gdown)
     cfg = dataclasses.replace(ssmblocks.get_pretrained_cfg("mambacsr"), sha256="0" * 64)
     with pytest.raises(PretrainedUnavailableError, match=r"does not have the expected sha256 0{64} but [0-9a-f]{64}"):
