@@ -15,6 +15,7 @@ See docs/scan_orders.md for pictures of every order.
 from ssmblocks.scan_orders.base import Concat, Reversed, ScanOrder, concat
 from ssmblocks.scan_orders.cache import DEFAULT_MAX_BYTES, IndexCache, index_cache
 from ssmblocks.scan_orders.cross_scale import CrossScale, cross_scale_scan
+from ssmblocks.scan_orders.nested import NestedS, mair_schedule, nested_s_scan
 from ssmblocks.scan_orders.planar import (
     ColMajor,
     RowMajor,
@@ -36,6 +37,7 @@ __all__ = [
     "CrossScale",
     "FrameMajor",
     "IndexCache",
+    "NestedS",
     "Reversed",
     "RowMajor",
     "ScanOrder",
@@ -52,8 +54,10 @@ __all__ = [
     "hv_interleaved",
     "index_cache",
     "local_global_interleaved",
+    "mair_schedule",
     "mambacsr_order",
     "medvsr_windows",
+    "nested_s_scan",
     "render",
     "s2t_scan",
     "save_png",
