@@ -14,14 +14,17 @@ from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
 from ssmblocks.blocks.groups import BLOCK_LAYOUTS, BlockSequence, ResidualGroup
 from ssmblocks.blocks.local_ss2d import LocalSS2D
+from ssmblocks.blocks.mair_block import MaIRBlock, MaIRMixer
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.blocks.mamba2 import Mamba2
 from ssmblocks.blocks.mlp import GatedMLP
+from ssmblocks.blocks.path_merge import BiAttnMerge, PathMerge, pixel_means, pixel_weights
 from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
 from ssmblocks.blocks.rlmb import RLMB
 from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
 from ssmblocks.blocks.ss2d import SS2D
+from ssmblocks.blocks.ssa import SSA
 from ssmblocks.blocks.tgfn import TGFN
 from ssmblocks.blocks.vimm import ViMM
 from ssmblocks.blocks.vss_block import VSSBlock
@@ -36,18 +39,23 @@ __all__ = [
     "RLMB",
     "S2TMB",
     "SS2D",
+    "SSA",
     "T2SMB",
     "TGFN",
     "BiAttn",
+    "BiAttnMerge",
     "BlockSequence",
     "ChannelAttention",
     "ConvResidualBlocks",
     "CrossMamba2",
     "GatedMLP",
     "LocalSS2D",
+    "MaIRBlock",
+    "MaIRMixer",
     "Mamba",
     "Mamba2",
     "Mamba2Block",
+    "PathMerge",
     "RMSNormGated",
     "ResidualBlockNoBN",
     "ResidualGroup",
@@ -55,5 +63,7 @@ __all__ = [
     "VSSBlock",
     "ViMM",
     "WindowedMamba2Layer",
+    "pixel_means",
+    "pixel_weights",
     "t2s_mamba",
 ]
