@@ -47,7 +47,7 @@ class SS2D(nn.Module):
             partitions (orders whose scan moves windows to the batch axis) work too.
         conv_bias: bias of the depthwise conv. bias: biases of in_proj and out_proj.
         dt_min, dt_max, dt_init_floor: the range of the initial dt (Mamba's dt init).
-        path_merge: how the K path outputs become one map (``merge_paths``): a module
+        path_merge: how the K path outputs become one map (``merge_paths``; ``merge_module`` returns it): a module
             ``path_merge(paths (B, K, d_inner, L), scan_order, (H, W)) -> (B, d_inner, H, W)``; None: their sum.
             Its parameters sit under the attribute named by the class attribute ``path_merge_key``.
         device, dtype: factory arguments for the parameters.
@@ -111,13 +111,13 @@ class SS2D(nn.Module):
                 nn.init.zeros_(linear.bias)
 
     @property
-    def path_merge(self) -> nn.Module | None:
-        """The merge module (None: the plain sum over paths)."""
+    def merge_module(self) -> nn.Module | None:
+        """The path merge module, wherever ``path_merge_key`` puts it (None: the plain sum over paths)."""
         return self._modules.get(self.path_merge_key)
 
     def merge_paths(self, paths: Tensor, shape: tuple[int, int]) -> Tensor:
         """THE hook between scan and merge: (B, K, d_inner, L) path outputs -> (B, d_inner, H, W)."""
-        merge = self.path_merge
+        merge = self.merge_module
         return self.scan_order.merge_sum(paths, shape) if merge is None else merge(paths, self.scan_order, shape)
 
     def scan_paths(self, paths: Tensor) -> Tensor:

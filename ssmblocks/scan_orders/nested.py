@@ -30,7 +30,7 @@ from ssmblocks.scan_orders.schedules import Schedule
 __all__ = ["NestedS", "mair_schedule", "nested_s_scan"]
 
 
-def _positions(rows: int, cols: int, stripe: int, shift: int) -> Tensor:
+def _positions(rows: int, cols: int, stripe: int, shift: int, raster_fallback: bool) -> Tensor:
     """(rows * cols,) int64: the step at which the NSS path over a rows x cols map visits each row-major pixel."""
     pixel = torch.arange(rows * cols)
     r, c = pixel // cols, pixel % cols
@@ -40,7 +40,9 @@ def _positions(rows: int, cols: int, stripe: int, shift: int) -> Tensor:
     end = ((j + 1) * stripe - offset).clamp(max=cols)        # one past its last column
     width = end - start
     u = torch.where(j % 2 == 0, r, rows - 1 - r)             # the row's rank in the stripe's visiting order
-    snake = (u % 2 == 1) & (pixel.new_zeros(()) + cols >= shift)   # the quirk: no snake at all when cols < shift
+    snake = u % 2 == 1
+    if raster_fallback and shift:                            # the quirk: no snake at all when cols < shift
+        snake = snake & (pixel.new_zeros(()) + cols >= shift)
     v = torch.where(snake, width - 1 - (c - start), c - start)
     return rows * start + u * width + v
 
@@ -53,40 +55,46 @@ class NestedS(ScanOrder):
         shift: width of the narrow first stripe, 0 <= shift < stripe (MaIR's odd blocks: stripe // 2; 0: none).
         transpose: scan the transposed map (stripes become bands of rows of the original).
         rotate: scan the map rotated by 180 deg (pixel p becomes L - 1 - p).
+        raster_fallback: the official quirk (default): a map narrower than ``shift`` is scanned in plain raster
+            order; False: it is one stripe, snaked like any other.
     """
 
     num_paths = 1
 
-    def __init__(self, stripe: int, shift: int = 0, *, transpose: bool = False, rotate: bool = False) -> None:
+    def __init__(self, stripe: int, shift: int = 0, *, transpose: bool = False, rotate: bool = False,
+                 raster_fallback: bool = True) -> None:
         if isinstance(stripe, bool) or not isinstance(stripe, int) or stripe < 1:
             raise ValueError(f"stripe must be an integer >= 1, got {stripe!r}")
         if isinstance(shift, bool) or not isinstance(shift, int) or not 0 <= shift < stripe:
             raise ValueError(f"shift must be an integer in [0, stripe={stripe}), got {shift!r}")
         self.stripe, self.shift, self.transpose, self.rotate = stripe, shift, bool(transpose), bool(rotate)
+        self.raster_fallback = bool(raster_fallback)
 
     def build_paths(self, shape):
         h, w = shape
         if self.transpose:      # the NSS of the w x h transpose; its pixel q is the original (q mod h, q div h)
             q = torch.arange(h * w)
-            pos = _positions(w, h, self.stripe, self.shift)
+            pos = _positions(w, h, self.stripe, self.shift, self.raster_fallback)
             path = torch.empty_like(q).scatter(0, pos, q)
             path = (path % h) * w + path // h
         else:
-            pos = _positions(h, w, self.stripe, self.shift)
+            pos = _positions(h, w, self.stripe, self.shift, self.raster_fallback)
             path = torch.empty_like(pos).scatter(0, pos, torch.arange(h * w))
         if self.rotate:
             path = h * w - 1 - path
         return path[None]
 
 
-def nested_s_scan(stripe: int, shifted: bool = False) -> ScanOrder:
+def nested_s_scan(stripe: int, shifted: bool = False, *, raster_fallback: bool = True) -> ScanOrder:
     """MaIR's four NSS sequences, in the official order (which fixes the per-path parameters' layout):
     [map, map rotated 180 deg, transpose, rotated transpose]. ``shifted``: the odd blocks' variant, the first stripe
-    ``stripe // 2`` wide (no shift when stripe is 1)."""
+    ``stripe // 2`` wide (no shift when stripe is 1). ``raster_fallback``: see ``NestedS``."""
     shift = stripe // 2 if shifted else 0
-    return concat(*(NestedS(stripe, shift, transpose=t, rotate=r) for t in (False, True) for r in (False, True)))
+    return concat(*(NestedS(stripe, shift, transpose=t, rotate=r, raster_fallback=raster_fallback)
+                    for t in (False, True) for r in (False, True)))
 
 
-def mair_schedule(stripe: int) -> Schedule:
+def mair_schedule(stripe: int, *, raster_fallback: bool = True) -> Schedule:
     """MaIR's residual groups: even blocks the plain NSS, odd blocks the shifted one."""
-    return Schedule([nested_s_scan(stripe), nested_s_scan(stripe, shifted=True)])
+    return Schedule([nested_s_scan(stripe, raster_fallback=raster_fallback),
+                     nested_s_scan(stripe, shifted=True, raster_fallback=raster_fallback)])

@@ -17,8 +17,9 @@ Parameter names follow the official ones, so the released checkpoints load witho
 - ``scan_len`` is forward-only (no tensor stores it): detection takes it from the variant the shapes identify
   (classic SR 8, S light 4, T light 8, colour DN 4, U-Net real DN / deblur 4, U-Net dehazing 8).
 - Any input size: the scan indices are built (and cached) for the actual size, as the official code regenerates
-  them. Official quirk kept: on a side narrower than the shift (1-3 px with scan_len 8) the shifted sequences are
-  plain raster orders (``NestedS``).
+  them. Official quirk kept as the option ``official_raster_fallback`` (MaIR): on a side narrower than the shift
+  (1-3 px with scan_len 8) the shifted sequences are plain raster orders (``NestedS``). The U-Net never shifts, so
+  the quirk cannot arise there.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class MaIR(SwinIRSkeleton):
         scan_len: NSS stripe width (forward-only: no weight depends on it).
         upsampler: 'pixelshuffle' (classic SR), 'pixelshuffledirect' (light SR) or '' (denoising).
         img_range: input scale after the mean shift. num_feat: channels of the pixelshuffle head.
+        official_raster_fallback: the official quirk (default True): in the shifted blocks, a side narrower than
+            ``scan_len // 2`` is scanned in plain raster order; False: snaked like any stripe (see ``NestedS``).
         scan_order: replaces the official schedule (``mair_schedule(scan_len)``): one order for every block or a
             ``Schedule`` (block i of every group gets ``scan_order[i]``); K = its paths.
     """
@@ -76,10 +79,10 @@ class MaIR(SwinIRSkeleton):
     def __init__(self, *, upscale: int = 2, in_chans: int = 3, embed_dim: int = 180, depths: Sequence[int] = (6,) * 6,
                  d_state: int = 16, ssm_ratio: float = 2.0, mlp_ratio: float = 2.5, scan_len: int = 8,
                  upsampler: str = "pixelshuffle", img_range: float = 1.0, num_feat: int = 64,
-                 scan_order: ScanOrder | Schedule | None = None) -> None:
+                 official_raster_fallback: bool = True, scan_order: ScanOrder | Schedule | None = None) -> None:
         super().__init__()
         self.scan_len = scan_len
-        schedule = _schedule(scan_order, mair_schedule(scan_len))
+        schedule = _schedule(scan_order, mair_schedule(scan_len, raster_fallback=official_raster_fallback))
         self.build_stem(in_chans=in_chans, embed_dim=embed_dim, img_range=img_range)
         self.layers = nn.ModuleList(
             ResidualGroup(embed_dim, depth, block=MaIRBlock, schedule=schedule, d_state=d_state, expand=ssm_ratio,
@@ -170,7 +173,7 @@ def detect_mair(state: Mapping[str, Tensor]) -> Detection:
     args = {"upscale": upscale, "in_chans": in_chans, "embed_dim": embed_dim, "depths": depths, "d_state": d_state,
             "ssm_ratio": ssm_ratio, "mlp_ratio": mlp_ratio, "scan_len": scan_len, "upsampler": upsampler,
             "num_feat": num_feat}
-    arch = variant_named(_VARIANTS, args, ("upsampler", "upscale", "ssm_ratio", "d_state"),
+    arch = variant_named(_VARIANTS, args, ("upsampler", "upscale", "scan_len"),
                          {"pixelshuffle": "mair_x2", "pixelshuffledirect": "mair_light_s_x2", "": "mair_dn"}[upsampler])
     variant = (f"MaIR {task}; embed_dim {embed_dim}, depths {depths}, d_state {d_state}, ssm_ratio {ssm_ratio}, "
                f"mlp_ratio {mlp_ratio}; scan_len {scan_len} (not stored in weights: the release's value)")
