@@ -9,6 +9,7 @@ from ssmblocks.scan_orders import (
     cross_scan,
     dual_interleaved,
     medvsr_windows,
+    nested_s_scan,
     render,
     s2t_scan,
     save_png,
@@ -27,6 +28,8 @@ PICTURES = {
     "s2t": (s2t_scan(), (3, 4, 4), {"trace_steps": 20}),
     "t2s": (t2s_scan(), (3, 4, 4), {"trace_steps": 8}),
     "medvsr_windows": (medvsr_windows(), (20, 36), {"cell": 6, "trace_steps": 40}),
+    "mair_nss": (nested_s_scan(4), (8, 10), {"trace_steps": 40}),
+    "mair_nss_shifted": (nested_s_scan(4, shifted=True), (8, 10), {"trace_steps": 40}),
 }
 
 if __name__ == "__main__":

@@ -259,3 +259,15 @@ def test_every_release_has_a_cfg_with_its_protocol():
     assert ssmblocks.get_pretrained_cfg("mairunet_realdn").protocol == ""
     assert "crop_border = scale" in ssmblocks.get_pretrained_cfg("mair_light_t_x4").test_protocol
     assert Path(ssmblocks.get_pretrained_cfg("mairunet_realdn").manual_filename).suffix == ".ckpt"
+
+
+def test_merge_hook_docs_example_runs():
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "blocks.md").read_text()
+    section = text[text.index("## The merge hook"):text.index("## Scan orders per block")]
+    code = re.findall(r"```py\n(.*?)```", section, flags=re.S)
+    scope: dict = {}
+    exec(compile(code[-1], "docs/blocks.md", "exec"), scope)
+    x = torch.rand(1, 6, 9, 32)
+    assert scope["mixer"](x).shape == x.shape and scope["gated"](x).shape == x.shape
