@@ -271,3 +271,39 @@ def test_merge_hook_docs_example_runs():
     exec(compile(code[-1], "docs/blocks.md", "exec"), scope)
     x = torch.rand(1, 6, 9, 32)
     assert scope["mixer"](x).shape == x.shape and scope["gated"](x).shape == x.shape
+
+
+# ---- the MaIR+ protocol ---------------------------------------------------------------------------------------------
+def _mair_plus_reference(model, lq, scale):
+    """MaIRPlusModel's x8 ensemble written out EDSR-style: the list grows by W-flips, then H-flips, then
+    transposes; each entry runs the official MambaIR tiling; outputs undone in reverse and averaged."""
+    from tests.test_inference import _official_split_test
+
+    def transform(v, op):
+        return {"v": lambda t: t.flip(-1), "h": lambda t: t.flip(-2), "t": lambda t: t.transpose(-2, -1)}[op](v)
+
+    inputs = [lq]
+    for op in ("v", "h", "t"):
+        inputs.extend([transform(t, op) for t in inputs])
+    outputs = [_official_split_test(model, t, scale, base=200, shave_div=10) for t in inputs]
+    for i in range(len(outputs)):
+        if i > 3:
+            outputs[i] = transform(outputs[i], "t")
+        if i % 4 > 1:
+            outputs[i] = transform(outputs[i], "h")
+        if (i % 4) % 2 == 1:
+            outputs[i] = transform(outputs[i], "v")
+    return torch.cat(outputs, dim=0).mean(dim=0, keepdim=True)
+
+
+@pytest.mark.parametrize("size", [(230, 410), (57, 33)])
+def test_mair_plus_protocol_matches_an_independent_implementation(size):
+    from ssmblocks import restore
+    from tests.test_inference import GlobalModel
+
+    model = GlobalModel(scale=2)
+    lq = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)) * 0.5
+    expected = _mair_plus_reference(model, lq, 2).clamp(0, 1)
+    out = restore(model, lq, protocol="mair_plus")
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    assert (out - restore(model, lq, protocol="mambair")).abs().max() > 1e-3      # the ensemble matters
