@@ -27,17 +27,16 @@ __all__ = ["BiAttnMerge", "PathMerge", "pixel_means", "pixel_weights"]
 
 def pixel_weights(order: ScanOrder, shape: tuple[int, ...], like: Tensor) -> Tensor:
     """(1, K, 1, L) weights: 1 / (H W) where path k visits a pixel of the output map, 0 on every other token
-    (padding, other inputs). ``like``: the path outputs (device and dtype)."""
+    (padding, other inputs). ``like``: the path outputs (B, K, D, L) (their L, device and dtype)."""
     inverse = order.inverse(shape, like.device)                                 # (K, H W): step of each pixel
-    length = order.paths(shape, like.device).shape[1]
     ones = like.new_ones((1, inverse.shape[0], 1, inverse.shape[1]))
-    hits = like.new_zeros((1, inverse.shape[0], 1, length)).scatter(-1, inverse[None, :, None], ones)
+    hits = like.new_zeros((1, inverse.shape[0], 1, like.shape[-1])).scatter(-1, inverse[None, :, None], ones)
     return hits / inverse.shape[1]        # ones / count: a float fill 1.0 / count would specialise the size on export
 
 
 def pixel_means(paths: Tensor, order: ScanOrder, shape: tuple[int, ...]) -> Tensor:
     """(B, K, D, L) path outputs -> (B, K, D): each path's mean over the pixels of the merged map."""
-    return (paths * pixel_weights(order, shape, paths)).sum(-1)
+    return torch.matmul(paths, pixel_weights(order, shape, paths).transpose(-1, -2)).squeeze(-1)
 
 
 class PathMerge(nn.Module):

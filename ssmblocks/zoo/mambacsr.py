@@ -101,9 +101,6 @@ class OfficialCrossScaleOrder:
     def scan(self, *maps: Tensor) -> Tensor:
         return self.order.scan(*maps)
 
-    def paths(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
-        return self.order.paths(shape, device)
-
     def inverse(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
         """Where each fine pixel sits in each path (what a path merge weighs; the quirk only moves merged pixels)."""
         return self.order.inverse(shape, device)
