@@ -3,11 +3,15 @@
 from pathlib import Path
 
 from ssmblocks.scan_orders import (
+    AntiDiagonal,
     CrossScale,
+    Diagonal,
     Windowed,
     bidirectional,
+    concat,
     cross_scan,
     dual_interleaved,
+    eamamba_scan,
     medvsr_windows,
     nested_s_scan,
     render,
@@ -28,6 +32,8 @@ PICTURES = {
     "s2t": (s2t_scan(), (3, 4, 4), {"trace_steps": 20}),
     "t2s": (t2s_scan(), (3, 4, 4), {"trace_steps": 8}),
     "medvsr_windows": (medvsr_windows(), (20, 36), {"cell": 6, "trace_steps": 40}),
+    "diagonals": (concat(Diagonal(), AntiDiagonal()), (6, 8), {"trace_steps": 20}),
+    "eamamba_heads": (eamamba_scan(), (6, 8), {"trace_steps": 12}),
     "mair_nss": (nested_s_scan(4), (8, 10), {"trace_steps": 40}),
     "mair_nss_shifted": (nested_s_scan(4, shifted=True), (8, 10), {"trace_steps": 40}),
 }

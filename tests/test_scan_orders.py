@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 import ssmblocks
 from ssmblocks.ops import available_backends, path_gather, path_gather_ref
 from ssmblocks.scan_orders import (
+    AntiDiagonal,
     ColMajor,
     CrossScale,
+    Diagonal,
     RowMajor,
     ScanOrder,
     Schedule,
@@ -158,6 +160,8 @@ ORDERS_2D = {
     "w3_rowwin_colpix": Windowed(3, windows="row", pixels="col"),
     "w64": mambacsr_order("w64"),
     "mixed": concat(Windowed(4), Windowed(4, column_major=True).reversed()),
+    "diagonal": Diagonal(),
+    "anti_diagonal_pair": bidirectional(AntiDiagonal()),
 }
 ORDERS_3D = {"s2t": s2t_scan(), "t2s": t2s_scan()}
 
@@ -375,6 +379,7 @@ SYMBOLIC_CASES = {
     "medvsr_windows": (WindowPartition(4), (6, 9), (9, 13)),
     "s2t": (s2t_scan(), (2, 5, 6), (3, 4, 7)),
     "t2s": (t2s_scan(), (2, 5, 6), (4, 3, 3)),
+    "diagonals": (concat(Diagonal(), AntiDiagonal().reversed()), (6, 9), (11, 5)),
 }
 
 

@@ -12,11 +12,13 @@ from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
 from ssmblocks.blocks.clip_blocks import DAMB, S2TMB, T2SMB
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
+from ssmblocks.blocks.eamamba_block import EAMambaBlock, SimpleGateFFN
 from ssmblocks.blocks.groups import BLOCK_LAYOUTS, BlockSequence, ResidualGroup
 from ssmblocks.blocks.local_ss2d import LocalSS2D
 from ssmblocks.blocks.mair_block import MaIRBlock, MaIRMixer
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.blocks.mamba2 import Mamba2
+from ssmblocks.blocks.mhssm import MHSSM
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.blocks.path_merge import BiAttnMerge, PathMerge, pixel_means, pixel_weights
 from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
@@ -36,6 +38,7 @@ __all__ = [
     "CAB_VARIANTS",
     "CSSB",
     "DAMB",
+    "MHSSM",
     "RLMB",
     "S2TMB",
     "SS2D",
@@ -48,6 +51,7 @@ __all__ = [
     "ChannelAttention",
     "ConvResidualBlocks",
     "CrossMamba2",
+    "EAMambaBlock",
     "GatedMLP",
     "LocalSS2D",
     "MaIRBlock",
@@ -60,6 +64,7 @@ __all__ = [
     "ResidualBlockNoBN",
     "ResidualGroup",
     "S2TMamba",
+    "SimpleGateFFN",
     "VSSBlock",
     "ViMM",
     "WindowedMamba2Layer",
