@@ -26,20 +26,24 @@ from ssmblocks.scan_orders.planar import (
 )
 from ssmblocks.scan_orders.render import render, save_png
 from ssmblocks.scan_orders.schedules import Schedule, dual_interleaved, hv_interleaved, local_global_interleaved
+from ssmblocks.scan_orders.semantic import TIE_ORDERS, RoutedOrder, SemanticOrder
 from ssmblocks.scan_orders.temporal import FrameMajor, TimeMajor, s2t_scan, t2s_scan
 from ssmblocks.scan_orders.windows import WindowPartition, medvsr_windows
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "TIE_ORDERS",
     "ColMajor",
     "Concat",
     "CrossScale",
     "FrameMajor",
     "IndexCache",
     "Reversed",
+    "RoutedOrder",
     "RowMajor",
     "ScanOrder",
     "Schedule",
+    "SemanticOrder",
     "TimeMajor",
     "WindowPartition",
     "Windowed",
