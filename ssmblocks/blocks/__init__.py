@@ -7,9 +7,12 @@ token blocks take channels-last tokens (B, H, W, C), clip blocks (B, T, H, W, C)
 docs/blocks.md lists every block with its layout.
 """
 
+from ssmblocks.blocks.assm import ASSM, PROMPT_ALIGNMENTS, ROUTINGS, PromptedSelectiveScan
+from ssmblocks.blocks.attentive_layer import ASSB, FFN_VARIANTS, AttentiveLayer
 from ssmblocks.blocks.biattn import BiAttn
 from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
 from ssmblocks.blocks.clip_blocks import DAMB, S2TMB, T2SMB
+from ssmblocks.blocks.conv_ffn import ConvFFN, SpatialGateFFN
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
 from ssmblocks.blocks.groups import BLOCK_LAYOUTS, BlockSequence, ResidualGroup
@@ -25,22 +28,30 @@ from ssmblocks.blocks.ss2d import SS2D
 from ssmblocks.blocks.tgfn import TGFN
 from ssmblocks.blocks.vimm import ViMM
 from ssmblocks.blocks.vss_block import VSSBlock
+from ssmblocks.blocks.window_attention import WindowAttention, relative_position_index, shifted_window_mask
 from ssmblocks.blocks.windowed_mamba2 import Mamba2Block, WindowedMamba2Layer
 
 __all__ = [
+    "ASSB",
+    "ASSM",
     "BLOCK_LAYOUTS",
     "CAB",
     "CAB_VARIANTS",
     "CSSB",
     "DAMB",
+    "FFN_VARIANTS",
+    "PROMPT_ALIGNMENTS",
     "RLMB",
+    "ROUTINGS",
     "S2TMB",
     "SS2D",
     "T2SMB",
     "TGFN",
+    "AttentiveLayer",
     "BiAttn",
     "BlockSequence",
     "ChannelAttention",
+    "ConvFFN",
     "ConvResidualBlocks",
     "CrossMamba2",
     "GatedMLP",
@@ -48,12 +59,17 @@ __all__ = [
     "Mamba",
     "Mamba2",
     "Mamba2Block",
+    "PromptedSelectiveScan",
     "RMSNormGated",
     "ResidualBlockNoBN",
     "ResidualGroup",
     "S2TMamba",
+    "SpatialGateFFN",
     "VSSBlock",
     "ViMM",
+    "WindowAttention",
     "WindowedMamba2Layer",
+    "relative_position_index",
+    "shifted_window_mask",
     "t2s_mamba",
 ]
