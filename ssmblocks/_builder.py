@@ -382,13 +382,15 @@ def _checkpoint_cfg(architecture: str, cfg: PretrainedCfg, path: Path,
     return dataclasses.replace(found, notes=f"weights from {path.name} ({found.name} release: {how})")
 
 
-def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> PretrainedCfg:
+def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path,
+                  options: set[str] = frozenset()) -> PretrainedCfg:
     """The cfg of the release this file is (``_identify_release``) when it has the architecture's released
     hyperparameters; for another file of that size, the architecture's default cfg with a note saying the file is
     not a known release; otherwise (a custom size) a cfg that says it was detected, with the task facts but no
     weight source and no published numbers."""
     published = get_pretrained_cfg(found.architecture)
-    release_args = _build(found.architecture, published, {}, meta=True).model_args
+    release_args = {name: value for name, value in _build(found.architecture, published, {}, meta=True)
+                    .model_args.items() if name not in options}      # options the caller chose: not the weights'
     if _comparable(release_args) == _comparable(full_args):
         release = _identify_release(found.architecture, path)
         if release is not None:
@@ -403,19 +405,27 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> Pr
                          notes=f"detected from {path.name}, custom size: {found.variant}")
 
 
-def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module:
+def model_from_state_dict(state: Mapping[str, Tensor], origin: str, **options: Any) -> nn.Module:
     """Builds the model a state dict belongs to (family, variant and hyperparameters detected) and loads it
     strictly; eval mode. The model is built on the meta device and takes the tensors, so no time is spent
     initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes; when it
-    is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg."""
+    is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg.
+    ``options``: constructor arguments the weights do not determine (e.g. MambaIRv2's ``routing``); one that
+    contradicts what the weights say is refused."""
     found = detect_checkpoint(state, origin)
-    model = _build_loaded(found.architecture, PretrainedCfg(), found.model_args, state, origin)
-    model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
+    wrong = [f"{name}={value!r} (the weights say {found.model_args[name]!r})" for name, value in options.items()
+             if name in found.model_args and _comparable(value) != _comparable(found.model_args[name])]
+    if wrong:
+        raise CheckpointError(f"{origin}: the options contradict the weights: {', '.join(wrong)}")
+    model = _build_loaded(found.architecture, PretrainedCfg(), {**found.model_args, **options}, state, origin)
+    model_args = {name: value for name, value in model.model_args.items() if name not in options}
+    model.pretrained_cfg = _detected_cfg(found, model_args, Path(origin), set(options))
     return model.eval()
 
 
-def load_checkpoint(path: str | Path) -> nn.Module:
+def load_checkpoint(path: str | Path, **options: Any) -> nn.Module:
     """Builds the model an (official or library) checkpoint file belongs to, loads it strictly, returns it in
     eval mode. The family, variant and hyperparameters are recognised from the keys and shapes (see
-    ``detect_checkpoint``)."""
-    return model_from_state_dict(read_state_dict(path), str(path))
+    ``detect_checkpoint``); ``options`` are constructor arguments the weights do not determine (MambaIRv2's
+    ``routing="gumbel"``, ...)."""
+    return model_from_state_dict(read_state_dict(path), str(path), **options)
