@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import torch
+
 from ssmblocks.scan_orders import (
     CrossScale,
     Windowed,
@@ -10,6 +12,7 @@ from ssmblocks.scan_orders import (
     dual_interleaved,
     medvsr_windows,
     render,
+    SemanticOrder,
     s2t_scan,
     save_png,
     t2s_scan,
@@ -27,6 +30,9 @@ PICTURES = {
     "s2t": (s2t_scan(), (3, 4, 4), {"trace_steps": 20}),
     "t2s": (t2s_scan(), (3, 4, 4), {"trace_steps": 8}),
     "medvsr_windows": (medvsr_windows(), (20, 36), {"cell": 6, "trace_steps": 40}),
+    # MambaIRv2's order is data-dependent: drawn for one routing of an 8x12 map into 3 classes (diagonal bands)
+    "semantic_routing": (SemanticOrder(3).route((torch.arange(8)[:, None] // 3 + torch.arange(12)[None, :] // 4)
+                                                .remainder(3)[None]), (8, 12), {"trace_steps": 30}),
 }
 
 if __name__ == "__main__":
