@@ -255,12 +255,12 @@ def test_window_attention_tables_match_an_independent_construction():
             (yi, xi), (yj, xj) = divmod(i, ws), divmod(j, ws)
             assert rpi[i, j] == (yi - yj + ws - 1) * (2 * ws - 1) + (xi - xj + ws - 1)
     mask = shifted_window_mask(8, 12, ws, 2)
-    assert mask.shape == (6, 16, 16) and set(mask.unique().tolist()) == {-100.0, 0.0}
+    assert mask.shape == (2, 3, 16, 16) and set(mask.unique().tolist()) == {-100.0, 0.0}
     region = [[(0 if r < 4 else 1 if r < 6 else 2) * 3 + (0 if c < 8 else 1 if c < 10 else 2) for c in range(12)]
               for r in range(8)]
     last = [region[4 + a][8 + b] for a in range(4) for b in range(4)]           # the bottom-right window
     expected = torch.tensor([[0.0 if p == q else -100.0 for q in last] for p in last])
-    assert torch.equal(mask[-1], expected) and not mask[0].any()
+    assert torch.equal(mask[-1, -1], expected) and not mask[0, 0].any()
 
 
 def test_window_attention_and_assb_run_standalone():

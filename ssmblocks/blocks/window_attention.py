@@ -33,30 +33,31 @@ def relative_position_index(window_size: int, device: torch.device | str | None 
 
 
 def _windows(x: Tensor, window_size: int) -> Tensor:
-    """(B, H, W, C) -> (B * nW, ws^2, C), windows row-major, pixels row-major inside."""
+    """(B, H, W, C) -> (B, nH, nW, ws^2, C): the windows (pixels row-major inside). The window grid stays two axes
+    (never merged with the batch), so torch.export keeps its symbolic sizes apart."""
     b, h, w, c = x.shape
     x = x.view(b, h // window_size, window_size, w // window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, h // window_size, w // window_size, window_size**2, c)
 
 
-def _unwindows(x: Tensor, window_size: int, height: int, width: int) -> Tensor:
-    """(B * nW, ws^2, C) -> (B, H, W, C), the inverse of ``_windows``."""
-    c = x.shape[-1]
-    x = x.view(-1, height // window_size, width // window_size, window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, height, width, c)
+def _unwindows(x: Tensor, window_size: int) -> Tensor:
+    """(B, nH, nW, ws^2, C) -> (B, H, W, C), the inverse of ``_windows``."""
+    b, nh, nw, _, c = x.shape
+    x = x.view(b, nh, nw, window_size, window_size, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, nh * window_size, nw * window_size, c)
 
 
 def shifted_window_mask(height: int, width: int, window_size: int, shift: int, *,
                         device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
-    """(nW, ws^2, ws^2): 0 within a region, -100 across regions, for a map of (height, width) (multiples of ws)
-    rolled by ``shift`` (see the module docstring). Torch ops only: sizes may be symbolic."""
+    """(nH, nW, ws^2, ws^2): 0 within a region, -100 across regions, for every window of a map of (height, width)
+    (multiples of ws) rolled by ``shift`` (see the module docstring). Torch ops only: sizes may be symbolic."""
     rows = torch.arange(height, device=device)
     cols = torch.arange(width, device=device)
     row_region = (rows >= height - window_size).long() + (rows >= height - shift).long()
     col_region = (cols >= width - window_size).long() + (cols >= width - shift).long()
     region = (row_region[:, None] * 3 + col_region[None, :])[None, :, :, None]     # (1, H, W, 1)
-    region = _windows(region, window_size)[..., 0]                                # (nW, ws^2)
-    differs = region[:, None, :] != region[:, :, None]
+    region = _windows(region, window_size)[0, ..., 0]                             # (nH, nW, ws^2)
+    differs = region[..., None, :] != region[..., :, None]
     return torch.zeros(differs.shape, device=device, dtype=dtype).masked_fill(differs, -100.0)
 
 
@@ -101,17 +102,16 @@ class WindowAttention(nn.Module):
                 mask = shifted_window_mask(height, width, ws, shift, device=qkv.device, dtype=qkv.dtype)
         if rpi is None:
             rpi = relative_position_index(ws, qkv.device)
-        windows = _windows(qkv, ws)                                               # (B*nW, n, 3C)
-        batch, n, _ = windows.shape
+        windows = _windows(qkv, ws)                                               # (B, nH, nW, n, 3C)
+        images, rows, cols, n, _ = windows.shape
         heads = self.num_heads
-        q, k, v = windows.reshape(batch, n, 3, heads, self.dim // heads).permute(2, 0, 3, 1, 4).unbind(0)
-        attn = (q * self.scale) @ k.transpose(-2, -1)                             # (B*nW, heads, n, n)
+        q, k, v = windows.reshape(images, rows, cols, n, 3, heads, self.dim // heads).permute(4, 0, 1, 2, 5, 3, 6) \
+            .unbind(0)                                                            # (B, nH, nW, heads, n, hd)
+        attn = (q * self.scale) @ k.transpose(-2, -1)                             # (B, nH, nW, heads, n, n)
         bias = self.relative_position_bias_table[rpi.reshape(-1)].view(n, n, heads).permute(2, 0, 1)
-        attn = attn + bias.unsqueeze(0)
+        attn = attn + bias
         if shift:
-            nw = mask.shape[0]
-            attn = (attn.view(-1, nw, heads, n, n) + mask.to(attn.dtype).unsqueeze(1).unsqueeze(0))
-            attn = attn.view(-1, heads, n, n)
-        out = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(batch, n, self.dim)
-        out = _unwindows(self.proj(out), ws, height, width)
+            attn = attn + mask.to(attn.dtype).unsqueeze(2)
+        out = (attn.softmax(dim=-1) @ v).transpose(-3, -2).reshape(images, rows, cols, n, self.dim)
+        out = _unwindows(self.proj(out), ws)
         return torch.roll(out, shifts=(shift, shift), dims=(1, 2)) if shift else out

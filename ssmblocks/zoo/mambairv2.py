@@ -83,7 +83,7 @@ class MambaIRv2(SwinIRSkeleton):
         check_routing(routing)
         self.window_size = window_size
         self.build_stem(in_chans=in_chans, embed_dim=embed_dim, img_range=img_range)
-        self.min_size = window_size // 2
+        self.min_size = window_size // 2            # the official padding's limit (pad <= side)
         self.register_buffer("relative_position_index_SA", relative_position_index(window_size))
         self.layers = nn.ModuleList(
             ASSB(embed_dim, depth, num_heads=heads, window_size=window_size, d_state=d_state, inner_rank=inner_rank,
@@ -108,8 +108,7 @@ class MambaIRv2(SwinIRSkeleton):
             raise ValueError(f"{type(self).__name__} mirrors the image to pad it to multiples of the window "
                              f"{ws}, which needs H and W of at least {ws // 2}, got {height}x{width} (restore() "
                              f"pads smaller images)")
-        x = torch.cat([x, x.flip(-2)], dim=-2)[..., :padded_h, :]
-        return torch.cat([x, x.flip(-1)], dim=-1)[..., :padded_w]
+        return _mirror(_mirror(x, -2, padded_h), -1, padded_w)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """(B, C, Hp, Wp) -> (B, C, Hp, Wp): norm, the ASSB groups (sharing the index buffer and the shift mask of
@@ -121,6 +120,16 @@ class MambaIRv2(SwinIRSkeleton):
         for layer in self.layers:
             x = layer(x, self.relative_position_index_SA, mask)
         return self.body_norm(x)
+
+
+def _mirror(x: Tensor, dim: int, size: int) -> Tensor:
+    """x extended along ``dim`` to ``size`` by its mirror image (index i >= n reads n - 1 - (i - n)), which is the
+    official ``cat([x, x.flip(dim)], dim)[:size]`` for size <= 2n, as one gather (no size-dependent slicing, so
+    torch.export keeps H and W symbolic)."""
+    length = x.shape[dim]
+    index = torch.arange(size, device=x.device)
+    index = torch.where(index < length, index, 2 * length - 1 - index)
+    return x.index_select(dim, index)
 
 
 # ---- detection of official checkpoints ---------------------------------------------------------------------------
