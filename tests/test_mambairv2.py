@@ -192,10 +192,12 @@ def test_every_released_config_builds_with_the_listed_keys(config):
 def test_v1_and_v2_checkpoints_are_never_confused(tmp_path):
     v1 = ssmblocks.load_checkpoint(GOLDEN / "mambair_dn_tiny.pth")
     assert v1.family == "MambaIR"
-    with pytest.raises(CheckpointError, match="MambaIR"):
+    with pytest.raises(CheckpointError, match=r"is a MambaIR checkpoint .* mambairv2_dn is not a model of that"):
         ssmblocks.create_model("mambairv2_dn", checkpoint_path=GOLDEN / "mambair_dn_tiny.pth")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match=r"is a MambaIRv2 checkpoint .* mambair_dn_color is not a model of"):
         ssmblocks.create_model("mambair_dn_color", checkpoint_path=GOLDEN / "mambairv2_dn_tiny.pth")
+    with pytest.raises(CheckpointError, match="routing must be one of"):
+        ssmblocks.load_checkpoint(GOLDEN / "mambairv2_dn_tiny.pth", routing="foo")
     state = torch.load(GOLDEN / "mambairv2_dn_tiny.pth", map_location="cpu", weights_only=True)["params"]
     truncated = {k: v for i, (k, v) in enumerate(state.items()) if i < len(state) // 2}
     torch.save({"params": truncated}, tmp_path / "truncated.pth")
