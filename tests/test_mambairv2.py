@@ -309,7 +309,7 @@ def test_restore_runs_the_official_tiled_test_by_default():
     torch.manual_seed(0)
     model = ssmblocks.create_model("test_mambairv2", pretrained_cfg_overlay={"protocol": "mambairv2"}).eval()
     x = torch.rand(1, 3, 203, 90)                                  # two tile rows, one column; odd height
-    expected = _official_tiled_test(model, x, 2)
+    expected = _official_tiled_test(model, x, 2).clamp(0, 1)         # restore clamps its output
     out = ssmblocks.restore(model, x)
     assert out.shape == expected.shape
     assert (out - expected).abs().max().item() < 1e-6
