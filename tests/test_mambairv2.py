@@ -233,6 +233,7 @@ def test_routing_modes_argmax_is_deterministic_gumbel_is_not():
     with torch.no_grad():
         assert torch.equal(model(x), model(x))
         model.set_routing("gumbel")
+        assert model.model_args["routing"] == "gumbel"
         torch.manual_seed(1)
         a = model(x)
         torch.manual_seed(1)

@@ -95,9 +95,12 @@ class MambaIRv2(SwinIRSkeleton):
         self.apply(init_linear_and_norm)
 
     def set_routing(self, routing: str) -> None:
-        """Switches every ASSM to ``routing`` ("argmax" or "gumbel"); the weights are unchanged."""
+        """Switches every ASSM to ``routing`` ("argmax" or "gumbel"); the weights are unchanged. ``model_args``
+        follows, so a saved model keeps the mode."""
         for layer in self.layers:
             layer.set_routing(routing)
+        if isinstance(getattr(self, "model_args", None), dict):
+            self.model_args["routing"] = routing
 
     def pad_input(self, x: Tensor) -> Tensor:
         """The official symmetric padding of H and W to multiples of the window (see the module docstring)."""
