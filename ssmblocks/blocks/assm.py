@@ -116,7 +116,8 @@ class PromptedSelectiveScan(nn.Module):
 
 class ASSM(nn.Module):
     """The attentive state-space module (see the module docstring). (B, H, W, dim) -> (B, H, W, dim);
-    ``forward(x, basis)`` takes the prompt basis (inner_rank, d_state) (MambaIRv2: the layer's ``embeddingA``).
+    ``forward(x, basis)`` takes the prompt basis (inner_rank, d_state) or the embedding holding it (MambaIRv2: the
+    layer's ``embeddingA``).
 
     Args:
         dim: channels C.
@@ -162,9 +163,12 @@ class ASSM(nn.Module):
     def routing(self, value: str) -> None:
         self._routing = check_routing(value)
 
-    def forward(self, x: Tensor, basis: Tensor) -> Tensor:
+    def forward(self, x: Tensor, basis: nn.Embedding | Tensor) -> Tensor:
+        """x (B, H, W, dim); ``basis``: the (inner_rank, d_state) prompt basis, or the embedding holding it (as the
+        official layer passes its ``embeddingA``; a module, not its weight, keeps module hooks off the parameter)."""
         check_layout(x, "(B, H, W, C)", self.dim, type(self).__name__)
         height, width = x.shape[1:3]
+        basis = basis.weight if isinstance(basis, nn.Module) else basis
         table = self.embeddingB.weight @ basis                                    # (T, N)
         policy = route_policy(self.route(x), self.routing)                        # (B, H, W, T)
         prompt = torch.matmul(policy, table).permute(0, 3, 1, 2)                  # (B, N, H, W), raster

@@ -77,7 +77,7 @@ class AttentiveLayer(nn.Module):
         x_win = self.win_mhsa(self.wqkv(self.norm1(x)), rpi, mask) + x
         x_win = x_win + self.convffn1(self.norm2(x_win))
         x = x * self.scale1 + x_win
-        x_aca = self.assm(self.norm3(x), self.embeddingA.weight) + x
+        x_aca = self.assm(self.norm3(x), self.embeddingA) + x
         return x * self.scale2 + (x_aca + self.convffn2(self.norm4(x_aca)))
 
 
