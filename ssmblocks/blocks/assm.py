@@ -103,7 +103,9 @@ class PromptedSelectiveScan(nn.Module):
 
     def forward(self, x: Tensor, prompt: Tensor | None = None) -> Tensor:
         """x (B, d_inner, L), prompt (B, d_state, L) added to C -> (B, d_inner, L)."""
-        check_layout(x.transpose(1, 2), "(B, L, C)", self.d_inner, type(self).__name__)
+        if x.dim() != 3 or x.shape[1] != self.d_inner:      # channel-major sequences, the scan kernel's layout
+            raise ValueError(f"{type(self).__name__} expects (B, D, L) input with D = {self.d_inner}, got a "
+                             f"{x.dim()}-D tensor of shape {tuple(x.shape)}")
         batch, _, length = x.shape
         x_dbl = torch.matmul(self.x_proj_weight, x.unsqueeze(1))                  # (B, 1, R + 2N, L)
         dts, bs, cs = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=2)
