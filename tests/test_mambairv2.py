@@ -351,3 +351,23 @@ def test_release_url_is_the_fallback_when_the_hub_fails(served, tmp_path, monkey
     with pytest.raises(ssmblocks.PretrainedUnavailableError, match=r"simulated(.|\n)*release URL failed too"):
         ssmblocks.create_model("mambairv2_light_x3", pretrained=True, cache_dir=tmp_path / "other",
                                pretrained_cfg_overlay={"url": f"{base}/mambairv2_lightSR_x3.pth"})
+
+
+@pytest.mark.parametrize("module", [
+    lambda dd: ASSB(12, 2, num_heads=2, window_size=4, d_state=4, inner_rank=4, num_tokens=4, **dd),
+    lambda dd: ASSB(12, 1, num_heads=2, window_size=4, ffn="gate", **dd),
+    lambda dd: WindowAttention(12, num_heads=3, window_size=4, **dd),
+    lambda dd: ASSM(12, d_state=4, num_tokens=4, inner_rank=3, **dd),
+])
+def test_device_and_dtype_factory_arguments(module):
+    assert {p.dtype for p in module({"dtype": torch.float64}).parameters()} == {torch.float64}
+    assert {p.device.type for p in module({"device": "meta"}).parameters()} == {"meta"}
+
+
+def test_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        WindowAttention(12, 3, 4)
+    with pytest.raises(TypeError):
+        ASSM(12, 4)
+    with pytest.raises(ValueError, match="even hidden width"):
+        ASSB(12, 1, num_heads=2, ffn="gate", mlp_ratio=1.25)
