@@ -5,14 +5,18 @@ from pathlib import Path
 import torch
 
 from ssmblocks.scan_orders import (
+    AntiDiagonal,
     CrossScale,
+    Diagonal,
+    SemanticOrder,
     Windowed,
     bidirectional,
+    concat,
     cross_scan,
     dual_interleaved,
+    eamamba_scan,
     medvsr_windows,
     render,
-    SemanticOrder,
     s2t_scan,
     save_png,
     t2s_scan,
@@ -33,6 +37,8 @@ PICTURES = {
     # MambaIRv2's order is data-dependent: drawn for one routing of an 8x12 map into 3 classes (diagonal bands)
     "semantic_routing": (SemanticOrder(3).route((torch.arange(8)[:, None] // 3 + torch.arange(12)[None, :] // 4)
                                                 .remainder(3)[None]), (8, 12), {"trace_steps": 30}),
+    "diagonals": (concat(Diagonal(), AntiDiagonal()), (6, 8), {"trace_steps": 20}),
+    "eamamba_heads": (eamamba_scan(), (6, 8), {"trace_steps": 12}),
 }
 
 if __name__ == "__main__":

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         if args.init == "teacher" else None
     config = TrainConfig(model="dvmsr", model_kwargs={"embed_dim": args.embed_dim}, data=str(train_dir),
                          init_checkpoint=None if init is None else str(init),
-                         out=str(run_dir), teacher="dvmsr", teacher_checkpoint=teacher_path, steps=args.steps,
+                         out=str(run_dir), overwrite=True,   # each run of the recipe starts afresh
+                         teacher="dvmsr", teacher_checkpoint=teacher_path, steps=args.steps,
                          batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                          warmup_steps=min(25, args.steps // 10), min_lr_ratio=0.01, clip_grad=1.0, seed=args.seed,
                          log_every=max(1, min(25, args.steps)), save_every=100, progress=False)

@@ -25,8 +25,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ssmblocks._checkpoint import CHECKPOINT_SUFFIXES, CheckpointError, load_state_dict_strict, read_state_dict
+from ssmblocks._checkpoint import (
+    CHECKPOINT_SUFFIXES,
+    CheckpointError,
+    load_state_dict_strict,
+    read_checkpoint,
+    read_state_dict,
+)
 from ssmblocks._contract import INPUT_KINDS
+from ssmblocks._formats import DescribedCheckpoint, describe_checkpoint, state_dict_of
 from ssmblocks._hub import read_repo_config
 from ssmblocks._registry import (
     PretrainedCfg,
@@ -283,12 +290,14 @@ def create_model(
         cfg = dataclasses.replace(cfg, **pretrained_cfg_overlay)
     # the weights first: a missing or unreadable file fails at once, before any model is built
     if checkpoint_path is not None:
-        model = _build_loaded(arch, cfg, kwargs, read_state_dict(checkpoint_path), str(checkpoint_path))
+        state = state_dict_of(read_checkpoint(checkpoint_path), str(checkpoint_path), cfg.weights_key)
+        model = _build_loaded(arch, cfg, kwargs, state, str(checkpoint_path))
         model.pretrained_cfg = _checkpoint_cfg(arch, cfg, Path(checkpoint_path), pretrained_cfg_overlay)
         return model
     if pretrained:
         path = resolve_weights(cfg, cache_dir)
-        return _build_loaded(arch, cfg, kwargs, read_state_dict(path), f"{cfg.name} weights ({path})")
+        origin = f"{cfg.name} weights ({path})"
+        return _build_loaded(arch, cfg, kwargs, state_dict_of(read_checkpoint(path), origin, cfg.weights_key), origin)
     return _build(arch, cfg, kwargs)
 
 
@@ -405,6 +414,29 @@ def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path,
                          notes=f"detected from {path.name}, custom size: {found.variant}")
 
 
+def _described_release(described: DescribedCheckpoint, full_args: dict[str, Any],
+                        path: Path) -> PretrainedCfg | None:
+    """The release a self-describing file is, by its file name: a cfg of any architecture of the same module (the
+    ten EAMamba U-Net tasks share one architecture) published under ``path``'s name, for the same weight set
+    (``weights_key``; None = the format's default), whose architecture builds exactly ``full_args``."""
+    module = model_module(described.architecture)
+    for name in list_pretrained():
+        cfg = get_pretrained_cfg(name)
+        if (model_module(cfg.architecture) == module and path.name in _release_file_names(cfg)
+                and (cfg.weights_key or described.default_weights) == described.weights
+                and _comparable(_build(cfg.architecture, cfg, {}, meta=True).model_args) == _comparable(full_args)):
+            return cfg
+    return None
+
+
+def _check_options(options: Mapping[str, Any], model_args: Mapping[str, Any], origin: str) -> None:
+    """Refuses load options that contradict the arguments the weights determine."""
+    wrong = [f"{name}={value!r} (the weights say {model_args[name]!r})" for name, value in options.items()
+             if name in model_args and _comparable(value) != _comparable(model_args[name])]
+    if wrong:
+        raise CheckpointError(f"{origin}: the options contradict the weights: {', '.join(wrong)}")
+
+
 def model_from_state_dict(state: Mapping[str, Tensor], origin: str, **options: Any) -> nn.Module:
     """Builds the model a state dict belongs to (family, variant and hyperparameters detected) and loads it
     strictly; eval mode. The model is built on the meta device and takes the tensors, so no time is spent
@@ -413,19 +445,41 @@ def model_from_state_dict(state: Mapping[str, Tensor], origin: str, **options: A
     ``options``: constructor arguments the weights do not determine (e.g. MambaIRv2's ``routing``); one that
     contradicts what the weights say is refused."""
     found = detect_checkpoint(state, origin)
-    wrong = [f"{name}={value!r} (the weights say {found.model_args[name]!r})" for name, value in options.items()
-             if name in found.model_args and _comparable(value) != _comparable(found.model_args[name])]
-    if wrong:
-        raise CheckpointError(f"{origin}: the options contradict the weights: {', '.join(wrong)}")
+    _check_options(options, found.model_args, origin)
     model = _build_loaded(found.architecture, PretrainedCfg(), {**found.model_args, **options}, state, origin)
     model_args = {name: value for name, value in model.model_args.items() if name not in options}
     model.pretrained_cfg = _detected_cfg(found, model_args, Path(origin), set(options))
     return model.eval()
 
 
-def load_checkpoint(path: str | Path, **options: Any) -> nn.Module:
+def load_checkpoint(path: str | Path, weights: str | None = None, **options: Any) -> nn.Module:
     """Builds the model an (official or library) checkpoint file belongs to, loads it strictly, returns it in
-    eval mode. The family, variant and hyperparameters are recognised from the keys and shapes (see
-    ``detect_checkpoint``); ``options`` are constructor arguments the weights do not determine (MambaIRv2's
-    ``routing="gumbel"``, ...)."""
-    return model_from_state_dict(read_state_dict(path), str(path), **options)
+    eval mode. A file of a self-describing format (``register_checkpoint_format``: EAMamba's) is built from the
+    architecture and arguments it records; any other file is recognised from its keys and shapes (see
+    ``detect_checkpoint``). ``weights`` picks one of several sets of weights in the file: a format's named set
+    (EAMamba: 'sd_e' by default, or 'sd'), else the top-level entry of that name (BasicSR's 'params').
+    ``options`` are constructor arguments the weights do not determine (MambaIRv2's ``routing="gumbel"``, ...); one
+    that contradicts the file is refused."""
+    origin = str(path)
+    raw = read_checkpoint(path)
+    described = describe_checkpoint(raw, origin, weights)
+    if described is None:
+        return model_from_state_dict(state_dict_of(raw, origin, weights), origin, **options)
+    if not is_model(described.architecture):
+        raise CheckpointError(f"{origin} describes the architecture {described.architecture!r}, which is not "
+                              f"registered")
+    _check_options(options, described.model_args, origin)
+    _check_args_against_weights(described.architecture, described.model_args, described.state_dict, origin)
+    model = _build_loaded(described.architecture, PretrainedCfg(), {**described.model_args, **options},
+                          described.state_dict, origin)
+    model_args = {name: value for name, value in model.model_args.items() if name not in options}
+    release = _described_release(described, model_args, Path(origin))
+    if release is not None:
+        model.architecture = release.architecture
+        model.pretrained_cfg = dataclasses.replace(release, notes=f"read from {Path(origin).name} ({release.name} "
+                                                                  f"release: file name match): {described.variant}")
+    else:
+        found = Detection(described.family or getattr(model, "family", ""), described.architecture,
+                          described.model_args, described.variant)
+        model.pretrained_cfg = _detected_cfg(found, model_args, Path(origin), set(options))
+    return model.eval()

@@ -19,7 +19,8 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-__all__ = ["CHECKPOINT_SUFFIXES", "CheckpointError", "load_state_dict_strict", "read_state_dict", "unwrap_state_dict"]
+__all__ = ["CHECKPOINT_SUFFIXES", "CheckpointError", "load_state_dict_strict", "read_checkpoint", "read_state_dict",
+           "unwrap_state_dict"]
 
 _WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net")
 _MAX_LISTED = 12
@@ -34,6 +35,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Reads a checkpoint file and returns its (unwrapped) state dict of tensors. A file that is not a checkpoint
     at all (an image, a text), a corrupt one, and one holding Python objects that ``weights_only`` loading refuses
     (which could run code when unpickled) each get their own message."""
+    return unwrap_state_dict(read_checkpoint(path), str(path))
+
+
+def read_checkpoint(path: str | Path) -> object:
+    """Reads a checkpoint file as it is stored (``read_state_dict`` without the unwrapping), with the same
+    messages: what self-describing formats (``ssmblocks._formats``) look at."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
@@ -60,7 +67,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             message = (f"cannot read checkpoint {path}: the file is corrupt or not a safetensors/PyTorch checkpoint "
                        f"({type(err).__name__}: {str(err).split('. ')[0]})")
         raise CheckpointError(message) from err
-    return unwrap_state_dict(raw, str(path))
+    return raw
 
 
 def unwrap_state_dict(obj: object, origin: str = "checkpoint") -> dict[str, Tensor]:

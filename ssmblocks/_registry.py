@@ -19,7 +19,7 @@ from typing import Any
 
 # The fields of a PretrainedCfg that locate or identify a release's weight file.
 WEIGHT_SOURCE_FIELDS = ("file", "hf_hub_id", "hf_hub_filename", "url", "sha256", "gdrive_id", "gdrive_folder_id",
-                        "manual_url", "manual_filename", "fallback_url")
+                        "manual_url", "manual_filename", "fallback_url", "weights_key")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class PretrainedCfg:
     ``sha256`` checks downloaded (URL, Drive) files and identifies a release's file in ``load_checkpoint``: the
     whole hex digest, or a prefix of at least 8 hex digits (BasicSR and ``torch.hub`` name files
     ``name-<first 8 digits>.pth``, which is all that is known of some releases).
+
+    ``weights_key`` names the set of weights this release is, in a file holding several (a self-describing format
+    of ``ssmblocks.registry.register_checkpoint_format``, e.g. EAMamba's 'sd_e' and 'sd'); None: the default one.
 
     ``protocol`` NAMES the ``ssmblocks.restore`` preset that runs the official test procedure ('mambair',
     'mambacsr', 'dvmsr', 'medvsr', ..., or '' for the whole image); ``test_protocol`` DESCRIBES the whole official
@@ -59,6 +62,7 @@ class PretrainedCfg:
     manual_url: str | None = None
     manual_filename: str | None = None
     fallback_url: str | None = None
+    weights_key: str | None = None
     license: str = ""
     paper: str = ""
     origin_url: str = ""

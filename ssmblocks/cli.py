@@ -42,6 +42,7 @@ from ssmblocks.demo import DEFAULT_MODEL
 from ssmblocks.export import MissingExportBackendError, export_onnx
 from ssmblocks.inference import PROTOCOLS, EvalReport, evaluate, metric_defaults, plan_restore, restore_paths
 from ssmblocks.inference.evaluate import BASELINES
+from ssmblocks.inference.tiling import parse_bytes
 from ssmblocks.inference.video_io import MissingVideoBackendError
 from ssmblocks.ops import get_backend
 from ssmblocks.profiling import profile
@@ -62,7 +63,16 @@ _CLI_WAY = (
      "belongs to"),
     ("load it with ssmblocks.create_model(name, checkpoint_path=...) naming the architecture", "name the "
      "architecture with --model"),
+    ("build it with pretrained=False", "pass a weight file for it with --checkpoint"),
+    ("unclipped=True (command line: --unclipped)", "--unclipped"),
 )
+# What a command does when memory runs out
+_OUT_OF_MEMORY_WAY = {
+    "restore": "restore in tiles that fit with --memory-budget (e.g. 2GB) or --tile (e.g. 256), or a smaller "
+               "--temporal-chunk for video models",
+    "eval": "run in tiles that fit with --memory-budget (e.g. 2GB) or --tile (e.g. 256)",
+    "train": "use a smaller --batch-size or --patch-size (or fewer --frames)",
+}
 
 
 class CommandError(Exception):
@@ -131,9 +141,16 @@ def _device(requested: str | None) -> str:
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
-    """How `restore` and `eval` run the model (``ssmblocks.restore``'s arguments), the device checked."""
+    """How `restore` and `eval` run the model (``ssmblocks.restore``'s arguments), checked before any model is
+    built: the device, the memory budget, an overlap only with tiles."""
+    if args.memory_budget is not None:
+        parse_bytes(args.memory_budget)
+    if args.tile_overlap is not None and args.tile is None and args.memory_budget is None:
+        raise CommandError("--tile-overlap is the overlap of tiles, and there are none: give --tile (or "
+                           "--memory-budget) with it, or leave it out")
     return {"tile": args.tile, "tile_overlap": args.tile_overlap, "protocol": args.protocol,
-            "memory_budget": args.memory_budget, "device": _device(args.device), "dtype": _DTYPES[args.dtype]}
+            "memory_budget": args.memory_budget, "device": _device(args.device), "dtype": _DTYPES[args.dtype],
+            "unclipped": args.unclipped}
 
 
 def _digits(value: float) -> str:
@@ -316,6 +333,8 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
                         "unless --tile or --memory-budget is given)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", choices=list(_DTYPES), default="float32")
+    parser.add_argument("--unclipped", action="store_true", help="accept float images (float TIFFs) with values "
+                        "outside [0, 1], such as noisy inputs of a denoising model (default: refused)")
 
 
 def _import_plugins(modules: Sequence[str]) -> None:
@@ -436,7 +455,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CommandError, *_ERRORS) as err:
         print(f"ssmblocks: error: {_cli_way(' '.join(str(err).split()))}", file=sys.stderr)
         return 1
+    except RuntimeError as err:
+        if not _out_of_memory(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        way = _OUT_OF_MEMORY_WAY.get(args.command, "use smaller inputs")
+        print(f"ssmblocks: error: out of memory ({first}); {way}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _out_of_memory(err: RuntimeError) -> bool:
+    """Whether ``err`` is an allocation failure (CUDA's OutOfMemoryError, the CPU allocator's message)."""
+    text = str(err).lower()
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from torch.export import Dim
 from ssmblocks._atomic import atomic_path
 from ssmblocks._contract import contract_of
 from ssmblocks.ops import use_backend
-from ssmblocks.ops._backends import _BACKENDS
+from ssmblocks.ops._backends import ops_with_backends
 
 __all__ = ["MissingExportBackendError", "export_onnx", "export_program", "portable_backends"]
 
@@ -50,10 +50,11 @@ _PORTABLE = {"selective_scan": "parallel"}
 
 @contextlib.contextmanager
 def portable_backends() -> Iterator[None]:
-    """Every op of the library on a pure-PyTorch backend while the context is open (for tracing to formats that
-    cannot hold the library's custom ops)."""
+    """Every op of the library on a pure-PyTorch backend while the context is open, in the calling thread only
+    (``use_backend`` is per thread: other threads keep their backends while an export traces), for tracing to
+    formats that cannot hold the library's custom ops."""
     with contextlib.ExitStack() as stack:
-        for op in _BACKENDS:
+        for op in ops_with_backends():
             stack.enter_context(use_backend(op, _PORTABLE.get(op, "torch")))
         yield
 

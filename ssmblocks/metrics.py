@@ -4,7 +4,8 @@
 keep BasicSR's names and argument order (XPixelGroup/BasicSR ``basicsr/metrics/psnr_ssim.py`` at 8d56e3a), so a
 script ports by changing its import. Semantics, from that file and ``basicsr/metrics/metric_util.py``:
 
-- numpy images are RGB, HWC (or HW), uint8 or float in [0, 255] (BasicSR reads BGR; the Y formula below is the
+- numpy images are RGB, HWC (or HW), uint8 or float in [0, 255], or uint16 (scaled to [0, 255] by / 257, so a
+  16-bit copy of an 8-bit image scores as the original) (BasicSR reads BGR; the Y formula below is the
   same channel weighting); ``crop_border`` pixels are removed on every side first.
 - Y channel (``test_y_channel``): the image goes to float32 / 255, Y = 16 + 65.481 R + 128.553 G + 24.966 B is
   computed in float64, stored as float32 / 255 and multiplied by 255 in float32 (BT.601, MATLAB ``rgb2ycbcr``;
@@ -90,6 +91,11 @@ def _tensor_to_images(x: Tensor) -> list[np.ndarray]:
     return list((frames * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy())
 
 
+def _at_8_bit_scale(img: np.ndarray) -> np.ndarray:
+    """uint16 -> float64 in [0, 255] (65535 / 257 = 255); other arrays as they are."""
+    return img.astype(np.float64) / 257.0 if img.dtype == np.uint16 else img
+
+
 def _pairs(img: Any, img2: Any, input_order: str) -> list[tuple[np.ndarray, np.ndarray]]:
     if isinstance(img, Tensor) != isinstance(img2, Tensor):
         raise TypeError("pass two numpy images or two tensors, not one of each")
@@ -99,7 +105,7 @@ def _pairs(img: Any, img2: Any, input_order: str) -> list[tuple[np.ndarray, np.n
         return list(zip(_tensor_to_images(img), _tensor_to_images(img2), strict=True))
     if input_order not in ("HWC", "CHW"):
         raise ValueError(f"input_order must be 'HWC' or 'CHW', got {input_order!r}")
-    img, img2 = np.asarray(img), np.asarray(img2)
+    img, img2 = _at_8_bit_scale(np.asarray(img)), _at_8_bit_scale(np.asarray(img2))
     if img.ndim == 2:
         img, img2 = img[..., None], img2[..., None]
     elif img.ndim == 3 and input_order == "CHW":

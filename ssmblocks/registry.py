@@ -23,6 +23,7 @@ Importing the module registers everything; ``ssmblocks --import mypackage.mynet 
 
 from ssmblocks._builder import Detection, detect_checkpoint, family_claims, register_detector, supported_families
 from ssmblocks._contract import INPUT_KINDS, TILING, ModelContract, contract_of, declared_contract
+from ssmblocks._formats import DescribedCheckpoint, checkpoint_formats, register_checkpoint_format
 from ssmblocks._hparams import records_hparams
 from ssmblocks._registry import (
     PretrainedCfg,
@@ -41,9 +42,11 @@ from ssmblocks._registry import (
 __all__ = [
     "INPUT_KINDS",
     "TILING",
+    "DescribedCheckpoint",
     "Detection",
     "ModelContract",
     "PretrainedCfg",
+    "checkpoint_formats",
     "contract_of",
     "declared_contract",
     "detect_checkpoint",
@@ -57,6 +60,7 @@ __all__ = [
     "model_module",
     "records_hparams",
     "register_cfgs",
+    "register_checkpoint_format",
     "register_detector",
     "register_model",
     "split_model_name",

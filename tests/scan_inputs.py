@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+
+from ssmblocks.ops._native.build import find_compiler
 
 
 def scan_inputs(
@@ -41,3 +44,9 @@ def scan_inputs(
 def tolerance(dtype: torch.dtype) -> float:
     """Max |a - b| / max |b| allowed between a backend and the reference."""
     return 1e-11 if dtype == torch.float64 else 2e-5
+
+
+# Tests of the native kernel: skipped with a reason where there is no C++ compiler (where one exists and the kernel
+# still does not build, they fail rather than skip).
+needs_compiler = pytest.mark.skipif(find_compiler() is None,
+                                    reason="needs a C++ compiler to build the native kernel (none found)")

@@ -3,6 +3,7 @@ against the training path and a plain re-derivation of SS2D, and the docs/blocks
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import ssmblocks
+from ssmblocks import blocks
 from ssmblocks.blocks import CAB, SS2D, BlockSequence, ChannelAttention, ResidualGroup, VSSBlock
 from ssmblocks.ops import selective_scan_ref
 from ssmblocks.scan_orders import Windowed, bidirectional, cross_scan, dual_interleaved
@@ -112,7 +114,7 @@ def test_group_arguments_that_conflict_are_refused():
         ResidualGroup(16, 2, block_factory=lambda i: VSSBlock(16), d_state=4)
     with pytest.raises(ValueError, match=r"either scan_order .* or schedule"):
         ResidualGroup(16, 2, schedule=dual_interleaved(), scan_order=cross_scan(4))
-    with pytest.raises(ValueError, match=r"feature maps \(B, C, H, W\)"):
+    with pytest.raises(ValueError, match=r"expects \(B, C, H, W\)"):
         ResidualGroup(16, 1)(torch.rand(16, 4, 4))
 
 
@@ -209,3 +211,71 @@ def test_docs_example_trains_a_small_sr_network_on_the_dual_interleaved_schedule
 
 
 # ---- heap reuse during inference -----------------------------------------------------------------------------------
+
+
+# ---- layouts and signatures (docs/blocks.md: one layout per block, checked at its entry) -----------------------
+
+B, T, H, W, C = 1, 2, 6, 10, 8
+
+LAYOUT_CASES = {
+    "VSSBlock": (lambda: blocks.VSSBlock(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "RLMB": (lambda: blocks.RLMB(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "MHSSM": (lambda: blocks.MHSSM(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "EAMambaBlock": (lambda: blocks.EAMambaBlock(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "SimpleGateFFN": (lambda: blocks.SimpleGateFFN(C), "(B, H, W, C)", (B, H, W, C)),
+    "ViMM": (lambda: blocks.ViMM(C, d_state=4), "(B, ..., C)", (B, H, W, C)),
+    "Mamba": (lambda: blocks.Mamba(C, d_state=4), "(B, ..., C)", (B, H, W, C)),
+    "Mamba2": (lambda: blocks.Mamba2(C, d_state=4, headdim=4), "(B, L, C)", (B, H * W, C)),
+    "Mamba2Block": (lambda: blocks.Mamba2Block(C, d_state=4, headdim=4), "(B, L, C)", (B, H * W, C)),
+    "GatedMLP": (lambda: blocks.GatedMLP(C, hidden_features=2 * C), "(B, ..., C)", (B, H, W, C)),
+    "BiAttn": (lambda: blocks.BiAttn(C), "(B, ..., C)", (B, H * W, C)),
+    "CAB": (lambda: blocks.CAB(C), "(B, C, H, W)", (B, C, H, W)),
+    "ChannelAttention": (lambda: blocks.ChannelAttention(C, squeeze_factor=2), "(B, C, H, W)", (B, C, H, W)),
+    "ResidualBlockNoBN": (lambda: blocks.ResidualBlockNoBN(C), "(B, C, H, W)", (B, C, H, W)),
+    "ResidualGroup": (lambda: blocks.ResidualGroup(C, 1, d_state=4), "(B, C, H, W)", (B, C, H, W)),
+    "WindowedMamba2Layer": (lambda: blocks.WindowedMamba2Layer(C, 1, window_size=4, d_state=4, headdim=4),
+                            "(B, C, H, W)", (B, C, H, W)),
+    "TGFN": (lambda: blocks.TGFN(C), "(B, T, H, W, C)", (B, T, H, W, C)),
+    "S2TMB": (lambda: blocks.S2TMB(C, d_state=4), "(B, T, H, W, C)", (B, T, H, W, C)),
+    "T2SMB": (lambda: blocks.T2SMB(C, d_state=4), "(B, T, H, W, C)", (B, T, H, W, C)),
+    "AttentiveLayer": (lambda: blocks.AttentiveLayer(C, num_heads=2, window_size=2, d_state=4, inner_rank=2,
+                                                     num_tokens=3), "(B, H, W, C)", (B, H, W, C)),
+    "ASSB": (lambda: blocks.ASSB(C, 2, num_heads=2, window_size=2, d_state=4, inner_rank=2, num_tokens=3),
+             "(B, C, H, W)", (B, C, H, W)),
+    "ConvFFN": (lambda: blocks.ConvFFN(C, hidden_features=2 * C), "(B, H, W, C)", (B, H, W, C)),
+    "SpatialGateFFN": (lambda: blocks.SpatialGateFFN(C, hidden_features=2 * C), "(B, H, W, C)", (B, H, W, C)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUT_CASES))
+def test_a_block_names_its_layout_when_given_another(name):
+    make, layout, shape = LAYOUT_CASES[name]
+    block = make().eval()
+    with torch.no_grad():
+        assert block(torch.rand(shape)).shape == shape
+        # the channels moved to another axis (the usual mistake: channels-first for channels-last and back)
+        wrong = torch.rand(shape).movedim(-1 if layout.endswith("C)") else 1, 1 if layout.endswith("C)") else -1)
+        if wrong.shape == shape:   # a rank-3 (B, L, C) with L == C would not show: drop a dimension instead
+            wrong = torch.rand(shape[1:])
+        with pytest.raises(ValueError, match=re.escape(layout)):
+            block(wrong)
+        with pytest.raises(ValueError, match=name):
+            block(torch.rand(*shape[:-1], C + 1) if layout.endswith("C)") else torch.rand(B, C + 1, H, W))
+
+
+def test_docs_list_every_block_with_its_layout():
+    text = DOCS.read_text()
+    for name in ssmblocks.blocks.__all__:
+        if name[0].isupper() and name not in ("BLOCK_LAYOUTS", "CAB_VARIANTS"):
+            assert re.search(rf"^\| `{name}\b", text, flags=re.M), f"docs/blocks.md lists no {name}"
+    for name, (_, layout, _) in LAYOUT_CASES.items():
+        row = re.search(rf"^\| `{name}\b[^\n]*", text, flags=re.M).group(0)
+        assert layout in row, f"docs/blocks.md gives {name} another layout than {layout}: {row}"
+
+
+@pytest.mark.parametrize("cls", [blocks.ResidualGroup, blocks.BlockSequence, blocks.WindowedMamba2Layer,
+                                 blocks.DAMB])
+def test_depth_is_the_second_positional_argument_of_every_stack(cls):
+    params = list(inspect.signature(cls).parameters.values())
+    assert [p.name for p in params[:2]] == ["dim", "depth"]
+    assert params[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD

@@ -23,7 +23,7 @@ NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))
 
 def test_the_examples_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_quickstart", "02_scan_orders", "03_compose",
-                                           "04_official_checkpoints", "05_video"]
+                                           "04_official_checkpoints", "05_video", "06_multihead_scan"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from scan_inputs import scan_inputs
+from scan_inputs import needs_compiler, scan_inputs
 
 from ssmblocks.ops import _native, get_backend, selective_scan_fn, selective_scan_ref, set_backend, use_backend
 from ssmblocks.ops._native import build
@@ -19,11 +19,13 @@ def _reset_backend():
 
 
 # ---- backend choice -----------------------------------------------------------------------------------------
+@needs_compiler
 def test_automatic_choice_on_cpu_is_native():
     assert get_backend("selective_scan", "cpu") == "native"
     assert get_backend("ssd_scan", "cpu") == "native"
 
 
+@needs_compiler
 def test_context_manager_setter_and_env_var(monkeypatch):
     monkeypatch.setenv("SSMBLOCKS_SELECTIVE_SCAN_BACKEND", "reference")
     assert get_backend("selective_scan") == "reference"
@@ -38,6 +40,7 @@ def test_context_manager_setter_and_env_var(monkeypatch):
     assert get_backend("selective_scan") == "reference"
 
 
+@needs_compiler
 def test_override_changes_the_code_that_runs(monkeypatch):
     calls = []
     original = _native.forward
@@ -66,6 +69,7 @@ def test_bad_backend_names_and_impossible_choices(monkeypatch):
 
 
 # ---- custom op ----------------------------------------------------------------------------------------------
+@needs_compiler
 def test_custom_op_passes_opcheck():
     kwargs = scan_inputs(2, 8, 70, 4, 2, dtype=torch.float64)
     args = [kwargs[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
@@ -94,6 +98,7 @@ def test_torch_compile_sees_one_op():
     assert model.A_log.grad is not None and torch.isfinite(model.A_log.grad).all()
 
 
+@needs_compiler
 def test_torch_export_records_the_op():
     model = _TinySSM()
     kwargs = scan_inputs(2, 8, 40, 4)
@@ -154,6 +159,7 @@ def test_missing_compiler_warns_once_and_falls_back(monkeypatch, tmp_path):
         _native.native_library.cache_clear()
 
 
+@needs_compiler
 def test_compile_cache_is_reused(monkeypatch, tmp_path):
     monkeypatch.setenv("SSMBLOCKS_CACHE_DIR", str(tmp_path))
     first = build.build()

@@ -6,6 +6,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scan_inputs import needs_compiler
 
 from ssmblocks.ops import (
     _native,
@@ -165,6 +166,7 @@ OPTIONALS = {
 }
 
 
+@needs_compiler
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", NATIVE_SHAPES, ids=str)
 @pytest.mark.parametrize("optional", list(OPTIONALS))
@@ -183,6 +185,7 @@ def test_native_matches_reference(dtype, shape, optional):
     assert _rel(out, ref) < tol and _rel(final, ref_final) < tol
 
 
+@needs_compiler
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("shape", NATIVE_SHAPES[1:], ids=str)
 @pytest.mark.parametrize("optional", ["all", "none", "D_2d"])
@@ -205,10 +208,12 @@ def test_native_gradients_match_reference(dtype, shape, optional):
         assert _rel(g, e) < tol, name
 
 
+@needs_compiler
 def test_gradcheck_native():
     assert _gradcheck("native", _without(ssd_inputs(1, 10, 4, 2, 2, 3), "initial_states"))
 
 
+@needs_compiler
 @settings(max_examples=20, deadline=None)
 @given(length=st.integers(1, 150), heads_per_group=st.integers(1, 3), groups=st.integers(1, 3),
        headdim=st.integers(1, 20), dstate=st.integers(1, 18), softplus=st.booleans())
@@ -223,6 +228,7 @@ def test_native_fuzz_shapes(length, heads_per_group, groups, headdim, dstate, so
         assert _rel(ssd_scan(**kwargs, chunk_size=16, dt_softplus=softplus), ref) < 2e-5
 
 
+@needs_compiler
 def test_native_half_inputs_return_half():
     kwargs = {k: v.to(torch.bfloat16) for k, v in _without(ssd_inputs(1, 40, 2, 4, 1, 8), "initial_states").items()}
     with use_backend("ssd_scan", "native"):
@@ -232,6 +238,7 @@ def test_native_half_inputs_return_half():
 
 
 # ---- which backend a call takes -------------------------------------------------------------------------------
+@needs_compiler
 def test_native_is_listed_and_chosen_on_cpu():
     assert available_backends("ssd_scan", "cpu") == ["native", "torch", "reference"]
     for dtype in (torch.float32, torch.float64, torch.bfloat16):
@@ -247,6 +254,7 @@ def native_calls(monkeypatch):
     return calls
 
 
+@needs_compiler
 def test_automatic_choice_runs_the_native_kernel_when_it_can(native_calls):
     kwargs = _without(ssd_inputs(1, 30, 2, 4, 1, 8, dtype=torch.float32), "initial_states")
     ssd_scan(**kwargs, chunk_size=8, dt_softplus=True)
@@ -273,6 +281,7 @@ def test_calls_the_native_kernel_cannot_take_go_to_torch(native_calls):
     assert native_calls == []
 
 
+@needs_compiler
 def test_forcing_native_on_a_call_it_cannot_take_raises():
     kwargs = ssd_inputs(1, 30, 2, 4, 1, 8)
     with use_backend("ssd_scan", "native"), pytest.raises(RuntimeError, match=r"'native' cannot .* initial_states"):
@@ -292,6 +301,7 @@ class _TinyMamba2Scan(torch.nn.Module):
         return ssd_scan(x, dt, -torch.exp(self.A_log), B, C, 8, D=self.D, dt_softplus=True)
 
 
+@needs_compiler
 def test_native_compiles_and_exports_as_one_selective_scan_op():
     model = _TinyMamba2Scan()
     kw = ssd_inputs(2, 20, 2, 4, 1, 8, dtype=torch.float32)

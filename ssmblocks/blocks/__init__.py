@@ -7,18 +7,20 @@ token blocks take channels-last tokens (B, H, W, C), clip blocks (B, T, H, W, C)
 docs/blocks.md lists every block with its layout.
 """
 
-from ssmblocks.blocks.assm import ASSM, PROMPT_ALIGNMENTS, ROUTINGS, PromptedSelectiveScan
-from ssmblocks.blocks.attentive_layer import ASSB, FFN_VARIANTS, AttentiveLayer
+from ssmblocks.blocks.assm import ASSM, PromptedSelectiveScan
+from ssmblocks.blocks.attentive_layer import ASSB, AttentiveLayer
 from ssmblocks.blocks.biattn import BiAttn
 from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
 from ssmblocks.blocks.clip_blocks import DAMB, S2TMB, T2SMB
 from ssmblocks.blocks.conv_ffn import ConvFFN, SpatialGateFFN
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
+from ssmblocks.blocks.eamamba_block import EAMambaBlock, SimpleGateFFN
 from ssmblocks.blocks.groups import BLOCK_LAYOUTS, BlockSequence, ResidualGroup
 from ssmblocks.blocks.local_ss2d import LocalSS2D
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.blocks.mamba2 import Mamba2
+from ssmblocks.blocks.mhssm import MHSSM
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.blocks.resblock import ConvResidualBlocks, ResidualBlockNoBN
 from ssmblocks.blocks.rlmb import RLMB
@@ -39,10 +41,8 @@ __all__ = [
     "CAB_VARIANTS",
     "CSSB",
     "DAMB",
-    "FFN_VARIANTS",
-    "PROMPT_ALIGNMENTS",
+    "MHSSM",
     "RLMB",
-    "ROUTINGS",
     "S2TMB",
     "SS2D",
     "T2SMB",
@@ -54,6 +54,7 @@ __all__ = [
     "ConvFFN",
     "ConvResidualBlocks",
     "CrossMamba2",
+    "EAMambaBlock",
     "GatedMLP",
     "LocalSS2D",
     "Mamba",
@@ -64,6 +65,7 @@ __all__ = [
     "ResidualBlockNoBN",
     "ResidualGroup",
     "S2TMamba",
+    "SimpleGateFFN",
     "SpatialGateFFN",
     "VSSBlock",
     "ViMM",

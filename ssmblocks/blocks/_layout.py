@@ -1,10 +1,10 @@
 """The check every public block runs on its input: the layout it expects, named in the error.
 
 Layouts (docs/architecture.md): feature maps ``(B, C, H, W)``, channels-last tokens ``(B, H, W, C)``, clips
-``(B, T, H, W, C)``, sequences ``(B, L, C)``. A block declares one and its channel count; a tensor with another
-rank or with ``C`` on the wrong axis is refused with a message naming the expected layout, instead of surfacing as
-a LayerNorm shape error (or, where ``C == W``, running silently on the wrong axis of a channels-first map — that
-one case is caught when the channel axis does not also match, which is all a shape can tell).
+``(B, T, H, W, C)``, sequences ``(B, L, C)``, and ``(B, ..., C)`` for layers that work on any channels-last grid.
+A block declares one and its channel count; a tensor with another rank or with ``C`` on the wrong axis is refused
+with a message naming the expected layout, instead of surfacing as a LayerNorm shape error deep inside (where
+``C == W`` a channels-first map has the right shape for a channels-last block: no shape check can see that).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ LAYOUTS: dict[str, tuple[int, int]] = {
     "(B, T, H, W, C)": (5, 4),
     "(B, T, C, H, W)": (5, 2),
     "(B, L, C)": (3, 2),
+    "(B, ..., C)": (-1, -1),   # any rank >= 2, channels last (1-D mixers, MLPs and norms on any token grid)
 }
 
 
@@ -28,7 +29,7 @@ def check_layout(x: Tensor, layout: str, channels: int, block: str) -> None:
     channel count are static there.
     """
     rank, axis = LAYOUTS[layout]
-    if x.dim() != rank or x.shape[axis] != channels:
+    if (x.dim() != rank if rank > 0 else x.dim() < 2) or x.shape[axis] != channels:
         hint = ""
         if layout == "(B, H, W, C)" and x.dim() == 4 and x.shape[1] == channels:
             hint = " (this looks like a channels-first map: x.permute(0, 2, 3, 1))"

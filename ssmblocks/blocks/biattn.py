@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
+
 __all__ = ["BiAttn"]
 
 
@@ -26,6 +28,7 @@ class BiAttn(nn.Module):
     def __init__(self, dim: int, *, act_ratio: float = 0.125, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         hidden = int(dim * act_ratio)
         if hidden < 1:
             raise ValueError(f"BiAttn needs int(dim * act_ratio) >= 1, got dim {dim}, act_ratio {act_ratio}")
@@ -35,6 +38,7 @@ class BiAttn(nn.Module):
         self.channel_select = nn.Linear(hidden, dim, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, ..., C)", self.dim, type(self).__name__)
         return x * self.gate(self.norm(x).mean(-2)).unsqueeze(-2)
 
     def gate(self, pooled: Tensor) -> Tensor:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
+
 __all__ = ["CAB", "CAB_VARIANTS", "ChannelAttention"]
 
 CAB_VARIANTS = ("classic", "light_oct2024", "light_mar2024", "light_feb2024")
@@ -38,6 +40,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, channels: int, *, squeeze_factor: int = 30, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = channels
         dd = {"device": device, "dtype": dtype}
         hidden = _hidden(channels, squeeze_factor)
         self.attention = nn.Sequential(
@@ -46,6 +49,7 @@ class ChannelAttention(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, C, H, W)", self.dim, type(self).__name__)
         return x * self.attention(x)
 
 
@@ -64,6 +68,7 @@ class CAB(nn.Module):
                  squeeze_factor: int = 30, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         if variant not in CAB_VARIANTS:
             raise ValueError(f"unknown CAB variant {variant!r}; choose from {CAB_VARIANTS}")
         dd = {"device": device, "dtype": dtype}
@@ -80,4 +85,5 @@ class CAB(nn.Module):
         self.cab = nn.Sequential(*layers, ChannelAttention(c, squeeze_factor=squeeze_factor, **dd))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, C, H, W)", self.dim, type(self).__name__)
         return self.cab(x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.s2t_mamba import S2TMamba, t2s_mamba
 from ssmblocks.blocks.tgfn import TGFN
 
@@ -22,6 +23,7 @@ class _ClipBlock(nn.Module):
     def __init__(self, dim: int, mixer: nn.Module, *, ffn_expansion: float, ffn_kernel: tuple[int, int, int],
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         dd = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(dim, **dd)
         self.mixer = mixer
@@ -29,6 +31,7 @@ class _ClipBlock(nn.Module):
         self.ffn = TGFN(dim, expansion=ffn_expansion, kernel_size=ffn_kernel, **dd)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, T, H, W, C)", self.dim, type(self).__name__)
         x = x + self.mixer(self.norm1(x))
         return x + self.ffn(self.norm2(x))
 
@@ -59,7 +62,7 @@ class DAMB(nn.Sequential):
     """``depth`` S2TMBs then one T2SMB on (B, T, H, W, C). Options as ``S2TMB``; T2SMB takes all but
     share_directions."""
 
-    def __init__(self, dim: int, *, depth: int = 2, share_directions: bool = True, ffn_expansion: float = 2.0,
+    def __init__(self, dim: int, depth: int = 2, *, share_directions: bool = True, ffn_expansion: float = 2.0,
                  ffn_kernel: tuple[int, int, int] = (3, 3, 3), device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None, **mamba_options) -> None:
         if depth < 1:

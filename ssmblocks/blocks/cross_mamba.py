@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.mamba2 import causal_conv1d, init_ssd_parameters
 from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.ops import ssd_scan
@@ -41,6 +42,7 @@ class CrossMamba2(nn.Module):
                  device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         d_inner = expand * dim
         if d_inner % headdim:
             raise ValueError(f"d_inner = expand * dim = {d_inner} must be a multiple of headdim = {headdim}")
@@ -71,6 +73,8 @@ class CrossMamba2(nn.Module):
             self.pe = nn.Conv2d(groups_state, groups_state, 3, padding=1, groups=groups_state, bias=False, **dd)
 
     def forward(self, u: Tensor, support: Tensor) -> Tensor:
+        check_layout(u, "(B, L, C)", self.dim, type(self).__name__)
+        check_layout(support, "(B, L, C)", self.in_proj_b.in_features, f"{type(self).__name__} (support)")
         if u.shape[:2] != support.shape[:2]:
             raise ValueError(f"u and support must share (B, L), got {tuple(u.shape)} and {tuple(support.shape)}")
         groups_state = self.ngroups * self.d_state

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.scan_orders import WindowPartition
@@ -35,6 +36,7 @@ class CSSB(nn.Module):
         super().__init__()
         dd = {"device": device, "dtype": dtype}
         support_dim = support_dim or dim
+        self.dim, self.support_dim = dim, support_dim
         self.order = WindowPartition(window_size)
         self.norm1 = nn.LayerNorm(dim, **dd)
         self.norm1_b = nn.LayerNorm(support_dim, **dd)
@@ -45,7 +47,9 @@ class CSSB(nn.Module):
         self.mlp = GatedMLP(dim, hidden_features=int(dim * mlp_ratio), **dd)
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        if x.dim() != 4 or y.dim() != 4 or x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
+        check_layout(x, "(B, C, H, W)", self.dim, type(self).__name__)
+        check_layout(y, "(B, C, H, W)", self.support_dim, f"{type(self).__name__} (support y)")
+        if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
             raise ValueError(f"CSSB takes two maps (B, C, H, W) of one size, got {tuple(x.shape)} and {tuple(y.shape)}")
         tokens, support = self.order.to_tokens(x), self.order.to_tokens(y)
         tokens = tokens + self.mixer(self.norm1(tokens), self.norm1_b(support))

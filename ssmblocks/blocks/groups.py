@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ssmblocks.blocks._keys import keyed, resolve
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.vss_block import VSSBlock
 from ssmblocks.scan_orders import ScanOrder, Schedule
 
@@ -101,7 +102,7 @@ class ResidualGroup(nn.Module):
         head, _, rest = blocks_key.partition(".")
         self.add_module(head, keyed(rest, blocks) if rest else blocks)
         self.conv = nn.Conv2d(dim, dim, 3, padding=1, bias=conv_bias, **dd)
-        self.blocks_key, self.block_layout = blocks_key, block_layout
+        self.dim, self.blocks_key, self.block_layout = dim, blocks_key, block_layout
 
     @property
     def blocks(self) -> BlockSequence:
@@ -109,8 +110,7 @@ class ResidualGroup(nn.Module):
         return resolve(self, self.blocks_key)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 4:
-            raise ValueError(f"ResidualGroup takes feature maps (B, C, H, W), got shape {tuple(x.shape)}")
+        check_layout(x, "(B, C, H, W)", self.dim, type(self).__name__)
         if self.block_layout == "channels_last":
             y = self.blocks(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         else:

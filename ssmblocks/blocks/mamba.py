@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmblocks.blocks._init import dt_bias_init
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders import RowMajor, ScanOrder
 
@@ -54,6 +55,7 @@ class Mamba(nn.Module):
                  scan_order: ScanOrder | None = None, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         if dt_init not in ("random", "constant"):
             raise ValueError(f"dt_init must be 'random' or 'constant', got {dt_init!r}")
         dd = {"device": device, "dtype": dtype}
@@ -92,6 +94,7 @@ class Mamba(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, *spatial, C) -> (B, *spatial, C). The projections run channel-first, as matmuls on (B, C, L)."""
+        check_layout(x, "(B, ..., C)", self.dim, type(self).__name__)
         batch, *spatial, channels = x.shape
         xz = self.in_proj.weight @ x.reshape(batch, -1, channels).transpose(1, 2)   # (B, 2 d_inner, N)
         if self.in_proj.bias is not None:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssmblocks.blocks._init import dt_bias_init
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.rmsnorm import RMSNormGated
 from ssmblocks.ops import ssd_scan
 
@@ -62,6 +63,7 @@ class Mamba2(nn.Module):
                  device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         if output not in MAMBA2_OUTPUTS:
             raise ValueError(f"output must be one of {MAMBA2_OUTPUTS}, got {output!r}")
         d_inner = expand * dim
@@ -88,6 +90,7 @@ class Mamba2(nn.Module):
         self.out_proj = nn.Linear(d_inner, dim, bias=bias, **dd)
 
     def forward(self, u: Tensor) -> Tensor:
+        check_layout(u, "(B, L, C)", self.dim, type(self).__name__)
         groups_state = self.ngroups * self.d_state
         z, xbc, dt = self.in_proj(u).split([self.inner, self.inner + 2 * groups_state, self.nheads], dim=-1)
         x, B, C = F.silu(causal_conv1d(self.conv1d, xbc)).split([self.inner, groups_state, groups_state], dim=-1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
+
 __all__ = ["GatedMLP"]
 
 
@@ -29,6 +31,7 @@ class GatedMLP(nn.Module):
                  act_layer: type[nn.Module] = nn.GELU, bias: bool = True, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         if gated and hidden_features % 2:
             raise ValueError(f"a gated MLP needs an even hidden width, got {hidden_features}")
         self.gated = gated
@@ -38,6 +41,7 @@ class GatedMLP(nn.Module):
                              device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, ..., C)", self.dim, type(self).__name__)
         x = self.fc1(x)
         if self.gated:
             value, gate = x.chunk(2, dim=-1)

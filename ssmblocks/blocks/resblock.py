@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
+
 __all__ = ["ConvResidualBlocks", "ResidualBlockNoBN"]
 
 
@@ -20,6 +22,7 @@ class ResidualBlockNoBN(nn.Module):
     def __init__(self, dim: int, *, depthwise_kernel: int | None = None, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         dd = {"device": device, "dtype": dtype}
 
         def conv() -> nn.Module:
@@ -39,6 +42,7 @@ class ResidualBlockNoBN(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, C, H, W)", self.dim, type(self).__name__)
         return x + self.conv2(self.relu(self.conv1(x)))
 
 
@@ -48,6 +52,7 @@ class ConvResidualBlocks(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, num_blocks: int, *,
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.in_channels = in_channels
         self.main = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, device=device, dtype=dtype),
             nn.LeakyReLU(negative_slope=0.1),
@@ -55,4 +60,5 @@ class ConvResidualBlocks(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, C, H, W)", self.in_channels, type(self).__name__)
         return self.main(x)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.cab import CAB
 from ssmblocks.blocks.local_ss2d import LocalSS2D
 from ssmblocks.blocks.mlp import GatedMLP
@@ -38,6 +39,7 @@ class RLMB(nn.Module):
                  cab_squeeze: int = 24, cab_scale: float = 0.01, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         dd = {"device": device, "dtype": dtype}
         self.cab_scale = cab_scale
         self.ln_1 = nn.LayerNorm(dim, **dd)
@@ -50,6 +52,7 @@ class RLMB(nn.Module):
         self.mlp = GatedMLP(dim, hidden_features=int(mlp_ratio * dim), **dd)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, H, W, C)", self.dim, type(self).__name__)
         h = self.ln_1(x)
         conv = self.conv_block(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         x = x * self.skip_scale + self.self_attention(h) + conv * self.cab_scale

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
+
 __all__ = ["RMSNormGated"]
 
 
@@ -34,6 +36,7 @@ class RMSNormGated(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim, device=device, dtype=dtype))
 
     def forward(self, x: Tensor, z: Tensor | None = None) -> Tensor:
+        check_layout(x, "(B, ..., C)", self.dim, type(self).__name__)
         dtype = x.dtype
         compute = torch.promote_types(dtype, torch.float32)
         x = x.to(compute)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.mamba import Mamba
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders import ScanOrder, s2t_scan, t2s_scan
@@ -63,6 +64,7 @@ class S2TMamba(Mamba):
                                  delta_bias=dt_proj.bias, delta_softplus=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, T, H, W, C)", self.dim, type(self).__name__)
         if self.share_directions:
             return super().forward(x)
         spatial = tuple(x.shape[1:-1])

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
+
 __all__ = ["TGFN"]
 
 
@@ -31,6 +33,7 @@ class TGFN(nn.Module):
                  bias: bool = True, eps: float = 1e-5, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         if any(k % 2 == 0 for k in kernel_size):
             raise ValueError(f"TGFN kernel_size must be odd, got {kernel_size}")
         dd = {"device": device, "dtype": dtype}
@@ -49,6 +52,7 @@ class TGFN(nn.Module):
         return conv(x.movedim(-1, 1)).movedim(1, -1)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, T, H, W, C)", self.dim, type(self).__name__)
         x1, x2 = self.project_in(x).chunk(2, dim=-1)
         gated = self._depthwise(self.dwconv1, self.norm1(x1)) * F.gelu(self._depthwise(self.dwconv2, self.norm2(x2)))
         return self.project_out(gated)

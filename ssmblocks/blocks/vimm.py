@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.mamba import Mamba
 
 __all__ = ["ViMM"]
@@ -33,11 +34,13 @@ class ViMM(nn.Module):
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None,
                  **mixer_kwargs: Any) -> None:
         super().__init__()
+        self.dim = dim
         self.skip = skip
         self.mixer = Mamba(dim, device=device, dtype=dtype, **mixer_kwargs)
         self.norm = nn.LayerNorm(dim, eps=norm_eps, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, ..., C)", self.dim, type(self).__name__)
         out = self.mixer(self.norm(x))
         return x + out if self.skip else out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.cab import CAB
 from ssmblocks.blocks.ss2d import SS2D
 from ssmblocks.scan_orders import ScanOrder
@@ -39,6 +40,7 @@ class VSSBlock(nn.Module):
                  squeeze_factor: int = 30, norm_eps: float = 1e-5, device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         dd = {"device": device, "dtype": dtype}
         self.ln_1 = nn.LayerNorm(dim, eps=norm_eps, **dd)
         self.self_attention = SS2D(dim, d_state=d_state, expand=expand, d_conv=d_conv, dt_rank=dt_rank,
@@ -51,6 +53,7 @@ class VSSBlock(nn.Module):
         self.skip_scale2 = nn.Parameter(torch.ones(dim, **dd))
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, H, W, C)", self.dim, type(self).__name__)
         # under no_grad the branch outputs are this block's own tensors: accumulate the skips into them in place
         inplace = not torch.is_grad_enabled()
         h = self.self_attention(self.ln_1(x))

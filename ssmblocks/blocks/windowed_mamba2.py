@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ssmblocks.blocks._layout import check_layout
 from ssmblocks.blocks.mamba2 import Mamba2
 from ssmblocks.blocks.mlp import GatedMLP
 from ssmblocks.scan_orders import WindowPartition
@@ -26,6 +27,7 @@ class Mamba2Block(nn.Module):
                  device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         dd = {"device": device, "dtype": dtype}
         self.norm1 = nn.LayerNorm(dim, **dd)
         self.mixer = Mamba2(dim, d_state=d_state, d_conv=d_conv, expand=expand, headdim=headdim, ngroups=ngroups,
@@ -34,6 +36,7 @@ class Mamba2Block(nn.Module):
         self.mlp = GatedMLP(dim, hidden_features=int(dim * mlp_ratio), **dd)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, L, C)", self.dim, type(self).__name__)
         x = x + self.mixer(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
@@ -46,11 +49,12 @@ class WindowedMamba2Layer(nn.Module):
         mlp_ratio, d_state, d_conv, expand, headdim, ngroups, chunk_size, output: of each Mamba2Block.
     """
 
-    def __init__(self, dim: int, *, depth: int = 1, window_size: int = 16, mlp_ratio: float = 2.0, d_state: int = 16,
+    def __init__(self, dim: int, depth: int = 1, *, window_size: int = 16, mlp_ratio: float = 2.0, d_state: int = 16,
                  d_conv: int = 3, expand: int = 1, headdim: int = 16, ngroups: int = 1, chunk_size: int = 256,
                  output: str = "cat", device: torch.device | str | None = None,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
+        self.dim = dim
         self.order = WindowPartition(window_size)
         self.blocks = nn.ModuleList(
             Mamba2Block(dim, mlp_ratio=mlp_ratio, d_state=d_state, d_conv=d_conv, expand=expand, headdim=headdim,
@@ -59,6 +63,7 @@ class WindowedMamba2Layer(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        check_layout(x, "(B, C, H, W)", self.dim, type(self).__name__)
         tokens = self.order.to_tokens(x)
         for block in self.blocks:
             tokens = block(tokens)

@@ -1,8 +1,10 @@
 """Conversions between what users pass to ``restore`` and the float tensors models take.
 
 Accepted: tensors (C, H, W), (B, C, H, W) images or (B, T, C, H, W) video; numpy images (H, W) / (H, W, C) or
-frame stacks (T, H, W, C); PIL images; file paths (read with Pillow). Float data must lie in [0, 1]; integer data
-is scaled from its type's range (uint8: 255, uint16: 65535) and scaled back on output. A fourth (alpha) channel
+frame stacks (T, H, W, C); PIL images, float ("F", e.g. float TIFF) and 16-bit images included; file paths (read
+with Pillow). Float data must lie in [0, 1] unless the caller accepts unclipped values (a noisy image as a denoising
+model is trained on); integer data is scaled from its type's range (uint8: 255, uint16: 65535) and scaled back on
+output. Empty tensors and NaN / Inf values are refused. A fourth (alpha) channel
 is set aside, upscaled bicubically and put back; grey inputs to colour models (and the reverse) are converted with
 a warning. The output has the input's kind, layout, dtype and channel count.
 """
@@ -24,6 +26,8 @@ from torch import Tensor
 __all__ = ["Prepared", "prepare_input"]
 
 _INT_RANGES = {torch.uint8: 255.0, torch.uint16: 65535.0}
+# Pillow modes with an alpha band (LAB's "A" band is a colour axis, not alpha)
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 # ITU-R BT.601 luma (the weights Pillow's "L" conversion uses)
 _LUMA = (0.299, 0.587, 0.114)
 
@@ -63,21 +67,23 @@ def _match_channels(x: Tensor, channels: int, dim: int) -> tuple[Tensor, Callabl
                      f"RGBA (4) images")
 
 
-def _check_values(x: Tensor) -> None:
+def _check_values(x: Tensor, unclipped: bool) -> None:
     if not torch.isfinite(x).all():
         raise ValueError("the input contains NaN or Inf values")
     lo, hi = x.min().item(), x.max().item()
-    if lo < -1e-3 or hi > 1 + 1e-3:
+    if not unclipped and (lo < -1e-3 or hi > 1 + 1e-3):
         raise ValueError(f"float images must be in [0, 1] (got values in [{lo:.3g}, {hi:.3g}]); divide 8-bit data by "
-                         f"255 or pass it as uint8")
+                         f"255 or pass it as uint8; a noisy image whose values left [0, 1] (the input of a denoising "
+                         f"model, as training feeds it) is accepted with unclipped=True (command line: --unclipped)")
 
 
-def _to_float(x: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
-    """Float tensor in [0, 1] and the inverse (integer types are scaled from and back to their range)."""
+def _to_float(x: Tensor, unclipped: bool = False) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """Float tensor in [0, 1] (or, ``unclipped``, any finite values) and the inverse (integer types are scaled from
+    and back to their range)."""
     if x.dtype == torch.bool or x.is_complex():
         raise ValueError(f"models take float images in [0, 1] (or uint8 / uint16 images), got {x.dtype}")
     if x.is_floating_point():
-        _check_values(x)
+        _check_values(x, unclipped)
         dtype = x.dtype
         return x, lambda y: y.to(dtype)
     if x.dtype not in _INT_RANGES:
@@ -117,13 +123,16 @@ def _prepare_channels_first(x: Tensor, channels: int, video: bool) -> tuple[Tens
     return model_in, finish
 
 
-def _from_tensor(x: Tensor, channels: int) -> Prepared:
+def _from_tensor(x: Tensor, channels: int, unclipped: bool = False) -> Prepared:
     if x.dim() not in (3, 4, 5):
         raise ValueError(f"restore takes images (C, H, W) / (B, C, H, W) or video (B, T, C, H, W), got a "
                          f"{x.dim()}-D tensor of shape {tuple(x.shape)}")
+    if x.numel() == 0:
+        raise ValueError(f"the input is empty (shape {tuple(x.shape)}): images need at least one pixel, one channel "
+                         f"and one image (and video one frame)")
     single = x.dim() == 3
     batch = x.unsqueeze(0) if single else x
-    data, to_dtype = _to_float(batch)
+    data, to_dtype = _to_float(batch, unclipped)
     model_in, back = _prepare_channels_first(data, channels, video=x.dim() == 5)
 
     def finish(y: Tensor) -> Tensor:
@@ -133,7 +142,7 @@ def _from_tensor(x: Tensor, channels: int) -> Prepared:
     return Prepared(model_in.contiguous(), finish, video=x.dim() == 5)
 
 
-def _from_numpy(x: np.ndarray, channels: int) -> Prepared:
+def _from_numpy(x: np.ndarray, channels: int, unclipped: bool = False) -> Prepared:
     if x.ndim not in (2, 3, 4):
         raise ValueError(f"numpy images are (H, W), (H, W, C) or frames (T, H, W, C), got shape {x.shape}")
     if x.ndim > 2 and x.shape[-1] not in (1, 2, 3, 4, channels):
@@ -145,7 +154,7 @@ def _from_numpy(x: np.ndarray, channels: int) -> Prepared:
     grey = x.ndim == 2
     hwc = torch.from_numpy(np.array(x[..., None] if grey else x))  # a copy: the input may be read-only
     chw = hwc.movedim(-1, -3)  # (C, H, W) or (T, C, H, W)
-    prepared = _from_tensor(chw.unsqueeze(0) if x.ndim == 4 else chw, channels)
+    prepared = _from_tensor(chw.unsqueeze(0) if x.ndim == 4 else chw, channels, unclipped)
 
     def finish(y: Tensor) -> np.ndarray:
         out = prepared.finish(y)
@@ -156,11 +165,16 @@ def _from_numpy(x: np.ndarray, channels: int) -> Prepared:
     return Prepared(prepared.tensor, finish, prepared.video)
 
 
-def _from_pil(image: Any, channels: int) -> Prepared:
+def _from_pil(image: Any, channels: int, unclipped: bool = False) -> Prepared:
+    """A PIL image: 8-bit modes as uint8, 16-bit ("I;16*", "I") as uint16, "F" (a float TIFF) as float32 values in
+    [0, 1] (written back as "F"); other modes are converted to RGB, or RGBA when they carry transparency (a band
+    named "A" is not alpha in every mode: LAB's is a colour axis)."""
     from PIL import Image
 
     mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
+    if mode == "F":
+        array = np.asarray(image, dtype=np.float32)
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
         array = np.asarray(image)
         if array.dtype != np.uint16 and (array.min() < 0 or array.max() > 65535):
             raise ValueError(f"a Pillow {mode!r} image with values outside [0, 65535] is not a 16-bit image")
@@ -168,9 +182,9 @@ def _from_pil(image: Any, channels: int) -> Prepared:
     elif mode in ("L", "RGB", "RGBA", "LA"):
         array = np.asarray(image)
     else:
-        converted = "RGBA" if "A" in image.getbands() or "transparency" in image.info else "RGB"
-        array = np.asarray(image.convert(converted))
-    prepared = _from_numpy(array, channels)
+        alpha = image.mode in _ALPHA_MODES or "transparency" in image.info
+        array = np.asarray(image.convert("RGBA" if alpha else "RGB"))
+    prepared = _from_numpy(array, channels, unclipped)
 
     def finish(y: Tensor) -> Any:
         out = prepared.finish(y)
@@ -180,16 +194,17 @@ def _from_pil(image: Any, channels: int) -> Prepared:
     return Prepared(prepared.tensor, finish, prepared.video)
 
 
-def prepare_input(x: Any, channels: int) -> Prepared:
-    """Converts a tensor, numpy image, PIL image or path for a model with ``channels`` input channels."""
+def prepare_input(x: Any, channels: int, *, unclipped: bool = False) -> Prepared:
+    """Converts a tensor, numpy image, PIL image or path for a model with ``channels`` input channels; float data
+    outside [0, 1] is refused unless ``unclipped``."""
     if isinstance(x, Tensor):
-        return _from_tensor(x, channels)
+        return _from_tensor(x, channels, unclipped)
     if isinstance(x, np.ndarray):
-        return _from_numpy(x, channels)
+        return _from_numpy(x, channels, unclipped)
     if isinstance(x, (str, os.PathLike)):
         from ssmblocks.inference.images import read_image
 
-        return _from_pil(read_image(Path(x)), channels)
+        return _from_pil(read_image(Path(x)), channels, unclipped)
     if type(x).__module__.startswith("PIL."):
-        return _from_pil(x, channels)
+        return _from_pil(x, channels, unclipped)
     raise TypeError(f"restore takes a tensor, a numpy array, a PIL image or a path, got {type(x).__name__}")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ssmblocks.inference.images import list_images, read_image, warnings_about
+from ssmblocks.inference.images import errors_about, list_images, read_image, warnings_about
 from ssmblocks.inference.progress import Progress
 from ssmblocks.inference.restore import model_info, resolve_protocol, restore
 from ssmblocks.metrics import calculate_psnr, calculate_ssim
@@ -240,6 +240,7 @@ def evaluate(
     rank: int = 0,
     world_size: int = 1,
     progress: bool | None = None,
+    unclipped: bool = False,
 ) -> EvalReport:
     """Scores ``model`` on the images of folder ``lq`` against their ground truths in folder ``gt`` (see the module
     docstring for pairing, size checks and defaults).
@@ -253,6 +254,10 @@ def evaluate(
         rank, world_size: this process's share (every ``world_size``-th pair from ``rank``); the returned report
             holds every process's rows.
         progress: a bar over the pairs (default: when stderr is a terminal).
+        unclipped: accept float inputs (float TIFFs) outside [0, 1] (``ssmblocks.restore``).
+
+    16-bit images are scored at their range (``ssmblocks.metrics`` scales uint16 to 0-255); an output with NaN or
+    Inf values is an error naming the file, never a score.
     """
     if baseline is not None and baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
@@ -272,10 +277,10 @@ def evaluate(
 
     rows = []
     for lq_path, gt_path in Progress("evaluating", enabled=progress)(pairs):
-        with warnings_about(lq_path):
+        with warnings_about(lq_path), errors_about(lq_path):
             sr = restore(model, np.asarray(read_image(lq_path)), protocol=protocol, tile=tile,
                          tile_overlap=tile_overlap, memory_budget=memory_budget, device=device, dtype=dtype,
-                         progress=progress)
+                         progress=progress, unclipped=unclipped)
         truth = np.asarray(read_image(gt_path))[: sr.shape[0], : sr.shape[1]]   # modcrop
         if truth.shape != sr.shape:
             raise ValueError(f"{gt_path.name} has shape {truth.shape} but the restored {lq_path.name} has "

@@ -5,10 +5,11 @@ output folder that mirrors the inputs (or into one output file), shared out acro
     report = restore_paths(model, plan, tile=256)            # out/<image>.png ..., out/clip/000000.png ...
 
 ``plan_restore`` refuses, before any model is built or run, what would fail or lose data later: an output name
-with an unknown suffix, a file name as the output of several inputs, a video written to an image name, two inputs
-written to one output, an output replacing its input. Every file is written under a temporary name and renamed
-when complete. Under ``torchrun`` each process restores every ``world_size``-th file (a video model: every
-``world_size``-th clip, the frames of one folder being one clip).
+with an unknown suffix (an existing folder is a folder, whatever its name), a file name as the output of several
+inputs, a video written to an image name, two inputs written to one output, an output replacing its input. Every
+file is written under a hidden temporary name and renamed when complete; hidden input files are skipped.
+Under ``torchrun`` each process restores every ``world_size``-th file (a video model: every ``world_size``-th
+clip, the frames of one folder being one clip).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 
 from ssmblocks.inference.images import (
     IMAGE_SUFFIXES,
+    errors_about,
     expand_inputs,
     image_format,
     read_image,
@@ -69,6 +71,7 @@ class RestoreReport:
 
 
 def _target(source: Path, relative: Path, output: Path, ext: str, single: bool) -> Path:
+    single = single and not output.is_dir()    # an existing folder is a folder, dots in its name or not
     if is_video_file(source):
         if single and output.suffix:
             if not is_video_file(output):
@@ -118,7 +121,7 @@ def _restore_video(model: nn.Module, video_model: bool, job: RestoreJob, ext: st
                    kwargs: dict[str, Any]) -> int:
     """A video file -> a video file or a folder of frames (a video model: the whole clip at once; an image model:
     frame by frame as they are decoded). Returns the frame count."""
-    with open_video(job.source) as reader, warnings_about(job.source):
+    with open_video(job.source) as reader, warnings_about(job.source), errors_about(job.source):
         if video_model:
             frames: Iterable[np.ndarray] = restore(model, np.stack(list(reader)), **kwargs)
         else:
@@ -160,7 +163,8 @@ def restore_paths(model: nn.Module, plan: RestorePlan, *, rank: int = 0, world_s
     start = time.perf_counter()
     frames = sum(_restore_video(model, video_model, job, plan.ext, progress, kwargs) for job in videos)
     for group in Progress("restoring", unit="clip" if video_model else "image", enabled=progress)(groups):
-        with warnings_about(group[0].source.parent if video_model else group[0].source):
+        where = group[0].source.parent if video_model else group[0].source
+        with warnings_about(where), errors_about(where):
             if video_model:
                 restored = restore(model, np.stack([np.asarray(read_image(job.source)) for job in group]), **kwargs)
                 for job, frame in zip(group, restored, strict=True):

@@ -11,6 +11,14 @@
   above with h//192+1 splits and shave = split//4, and each tile is extended to the next multiple of 64 strictly
   above its size (a 128-pixel tile becomes 192) by appending its own mirror image (bottom, then right); the output
   is cropped back before pasting.
+- ``"eamamba_sr"``: the EAMamba light-SR test (daidaijr/EAMamba ``datasets`` ``calc_padding(h, w, base=8)`` +
+  ``test.py`` at ec13c77): the input reflect-padded bottom/right to a multiple of 8, one forward, the output cropped
+  to (s h, s w).
+- ``"eamamba_realsr"``: the EAMamba RealSR test (``test.py`` ``forward_patch`` with ``eval_crop_size`` 2048): the
+  input reflect-padded bottom/right to a multiple of 8; four overlapping corner tiles, rows [0, h//2 + 16 - (h//2) %
+  8) and [h - h//2 - 16 + (h - h//2) % 8, h), columns likewise, each its own forward (recursing into each tile
+  while h * w >= 2048^2); each tile gives its own quadrant (rows [0, h//2) / [h//2, h), columns likewise), pasted
+  without blending; cropped back. (The EAMamba U-Net pads to 8 itself, so its whole-image tests need no preset.)
 - ``"dvmsr"``, ``"medvsr"``, ``"none"`` and ``""`` (a cfg without a protocol): the whole image (or the whole
   sequence) at once.
 
@@ -27,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["PROTOCOLS", "SplitProtocol", "run_protocol"]
+__all__ = ["PROTOCOLS", "PaddedProtocol", "SplitProtocol", "run_protocol"]
 
 
 @dataclass(frozen=True)
@@ -103,10 +111,69 @@ def _mirror_extend(x: Tensor, dim: int, target: int) -> Tensor:
     return torch.cat(pieces, dim).narrow(dim, 0, target)
 
 
-PROTOCOLS: dict[str, SplitProtocol | None] = {
+@dataclass(frozen=True)
+class PaddedProtocol:
+    """Reflect-pad the bottom/right to a multiple of ``multiple``, run (``corner_tiles``: EAMamba's four-corner
+    ``forward_patch``, else one forward), crop back to (s h, s w)."""
+
+    multiple: int = 8
+    corner_tiles: bool = False
+    shave: int = 16
+    crop_size: int = 2048
+
+    def __call__(self, fn: Callable[[Tensor], Tensor], x: Tensor, scale: int,
+                 step: Callable[[], None] | None = None) -> Tensor:
+        height, width = x.shape[-2:]
+        padded = _pad(x, -height % self.multiple, -width % self.multiple)
+        out = self._corners(fn, padded, scale, step) if self.corner_tiles else fn(padded)
+        if step and not self.corner_tiles:
+            step()
+        return out[..., :height * scale, :width * scale]
+
+    def tile_count(self, height: int, width: int) -> int:
+        if not self.corner_tiles:
+            return 1
+        height, width = height + -height % self.multiple, width + -width % self.multiple
+        if height * width < self.crop_size**2:
+            return 4
+        return sum(self.tile_count(len(range(*rows.indices(height))), len(range(*cols.indices(width))))
+                   for rows in self._halves(height) for cols in self._halves(width))
+
+    def _halves(self, n: int) -> tuple[slice, slice]:
+        """The two overlapping input spans of one axis (the official arithmetic of ``forward_patch``; on small maps
+        the spans clip, and a negative start counts from the end, as Python slicing does there)."""
+        half = n // 2
+        return (slice(0, half + self.shave - half % 8), slice(n - half - self.shave + (n - half) % 8, n))
+
+    def _corners(self, fn: Callable[[Tensor], Tensor], x: Tensor, scale: int,
+                 step: Callable[[], None] | None) -> Tensor:
+        height, width = x.shape[-2:]
+        outs = []
+        for rows in self._halves(height):
+            for cols in self._halves(width):
+                tile = x[..., rows, cols]
+                if height * width < self.crop_size**2:
+                    outs.append(fn(tile))
+                    if step:
+                        step()
+                else:
+                    outs.append(self._corners(fn, tile, scale, step))
+        h, w = height * scale, width * scale
+        out = outs[0].new_empty((*outs[0].shape[:-2], h, w))
+        top, bottom, left, right = slice(0, h // 2), slice(h // 2, h), slice(0, w // 2), slice(w // 2, w)
+        out[..., top, left] = outs[0][..., : h // 2, : w // 2]
+        out[..., top, right] = outs[1][..., : h // 2, -(w - w // 2):]
+        out[..., bottom, left] = outs[2][..., -(h - h // 2):, : w // 2]
+        out[..., bottom, right] = outs[3][..., -(h - h // 2):, -(w - w // 2):]
+        return out
+
+
+PROTOCOLS: dict[str, SplitProtocol | PaddedProtocol | None] = {
     "mambair": SplitProtocol(base=200, shave_div=10),
     "mambairv2": SplitProtocol(base=200, shave_div=10),
     "mambacsr": SplitProtocol(base=192, shave_div=4, mirror_multiple=64),
+    "eamamba_sr": PaddedProtocol(8),
+    "eamamba_realsr": PaddedProtocol(8, corner_tiles=True),
     "dvmsr": None,
     "medvsr": None,
     "none": None,

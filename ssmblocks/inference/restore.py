@@ -7,13 +7,22 @@
     sr = ssmblocks.restore(model, lr, protocol="none")               # the whole image at once
     sr = ssmblocks.restore(model, big, memory_budget="2GB")          # tile size chosen to fit 2 GiB
 
-Models return unclamped values (like the official code); ``restore`` clamps its output to [0, 1].
+Models return unclamped values (like the official code); ``restore`` clamps its output to [0, 1]. An output with NaN
+or Inf values (non-finite weights, an overflow in reduced precision) is an error, not a black image.
+
+Without ``tile``, ``memory_budget`` or ``protocol``, an image larger than ``_AUTO_BUDGET_PIXELS`` (4 megapixels) is
+restored within half the memory that is free on its device (tiled only when the whole image would not fit), so a
+90-megapixel photo does not exhaust memory by default.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +34,15 @@ from ssmblocks._contract import contract_of
 from ssmblocks.inference._convert import prepare_input
 from ssmblocks.inference.progress import Progress
 from ssmblocks.inference.protocols import PROTOCOLS, run_protocol
-from ssmblocks.inference.tiling import iter_tiles, parse_bytes, ramp, run_tiled, tile_for_budget, tile_starts
+from ssmblocks.inference.tiling import (
+    BudgetTooSmallError,
+    iter_tiles,
+    parse_bytes,
+    ramp,
+    run_tiled,
+    tile_for_budget,
+    tile_starts,
+)
 from ssmblocks.profiling import LiveBytes, run_without_arithmetic
 
 __all__ = ["ModelInfo", "model_info", "resolve_protocol", "restore"]
@@ -39,6 +56,11 @@ _MIN_TILE = 8
 _DEFAULT_OVERLAP = 32
 # Tiles holding more than this many times the image's pixels (overlaps counted twice) get a warning
 _MAX_TILING_COST = 2.0
+# Above this many input pixels (batch and frames counted) a run without tile / memory_budget / protocol gets a budget
+# of _AUTO_BUDGET_SHARE of the device's free memory
+_AUTO_BUDGET_PIXELS = 4_000_000
+_AUTO_BUDGET_SHARE = 0.5
+NONFINITE = ("error", "warn")
 
 
 @dataclass(frozen=True)
@@ -55,8 +77,10 @@ class ModelInfo:
 
 def model_info(model: nn.Module) -> ModelInfo:
     """What ``restore`` needs: the model's contract (``ssmblocks.contract_of``: every ssmblocks model has one; other
-    modules are probed) and the protocol its pretrained cfg names."""
-    contract = contract_of(model)
+    modules are probed, in eval mode under the guard concurrent restores share) and the protocol its pretrained cfg
+    names."""
+    with _eval_mode(model):
+        contract = contract_of(model)
     cfg = getattr(model, "pretrained_cfg", None)
     return ModelInfo(contract.scale, contract.in_chans, contract.multiple_of, contract.min_size,
                      cfg.protocol if cfg is not None else "", contract.is_video)
@@ -153,6 +177,64 @@ def _run_temporal(fn: Callable[[Tensor], Tensor], x: Tensor, chunk: int, overlap
     return total / weights.view(1, -1, 1, 1, 1)
 
 
+def _free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable of /proc/meminfo, else the free
+    pages); None when unknown."""
+    try:
+        if device.type == "cuda":
+            return torch.cuda.mem_get_info(device)[0]
+        if device.type == "cpu":
+            try:
+                with open("/proc/meminfo") as meminfo:
+                    for line in meminfo:
+                        if line.startswith("MemAvailable:"):
+                            return int(line.split()[1]) * 1024
+            except OSError:
+                pass
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError, RuntimeError):
+        return None
+    return None
+
+
+# Models being restored: per model, the number of restores running on it and the mode it had before the first
+_users: weakref.WeakKeyDictionary[nn.Module, list[Any]] = weakref.WeakKeyDictionary()
+_users_lock = threading.Lock()
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block. Concurrent restores of one model (threads) share it: the first puts it
+    in eval mode and the last gives it back the mode it had, so none runs in train mode and the caller's mode
+    survives."""
+    with _users_lock:
+        users = _users.setdefault(model, [0, model.training])
+        if users[0] == 0:
+            users[1] = model.training
+            model.eval()
+        users[0] += 1
+    try:
+        yield
+    finally:
+        with _users_lock:
+            users[0] -= 1
+            if users[0] == 0:
+                model.train(users[1])
+                del _users[model]
+
+
+def _check_output(out: Tensor, nonfinite: str) -> Tensor:
+    """``out`` clamped to [0, 1]; NaN / Inf values are an error, or with ``nonfinite='warn'`` a warning (NaN -> 0)."""
+    if not torch.isfinite(out).all():
+        message = ("the model's output contains NaN or Inf values (non-finite weights, or an overflow in float16 / "
+                   "bfloat16): the result would be a black or blank image")
+        if nonfinite == "error":
+            raise ValueError(f"{message}; check the weights (and run in float32)")
+        warnings.warn(f"{message}; NaN is written as 0, +-Inf as 1 / 0", stacklevel=3)
+        out = torch.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+    return out.clamp_(0, 1)
+
+
 def restore(
     model: nn.Module,
     x: Any,
@@ -166,6 +248,8 @@ def restore(
     progress: bool | None = None,
     temporal_chunk: int | None = None,
     temporal_overlap: int = 2,
+    unclipped: bool = False,
+    nonfinite: str = "error",
 ) -> Any:
     """Restores ``x`` with ``model`` and returns the result in the kind ``x`` came in.
 
@@ -174,26 +258,42 @@ def restore(
             (B, T, C, H, W); a numpy image (H, W) / (H, W, C) or frames (T, H, W, C); a PIL image; or a path
             (returned as a PIL image). Integer data is scaled from its range and back. An alpha channel is
             upscaled bicubically and kept; grey images for colour models (and the reverse) are converted with a
-            warning. NaN or Inf values are refused.
+            warning. NaN or Inf values and empty inputs are refused; float values outside [0, 1] too, unless
+            ``unclipped``.
         tile: tile side in input pixels, at least the model's ``min_size`` and ``multiple_of`` and 8 (a smaller
             tile is padded up to the size rules: the same compute for less of the image); tiles overlap by
             ``tile_overlap`` input pixels, in [0, tile // 2] (default: 32, reduced to tile // 2 for small tiles and
-            for the tile ``memory_budget`` picks), and are blended smoothly.
+            for the tile ``memory_budget`` picks), and are blended smoothly. ``tile_overlap`` without ``tile`` or
+            ``memory_budget`` is an error (there are no tiles to overlap).
         protocol: an official test procedure ('mambair', 'mambacsr', 'dvmsr', 'medvsr'; 'none' or '' = the whole
             image). Default (None): the model's own, the one its pretrained cfg names
             (``model.pretrained_cfg.protocol``, e.g. the MambaCSR tiling for the released MambaCSR weights; the whole
             image for models without one) unless ``tile`` or ``memory_budget`` is given; pass 'none' to run the whole
             image instead. An explicit split protocol ('mambair', 'mambacsr') does not combine with ``tile`` /
             ``memory_budget``.
-        memory_budget: e.g. '2GB': picks the largest tile whose estimated peak memory fits (whole image if it fits).
+        memory_budget: e.g. '2GB': picks the largest tile whose estimated peak memory fits (whole image if it fits);
+            a positive size. Default: none for images up to 4 megapixels; above, half the device's free memory
+            unless ``tile`` or ``protocol`` is given.
         dtype, device: move the model (in place, as ``Module.to`` does) and the input there first.
         progress: tqdm bars over tiles and chunks; default: when stderr is a terminal.
         temporal_chunk, temporal_overlap: for video models, run chunks of this many frames overlapping by
             ``temporal_overlap`` frames (blended); default: the whole sequence.
+        unclipped: accept float inputs outside [0, 1] (a noisy image as a denoising model is trained on: training
+            does not clip its noisy inputs); the output is still clamped.
+        nonfinite: what a NaN / Inf in the model's output does: 'error' (ValueError, the default) or 'warn' (a
+            warning; NaN becomes 0).
 
-    Runs under ``torch.inference_mode`` with the model in eval mode (its mode is restored afterwards). The output
-    is clamped to [0, 1]. Image models restore videos frame by frame.
+    Runs under ``torch.inference_mode`` with the model in eval mode (its mode is restored afterwards; concurrent
+    restores of one model from several threads all run in eval mode and leave the mode as it was). The output is
+    clamped to [0, 1]. Image models restore videos frame by frame.
     """
+    if nonfinite not in NONFINITE:
+        raise ValueError(f"nonfinite must be 'error' or 'warn', got {nonfinite!r}")
+    if memory_budget is not None:
+        memory_budget = parse_bytes(memory_budget)
+    if tile_overlap is not None and tile is None and memory_budget is None:
+        raise ValueError("tile_overlap (--tile-overlap) is the overlap of tiles, and there are none: give tile "
+                         "(--tile) or memory_budget (--memory-budget) with it, or leave it unset")
     if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(repr(p) for p in PROTOCOLS)}")
     if protocol and PROTOCOLS[protocol] is not None and (tile is not None or memory_budget is not None):
@@ -220,23 +320,39 @@ def restore(
     if tile_overlap is not None and (tile_overlap < 0 or (tile is not None and tile_overlap > tile // 2)):
         bound = f" = [0, {tile // 2}]" if tile is not None else ""
         raise ValueError(f"tile_overlap must be in [0, tile // 2]{bound} input pixels, got {tile_overlap}")
+    automatic = protocol is None and tile is None and memory_budget is None
     protocol = resolve_protocol(info, protocol, tiled=tile is not None or memory_budget is not None)
-    prepared = prepare_input(x, info.in_chans)
+    prepared = prepare_input(x, info.in_chans, unclipped=unclipped)
     data = prepared.tensor.to(device=device, dtype=dtype)
+    if automatic and not (protocol and PROTOCOLS[protocol] is not None):
+        memory_budget = _automatic_budget(data, info, data.device)
     bars = Progress("restoring", unit="tile", enabled=progress)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.inference_mode():
-            out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, memory_budget,
-                                  bars, temporal_chunk, temporal_overlap)
+        with _eval_mode(model), torch.inference_mode():
+            try:
+                out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, memory_budget,
+                                      bars, temporal_chunk, temporal_overlap)
+            except BudgetTooSmallError:
+                if not automatic:
+                    raise
+                # the free memory holds not even a small tile: the whole image, as without the automatic budget
+                out = _restore_tensor(model, data, info, prepared.video, tile, tile_overlap, protocol, None, bars,
+                                      temporal_chunk, temporal_overlap)
             out = out.float()
             if out.untyped_storage().data_ptr() == data.untyped_storage().data_ptr():
                 out = out.clone()  # a model that returns (a view of) its input: do not clamp the caller's tensor
-            return prepared.finish(out.clamp_(0, 1))
+            return prepared.finish(_check_output(out, nonfinite))
     finally:
-        model.train(was_training)
         bars.close()
+
+
+def _automatic_budget(x: Tensor, info: ModelInfo, device: torch.device) -> int | None:
+    """The memory budget of a run that named none: half the free memory of ``device`` for an input of more than
+    ``_AUTO_BUDGET_PIXELS`` pixels (batch and frames counted), else None (the whole image)."""
+    if x.numel() // x.shape[-3] <= _AUTO_BUDGET_PIXELS:
+        return None
+    free = _free_memory(device)
+    return max(int(free * _AUTO_BUDGET_SHARE), 1) if free else None
 
 
 def _restore_tensor(model: nn.Module, x: Tensor, info: ModelInfo, video: bool, tile: int | None, overlap: int | None,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
-__all__ = ["iter_tiles", "parse_bytes", "ramp", "run_tiled", "tile_for_budget", "tile_starts"]
+__all__ = ["BudgetTooSmallError", "iter_tiles", "parse_bytes", "ramp", "run_tiled", "tile_for_budget", "tile_starts"]
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -81,18 +81,31 @@ def run_tiled(fn: Callable[[Tensor], Tensor], x: Tensor, *, tile: int, overlap: 
     return (total / weights).to(out_dtype)
 
 
+_MAX_BUDGET = 2**63
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
           "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
 
 
 def parse_bytes(budget: int | float | str) -> int:
-    """Bytes of a budget given as a number or a string such as '2GB', '512 MiB' (powers of 1024)."""
-    if isinstance(budget, (int, float)):
-        return int(budget)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", budget)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise ValueError(f"cannot read the memory budget {budget!r}; write e.g. '2GB', '512MB' or a number of bytes")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    """Bytes of a budget given as a number or a string such as '2GB', '512 MiB' (powers of 1024); a budget that is
+    not a positive, finite size that fits in memory addresses (at most 2**63 bytes) is a ValueError."""
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, str)):
+        raise ValueError(f"a memory budget is a number of bytes or a size such as '2GB', got {budget!r}")
+    if isinstance(budget, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", budget)
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"cannot read the memory budget {budget!r}; write e.g. '2GB', '512MB' or a number of "
+                             f"bytes")
+        value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    else:
+        value = budget
+    if not ((isinstance(value, int) or math.isfinite(value)) and 1 <= value <= _MAX_BUDGET):
+        raise ValueError(f"the memory budget must be a positive size of at most 8 EiB (e.g. '2GB'), got {budget!r}")
+    return int(value)
+
+
+class BudgetTooSmallError(ValueError):
+    """Not even the smallest tile fits the memory budget."""
 
 
 def tile_for_budget(per_pixel: float, fixed: float, budget: int, *, image_size: tuple[int, int],
@@ -105,6 +118,7 @@ def tile_for_budget(per_pixel: float, fixed: float, budget: int, *, image_size: 
     side = math.isqrt(max(int((budget - fixed) / per_pixel), 0)) if budget > fixed else 0
     side -= side % multiple
     if side < minimum:
-        raise ValueError(f"a memory budget of {budget / 2**20:.0f} MiB is too small for this model and image: even a "
-                         f"{minimum}x{minimum} tile needs about {(fixed + per_pixel * minimum**2) / 2**20:.0f} MiB")
+        raise BudgetTooSmallError(f"a memory budget of {budget / 2**20:.0f} MiB is too small for this model and image: "
+                                  f"even a {minimum}x{minimum} tile needs about "
+                                  f"{(fixed + per_pixel * minimum**2) / 2**20:.0f} MiB")
     return side

@@ -136,7 +136,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: Fraction | 
     fmt, encoder = _encoder(av, path.suffix.lower())
     fps = Fraction(fps).limit_denominator(1001000)
     count = 0
-    with atomic_path(path, suffix=path.suffix) as tmp, av.open(str(tmp), mode="w", format=fmt) as container:
+    with atomic_path(path, suffix=f"{path.suffix}.part") as tmp, av.open(str(tmp), mode="w", format=fmt) as container:
         stream = None
         for frame in frames:
             if stream is None:

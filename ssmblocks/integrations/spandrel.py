@@ -32,7 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from ssmblocks._builder import create_model, model_from_state_dict
-from ssmblocks._checkpoint import CheckpointError, unwrap_state_dict
+from ssmblocks._checkpoint import CheckpointError
+from ssmblocks._formats import state_dict_of
 from ssmblocks.registry import contract_of, family_claims, list_models, supported_families
 
 __all__ = ["architectures", "descriptor", "image_architectures", "image_families", "register"]
@@ -84,7 +85,7 @@ def descriptor(model: nn.Module, architecture: Any = None) -> Any:
 def _unwrapped(state_dict: Mapping[str, Any]) -> dict[str, Tensor] | None:
     """The tensors of a checkpoint by the library's unwrapping rules; None when it holds none."""
     try:
-        return unwrap_state_dict(state_dict)
+        return state_dict_of(state_dict, "checkpoint")   # a self-describing format's default weights, or unwrapped
     except CheckpointError:
         return None
 

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from ssmblocks._checkpoint import load_state_dict_strict, read_state_dict
 from ssmblocks._registry import PretrainedCfg
@@ -43,11 +42,22 @@ LEVELS = 6
 MIN_FRAME_SIZE = 64
 
 
+def _known_true(condition) -> bool:
+    """torch's ``statically_known_true`` (True only when ``condition`` holds without adding a guard), imported when
+    a size is symbolic: ``torch.fx.experimental.symbolic_shapes`` loads sympy, about a second of ``import
+    ssmblocks`` when imported at module level (issue 19, section 4). Plain bools (eager sizes) answer directly."""
+    if isinstance(condition, bool):
+        return condition
+    from torch.fx.experimental.symbolic_shapes import statically_known_true as known_true
+
+    return known_true(condition)
+
+
 def _replicate_pad(x: Tensor, right, bottom) -> Tensor:
     """Replicate-pads (..., H, W) by ``right`` columns and ``bottom`` rows. The copy is skipped only when both pads
     are known to be zero without a guard (plain ints in eager mode); a symbolic size never decides a Python branch,
     so torch.export keeps H and W dynamic."""
-    if statically_known_true(right == 0) and statically_known_true(bottom == 0):
+    if _known_true(right == 0) and _known_true(bottom == 0):
         return x
     padded = F.pad(x.flatten(0, -3), (0, right, 0, bottom), mode="replicate")              # (N, H', W')
     return padded.unflatten(0, x.shape[:-2])
@@ -56,7 +66,7 @@ def _replicate_pad(x: Tensor, right, bottom) -> Tensor:
 def _crop(x: Tensor, height, width) -> Tensor:
     """``x[..., :height, :width]``; a no-op when the size is known to match. Written as index_select: a slice of a
     padded size max(size, 64) would make torch.export guard on ``size <= max(size, 64)``, which it cannot prove."""
-    if statically_known_true(x.shape[-2] == height) and statically_known_true(x.shape[-1] == width):
+    if _known_true(x.shape[-2] == height) and _known_true(x.shape[-1] == width):
         return x
     rows, cols = torch.arange(height, device=x.device), torch.arange(width, device=x.device)
     return x.index_select(-2, rows).index_select(-1, cols)

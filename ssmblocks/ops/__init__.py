@@ -1,8 +1,9 @@
 """Numerical ops without learnable state: the selective scan (Mamba-1), the chunked SSD scan (Mamba-2) and the
 path gather that scan orders run.
 
-Each op has one entry point with the mamba_ssm signature and several backends chosen per call (see
-``get_backend``); ``use_backend`` / ``set_backend`` / environment variables override the choice.
+Each op has one entry point (the scans with mamba_ssm's signatures) and several backends, registered in one place
+(``ssmblocks.ops._backends``) and chosen per call (see ``get_backend``); ``use_backend`` (per thread) /
+``set_backend`` (process-wide) / environment variables override the choice.
 """
 
 from ssmblocks.ops._backends import available_backends, get_backend, set_backend, use_backend

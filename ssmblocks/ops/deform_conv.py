@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ssmblocks.ops import _native
-from ssmblocks.ops._backends import get_backend
+from ssmblocks.ops._backends import dispatch, native_needs, native_on_cpu, register_backend
 from ssmblocks.ops.flow_warp import bilinear_gather
 
 __all__ = ["deform_conv2d", "deform_conv2d_ref"]
@@ -169,9 +169,23 @@ def _torch_columns(x, offset, mask, kernel, stride, padding, dilation, offset_gr
     return columns.reshape(batch, channels * taps, out_h * out_w)
 
 
-def _native_applies(x: Tensor, offset: Tensor, mask: Tensor | None) -> bool:
-    same = offset.dtype == x.dtype and (mask is None or mask.dtype == x.dtype)
-    return same and x.dtype in _native.GATHER_DTYPES and get_backend("deform_conv", x.device, x.dtype) == "native"
+def _native_columns(x, offset, mask, kernel, stride, padding, dilation, offset_groups, out_size) -> Tensor:
+    """The native im2col op with the backends' signature (``offset_groups`` and ``out_size`` follow from shapes)."""
+    return _native_im2col_op(x, offset, mask, list(kernel), list(stride), list(padding), list(dilation))
+
+
+# Backends in automatic-priority order; each runs (x, offset, mask, kernel, stride, padding, dilation,
+# offset_groups, out_size), validated, and returns the columns (B, C_in * kh * kw, H_out * W_out).
+register_backend("deform_conv", "native", _native_columns, available=native_on_cpu(tuple(_native.GATHER_DTYPES)),
+                 needs=native_needs("CPU float32/float64 tensors"))
+register_backend("deform_conv", "torch", _torch_columns)
+
+
+def _one_dtype(x: Tensor, offset: Tensor, mask: Tensor | None) -> dict[str, str]:
+    """The per-call limit of the native backend: x, offset and mask in one dtype."""
+    if offset.dtype == x.dtype and (mask is None or mask.dtype == x.dtype):
+        return {}
+    return {"native": "takes x, offset and mask of one dtype"}
 
 
 def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Pair = 1,
@@ -182,10 +196,8 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
         x, offset, weight, bias, stride, padding, dilation, mask)
     batch = x.shape[0]
     out_channels, group_channels, kh, kw = weight.shape
-    if _native_applies(x, offset, mask):
-        columns = _native_im2col_op(x, offset, mask, [kh, kw], list(stride), list(padding), list(dilation))
-    else:
-        columns = _torch_columns(x, offset, mask, (kh, kw), stride, padding, dilation, offset_groups, out_size)
+    backend = dispatch("deform_conv", x.device, x.dtype, unsupported=_one_dtype(x, offset, mask))
+    columns = backend.run(x, offset, mask, (kh, kw), stride, padding, dilation, offset_groups, out_size)
     columns = columns.view(batch, groups, group_channels * kh * kw, out_size[0] * out_size[1])
     kernel = weight.reshape(groups, out_channels // groups, group_channels * kh * kw)
     out = torch.matmul(kernel, columns).reshape(batch, out_channels, *out_size)

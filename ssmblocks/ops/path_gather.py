@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ssmblocks.ops import _native
-from ssmblocks.ops._backends import get_backend
+from ssmblocks.ops._backends import dispatch, native_needs, native_on_cpu, register_backend
 
 __all__ = ["path_gather", "path_gather_ref"]
 
@@ -82,8 +82,14 @@ def path_gather_ref(src: Tensor, index: Tensor, adjoint_index: Tensor | None, sh
     return out.sum(1) if sum_paths else out
 
 
-def _native_applies(src: Tensor) -> bool:
-    return src.dtype in _native.GATHER_DTYPES and get_backend("path_gather", src.device, src.dtype) == "native"
+def _native_gather(src: Tensor, index: Tensor, adjoint_index: Tensor, shared_source: bool, sum_paths: bool) -> Tensor:
+    return _native_gather_op(src.contiguous(), index, adjoint_index, shared_source, sum_paths)
+
+
+# Backends in automatic-priority order; each runs path_gather's arguments, validated.
+register_backend("path_gather", "native", _native_gather, available=native_on_cpu(tuple(_native.GATHER_DTYPES)),
+                 needs=native_needs("CPU float32/float64 tensors"))
+register_backend("path_gather", "torch", path_gather_ref)
 
 
 def path_gather(src: Tensor, index: Tensor, adjoint_index: Tensor, shared_source: bool, sum_paths: bool) -> Tensor:
@@ -94,6 +100,4 @@ def path_gather(src: Tensor, index: Tensor, adjoint_index: Tensor, shared_source
     if shared_source and sum_paths:
         raise ValueError("path_gather: shared_source and sum_paths together (every path read from one map, then "
                          "summed) is K times one gather; gather once instead")
-    if _native_applies(src):
-        return _native_gather_op(src.contiguous(), index, adjoint_index, shared_source, sum_paths)
-    return path_gather_ref(src, index, adjoint_index, shared_source, sum_paths)
+    return dispatch("path_gather", src.device, src.dtype).run(src, index, adjoint_index, shared_source, sum_paths)

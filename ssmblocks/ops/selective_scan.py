@@ -22,19 +22,25 @@ calls mamba_ssm's own autograd function.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import torch
 from torch import Tensor
 
 from ssmblocks.ops import _native
-from ssmblocks.ops._backends import get_backend
+from ssmblocks.ops._backends import (
+    MAMBA_SSM_NEEDS,
+    dispatch,
+    mamba_ssm_on_cuda,
+    native_needs,
+    native_on_cpu,
+    register_backend,
+)
 from ssmblocks.ops._scan_torch import scan_chunked, scan_parallel, scan_reference
 from ssmblocks.ops._validate import check_selective_scan_args, compute_dtype
 
 __all__ = ["selective_scan_fn", "selective_scan_ref"]
-
-_TORCH_IMPLS = {"torch": scan_chunked, "parallel": scan_parallel, "reference": scan_reference}
 
 
 def _grouped(t: Tensor) -> Tensor:
@@ -52,10 +58,10 @@ def _mamba_ssm_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     )
 
 
-def _torch_scan(backend, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    """(out, last_state) of the pure-PyTorch backends, differentiable by autograd."""
+def _torch_scan(scan, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    """(out, last_state) of a pure-PyTorch scan (``_scan_torch``), differentiable by autograd."""
     dtype = compute_dtype(u, delta, A, B, C, D, z, delta_bias)
-    out, last = _TORCH_IMPLS[backend](u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus, dtype)
+    out, last = scan(u, delta, A, _grouped(B), _grouped(C), D, z, delta_bias, delta_softplus, dtype)
     return out.to(u.dtype), last
 
 
@@ -134,6 +140,15 @@ def native_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple[Te
     return out, last_state
 
 
+# Backends in automatic-priority order; each runs (u, delta, A, B, C, D, z, delta_bias, delta_softplus), validated,
+# and returns (out, last_state).
+register_backend("selective_scan", "cuda", _mamba_ssm_scan, available=mamba_ssm_on_cuda, needs=MAMBA_SSM_NEEDS)
+register_backend("selective_scan", "native", native_scan, available=native_on_cpu(), needs=native_needs())
+register_backend("selective_scan", "torch", functools.partial(_torch_scan, scan_chunked))
+register_backend("selective_scan", "parallel", functools.partial(_torch_scan, scan_parallel), automatic=False)
+register_backend("selective_scan", "reference", functools.partial(_torch_scan, scan_reference), automatic=False)
+
+
 def selective_scan_fn(
     u: Tensor,
     delta: Tensor,
@@ -150,13 +165,7 @@ def selective_scan_fn(
     check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
     inputs = (u, delta, A, B, C, D, z, delta_bias)
     dtype = torch.float64 if compute_dtype(*inputs) == torch.float64 else u.dtype
-    backend = get_backend("selective_scan", u.device, dtype)
-    if backend == "native":
-        out, last_state = native_scan(*inputs, delta_softplus)
-    elif backend == "cuda":
-        out, last_state = _mamba_ssm_scan(*inputs, delta_softplus)
-    else:
-        out, last_state = _torch_scan(backend, *inputs, delta_softplus)
+    out, last_state = dispatch("selective_scan", u.device, dtype).run(*inputs, delta_softplus)
     return (out, last_state) if return_last_state else out
 
 
@@ -178,5 +187,5 @@ def selective_scan_ref(
     oracle and benchmark baseline, not for real workloads.
     """
     check_selective_scan_args(u, delta, A, B, C, D, z, delta_bias)
-    out, last = _torch_scan("reference", u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    out, last = _torch_scan(scan_reference, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return (out, last) if return_last_state else out

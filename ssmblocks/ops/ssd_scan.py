@@ -23,7 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ssmblocks.ops._backends import get_backend
+from ssmblocks.ops._backends import (
+    MAMBA_SSM_NEEDS,
+    dispatch,
+    mamba_ssm_on_cuda,
+    native_needs,
+    native_on_cpu,
+    register_backend,
+)
 from ssmblocks.ops._validate import compute_dtype, require_same_device, require_shape, require_tensor
 from ssmblocks.ops.selective_scan import native_scan, records_grad
 
@@ -189,12 +196,17 @@ def _mamba_ssm_ssd(x, dt, A, B, C, chunk, D, z, dt_bias, dt_softplus, initial_st
                       initial_states=initial_states, return_final_states=True)
 
 
-_IMPLS = {
-    "cuda": _mamba_ssm_ssd,
-    "native": _ssd_native,
-    "torch": _ssd_chunked,
-    "reference": lambda x, dt, A, B, C, chunk, *rest: _ssd_reference(x, dt, A, B, C, *rest),
-}
+def _ssd_reference_chunked(x, dt, A, B, C, chunk, D, z, dt_bias, dt_softplus, initial_states, dtype):
+    """``_ssd_reference`` with the backends' signature (the chunk size is not used)."""
+    return _ssd_reference(x, dt, A, B, C, D, z, dt_bias, dt_softplus, initial_states, dtype)
+
+
+# Backends in automatic-priority order; each runs (x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus,
+# initial_states, compute dtype), validated, and returns (y, final_states).
+register_backend("ssd_scan", "cuda", _mamba_ssm_ssd, available=mamba_ssm_on_cuda, needs=MAMBA_SSM_NEEDS)
+register_backend("ssd_scan", "native", _ssd_native, available=native_on_cpu(), needs=native_needs())
+register_backend("ssd_scan", "torch", _ssd_chunked)
+register_backend("ssd_scan", "reference", _ssd_reference_chunked, automatic=False)
 
 
 def _native_limits(initial_states, return_final_states, inputs) -> dict[str, str]:
@@ -224,10 +236,9 @@ def ssd_scan(
     """Chunked SSD scan on the automatically chosen (or user-forced) backend. See the module docstring."""
     _check(x, dt, A, B, C, chunk_size, D, z, dt_bias, initial_states)
     dtype = compute_dtype(x, dt, A, B, C, D, z, dt_bias, initial_states)
-    backend = get_backend("ssd_scan", x.device, torch.float64 if dtype == torch.float64 else x.dtype,
-                          unsupported=_native_limits(initial_states, return_final_states,
-                                                     (x, dt, A, B, C, D, z, dt_bias)))
-    y, final = _IMPLS[backend](x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states, dtype)
+    backend = dispatch("ssd_scan", x.device, torch.float64 if dtype == torch.float64 else x.dtype,
+                       unsupported=_native_limits(initial_states, return_final_states, (x, dt, A, B, C, D, z, dt_bias)))
+    y, final = backend.run(x, dt, A, B, C, chunk_size, D, z, dt_bias, dt_softplus, initial_states, dtype)
     y = y.to(x.dtype)
     return (y, final) if return_final_states else y
 

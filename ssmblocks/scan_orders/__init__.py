@@ -7,6 +7,7 @@ under torch.compile / torch.export, so whole models compile and export with dyna
     order = cross_scan(4)                 # MambaIR / VMamba: [row, col, row reversed, col reversed]
     paths = order.scan(x)                 # (B, 4, C, H*W)
     y = order.merge_sum(paths, x.shape[2:])
+    heads = eamamba_scan().scan(x)        # EAMamba: 8 channel groups, each in its own order: (B, 8, C / 8, H*W)
     image = render(order, (8, 8))         # a picture of the four paths
 
 See docs/scan_orders.md for pictures of every order.
@@ -15,6 +16,8 @@ See docs/scan_orders.md for pictures of every order.
 from ssmblocks.scan_orders.base import Concat, Reversed, ScanOrder, concat
 from ssmblocks.scan_orders.cache import DEFAULT_MAX_BYTES, IndexCache, index_cache
 from ssmblocks.scan_orders.cross_scale import CrossScale, cross_scale_scan
+from ssmblocks.scan_orders.diagonal import AntiDiagonal, Diagonal
+from ssmblocks.scan_orders.multihead import MultiHead, eamamba_scan
 from ssmblocks.scan_orders.planar import (
     ColMajor,
     RowMajor,
@@ -33,11 +36,14 @@ from ssmblocks.scan_orders.windows import WindowPartition, medvsr_windows
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "TIE_ORDERS",
+    "AntiDiagonal",
     "ColMajor",
     "Concat",
     "CrossScale",
+    "Diagonal",
     "FrameMajor",
     "IndexCache",
+    "MultiHead",
     "Reversed",
     "RoutedOrder",
     "RowMajor",
@@ -53,6 +59,7 @@ __all__ = [
     "cross_scale_scan",
     "cross_scan",
     "dual_interleaved",
+    "eamamba_scan",
     "hv_interleaved",
     "index_cache",
     "local_global_interleaved",

@@ -2,9 +2,10 @@
 JPEG, Gaussian noise), or from paired LQ/GT folders; clips of consecutive frames from frame folders for video models.
 
 A sample is (lq, gt): images (C, h, w) and (C, H, W), clips (T, C, h, w) and (T, C, H, W), float32 in [0, 1]
-(noisy inputs are not clipped). Every random choice of a sample (crop, flips, rotation, noise) comes from a
-generator seeded by (seed, epoch, index), so a sample does not depend on the worker or the process that makes it,
-and a resumed run sees exactly the data an uninterrupted one would.
+(noisy inputs are not clipped). 16-bit images are read at their range (65535 is 1.0), not clipped to 8 bits;
+hidden files (the temporaries of an interrupted write) are not data. Every random choice of a sample (crop, flips,
+rotation, noise) comes from a generator seeded by (seed, epoch, index), so a sample does not depend on the worker
+or the process that makes it, and a resumed run sees exactly the data an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -55,7 +56,30 @@ class Degradation:
             raise ValueError(f"JPEG quality must be in 1..95, got {self.jpeg_quality}")
 
     def __call__(self, frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """frame: uint8 (H, W) or (H, W, C); returns float32 in [0, 1] (noise may leave it), (H/s, W/s[, C])."""
+        """frame: uint8 or uint16 (H, W) or (H, W, C); returns float32 in [0, 1] (noise may leave it),
+        (H/s, W/s[, C])."""
+        out = self._degrade_16_bit(frame) if frame.dtype == np.uint16 else self._degrade_8_bit(frame)
+        if self.task == "denoise":
+            out = out + rng.normal(0.0, self.noise_sigma / 255.0, out.shape).astype(np.float32)
+        return out
+
+    def _degrade_16_bit(self, frame: np.ndarray) -> np.ndarray:
+        """A 16-bit frame: downscaled per channel in float (Pillow's "F" mode, the same antialiased bicubic), rounded
+        to 16 bits as a saved 16-bit LR image would be; JPEG (8 bits by nature) on the 8-bit rounding."""
+        if self.jpeg_quality is not None:
+            return self._degrade_8_bit(np.round(frame / 257.0).astype(np.uint8))
+        out = frame.astype(np.float32) / 65535.0
+        if self.scale > 1:
+            height, width = frame.shape[:2]
+            size = (width // self.scale, height // self.scale)
+            planes = out[..., None] if out.ndim == 2 else out
+            resized = [np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c])).resize(
+                size, Image.Resampling.BICUBIC)) for c in range(planes.shape[-1])]
+            out = np.stack(resized, -1) if out.ndim == 3 else resized[0]
+            out = (np.round(np.clip(out, 0, 1) * 65535.0) / 65535.0).astype(np.float32)
+        return out
+
+    def _degrade_8_bit(self, frame: np.ndarray) -> np.ndarray:
         image = Image.fromarray(frame)
         if self.scale > 1:
             width, height = image.size
@@ -64,18 +88,15 @@ class Degradation:
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=self.jpeg_quality)
             image = Image.open(buffer)
-        out = np.asarray(image, dtype=np.float32) / 255.0
-        if self.task == "denoise":
-            out = out + rng.normal(0.0, self.noise_sigma / 255.0, out.shape).astype(np.float32)
-        return out
+        return np.asarray(image, dtype=np.float32) / 255.0
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name."""
+    """The image files directly in ``folder``, sorted by name; hidden files are skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return files
@@ -86,7 +107,7 @@ def list_clips(folder: str | Path, frames: int) -> list[tuple[Path, ...]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"video folder not found: {folder}")
-    videos = sorted(p for p in folder.iterdir() if p.is_dir())
+    videos = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     clips = []
     for video in videos:
         names = list_images(video)
@@ -98,6 +119,8 @@ def list_clips(folder: str | Path, frames: int) -> list[tuple[Path, ...]]:
 
 def _to_tensor(frames: list[np.ndarray], video: bool) -> Tensor:
     stacked = np.stack([f[..., None] if f.ndim == 2 else f for f in frames])       # (T, H, W, C)
+    if stacked.dtype == np.uint16:
+        stacked = stacked.astype(np.float32) / 65535.0
     tensor = torch.from_numpy(np.ascontiguousarray(stacked.transpose(0, 3, 1, 2)))  # (T, C, H, W)
     tensor = tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor.float()
     return tensor if video else tensor[0]
@@ -153,7 +176,7 @@ class PairedFrames(Dataset):
         self.cache = FrameCache(cache_dir, channels) if cache_dir is not None else None
 
     def _read(self, path: Path) -> np.ndarray:
-        """The frame at ``path``, uint8 (H, W) or (H, W, 3): decoded, or memory-mapped from the cache."""
+        """The frame at ``path``, uint8 / uint16 (H, W) or (H, W, 3): decoded, or memory-mapped from the cache."""
         return self.cache.read(path) if self.cache is not None else decode_frame(path, self.channels)
 
     def _lq_path(self, gt_path: Path) -> Path:

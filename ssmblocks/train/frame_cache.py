@@ -1,9 +1,9 @@
 """Decoded training frames on disk: each image decoded once, then read a patch at a time through a memory map.
 
 Decoding a DIV2K-size PNG (2040x1356) takes tens of milliseconds; cropping a 64x64 training patch out of it needs
-a few kilobytes. ``FrameCache`` writes each decoded frame once as an uncompressed ``.npy`` file (uint8, (H, W) grey
-or (H, W, 3) RGB, exactly the array the decoder returns) and later reads it with a read-only memory map, so a crop
-touches only the pages of its rows.
+a few kilobytes. ``FrameCache`` writes each decoded frame once as an uncompressed ``.npy`` file (uint8, or uint16
+for 16-bit sources; (H, W) grey or (H, W, 3) RGB, exactly the array the decoder returns) and later reads it with
+a read-only memory map, so a crop touches only the pages of its rows.
 
 Why a folder on disk and not an in-memory LRU: the files live in the OS page cache, which every DataLoader worker
 and every rank on the machine share (an LRU would hold one copy per worker, and a dataset larger than its bound
@@ -16,8 +16,8 @@ conversion ('L' or 'RGB'): editing or replacing a source file, or reading it as 
 entry (old ones stay until the folder is deleted). An edit that keeps both the size and the nanosecond mtime is
 not seen. Entries are written under a temporary name and renamed (``os.replace``), so concurrent workers and ranks
 never read a half-written file (two that miss at once both decode and write the same bytes). An entry that is not
-a readable uint8 ``.npy`` array of the source's size and channels (truncated, overwritten, foreign) is decoded and
-written again, with a warning naming it; it is never used.
+a readable uint8 / uint16 ``.npy`` array of the source's size and channels (truncated, overwritten, foreign) is
+decoded and written again, with a warning naming it; it is never used.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from ssmblocks._atomic import atomic_path
 
 __all__ = ["FrameCache", "decode_frame"]
 
-_FORMAT = "ssmblocks-frame-cache-v1"   # part of every key: a new layout of the entries would change it
+_FORMAT = "ssmblocks-frame-cache-v2"   # v2: 16-bit sources are kept at 16 bits (v1 clipped them to 8)
+# Pillow's modes of 16-bit (and 32-bit integer) grey images, read at their range instead of clipped by convert()
+_WIDE_GREY = ("I;16", "I;16B", "I;16L", "I")   # part of every key: a new layout of the entries would change it
 
 
 def _mode(channels: int) -> str:
@@ -42,9 +44,22 @@ def _mode(channels: int) -> str:
 
 
 def decode_frame(path: Path, channels: int) -> np.ndarray:
-    """The image at ``path`` converted to grey (``channels`` 1) or RGB: uint8 (H, W) or (H, W, 3)."""
+    """The image at ``path`` converted to grey (``channels`` 1) or RGB: uint8 (H, W) or (H, W, 3); a 16-bit grey
+    image stays uint16 (repeated on 3 channels for RGB): ``convert`` would clip it to 8 bits. A 16-bit colour image,
+    which Pillow decodes at 8 bits, is read so with a warning."""
     with Image.open(path) as image:
-        return np.asarray(image.convert(_mode(channels)))
+        if image.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in image.tile):
+            warnings.warn(f"{path}: a 16-bit colour image is read at 8 bits per channel (Pillow decodes 16-bit colour "
+                          f"at 8 bits): the low 8 bits are dropped", stacklevel=2)
+        if image.mode not in _WIDE_GREY:
+            return np.asarray(image.convert(_mode(channels)))
+        grey = np.asarray(image)
+    if grey.dtype != np.uint16:
+        if grey.min() < 0 or grey.max() > 65535:
+            raise ValueError(f"{path}: a Pillow {image.mode!r} image with values outside [0, 65535] is not a 16-bit "
+                             f"image")
+        grey = grey.astype(np.uint16)
+    return grey if channels == 1 else np.repeat(grey[..., None], 3, axis=-1)
 
 
 class FrameCache:
@@ -97,8 +112,8 @@ class FrameCache:
         return None
 
     def _mismatch(self, frame: np.ndarray, entry: Path, source: Path) -> str | None:
-        if frame.dtype != np.uint8:
-            return f"of dtype {frame.dtype}, not uint8"
+        if frame.dtype not in (np.uint8, np.uint16):
+            return f"of dtype {frame.dtype}, not uint8 or uint16"
         expected = self._shapes.get(entry)
         if expected is None:
             with Image.open(source) as image:   # reads the header only

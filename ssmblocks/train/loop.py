@@ -31,7 +31,16 @@ from ssmblocks.losses import CharbonnierLoss, FrequencyCharbonnierLoss
 from ssmblocks.train.data import TASKS, Degradation, PairedFrames, ShardedBatchSampler
 from ssmblocks.train.distributed import Distributed
 from ssmblocks.train.ema import ModelEma
-from ssmblocks.train.state import export_weights, load_state, rng_state, save_state, set_rng_state, write_json
+from ssmblocks.train.state import (
+    clear_leftovers,
+    export_weights,
+    holds_run,
+    load_state,
+    rng_state,
+    save_state,
+    set_rng_state,
+    write_json,
+)
 from ssmblocks.train.validate import validate
 
 __all__ = ["LOSSES", "TrainConfig", "train", "warmup_cosine"]
@@ -101,6 +110,8 @@ class TrainConfig:
     val_every: int = _option("validate every N steps (0: only at the end)", 0)
     val_y_channel: bool = _option("validation metrics on the Y channel (BasicSR's test_y_channel)", False)
     resume: bool = _option("continue the run saved in --out", False)
+    overwrite: bool = _option("start a new run in an --out folder that holds one, replacing it (without it, and "
+                              "without --resume, such a folder is refused)", False)
     stop_after: int | None = _option("stop after this step with the state saved, as an interruption would (then "
                                      "--resume)", None)
     progress: bool = _option("progress bar", True)
@@ -146,8 +157,18 @@ def _check(cfg: TrainConfig) -> None:
         problems.append(f"distill_weight must not be negative, got {cfg.distill_weight}")
     if (cfg.teacher is None) != (cfg.teacher_checkpoint is None):
         problems.append("distillation needs both --teacher and --teacher-checkpoint")
+    if cfg.resume and cfg.overwrite:
+        problems.append("--resume continues the run in --out and --overwrite replaces it: choose one")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _check_out(cfg: TrainConfig) -> None:
+    """Refuses an --out folder that holds a run unless it is resumed or overwritten on request."""
+    found = holds_run(Path(cfg.out))
+    if found and not (cfg.resume or cfg.overwrite):
+        raise ValueError(f"{cfg.out} holds a training run ({', '.join(found)}): continue it with --resume, replace it "
+                         f"with --overwrite, or name a new --out folder")
 
 
 def _seed_everything(seed: int) -> None:
@@ -266,7 +287,12 @@ class _Trainer:
 
     def __init__(self, cfg: TrainConfig, model: nn.Module | None, dist: Distributed) -> None:
         self.cfg, self.dist, self.out = cfg, dist, Path(cfg.out)
+        _check_out(cfg)                  # every rank, before rank 0 writes anything
+        dist.barrier()
         self.out.mkdir(parents=True, exist_ok=True)
+        if dist.is_main:
+            clear_leftovers(self.out)    # what a killed save left behind
+        dist.barrier()
         _seed_everything(cfg.seed)   # the same initial weights on every rank (DDP also broadcasts rank 0's)
         self.model = _build_model(cfg, model).to(dist.device).train()
         contract = declared_contract(self.model)     # None for a module from outside the library

@@ -4,16 +4,18 @@ The skeletons the families share are public, for new families and custom network
 SwinIR-lineage image models), ``RestormerUNet`` (4-level U-Nets) and ``SecondOrderVSR`` (recurrent video SR).
 """
 
-from ssmblocks.zoo import dvmsr, mambacsr, mambair, mambairv2, medvsr, vsrm
+from ssmblocks.zoo import dvmsr, eamamba, mambacsr, mambair, mambairv2, medvsr, vsrm
 from ssmblocks.zoo._image import SwinIRSkeleton
 from ssmblocks.zoo._unet import RestormerUNet
 from ssmblocks.zoo._video import SecondOrderVSR
 from ssmblocks.zoo.dvmsr import DVMSR
+from ssmblocks.zoo.eamamba import EAMamba, EAMambaSR
 from ssmblocks.zoo.mambacsr import MambaCSR
 from ssmblocks.zoo.mambair import MambaIR, MambaIRUNet
 from ssmblocks.zoo.mambairv2 import MambaIRv2
 from ssmblocks.zoo.medvsr import MedVSR
 from ssmblocks.zoo.vsrm import VSRM
 
-__all__ = ["DVMSR", "VSRM", "MambaCSR", "MambaIR", "MambaIRUNet", "MambaIRv2", "MedVSR", "RestormerUNet",
-           "SecondOrderVSR", "SwinIRSkeleton", "dvmsr", "mambacsr", "mambair", "mambairv2", "medvsr", "vsrm"]
+__all__ = ["DVMSR", "VSRM", "EAMamba", "EAMambaSR", "MambaCSR", "MambaIR", "MambaIRUNet", "MambaIRv2", "MedVSR",
+           "RestormerUNet", "SecondOrderVSR", "SwinIRSkeleton", "dvmsr", "eamamba", "mambacsr", "mambair",
+           "mambairv2", "medvsr", "vsrm"]

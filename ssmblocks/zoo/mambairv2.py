@@ -35,8 +35,9 @@ import torch
 from torch import Tensor, nn
 
 from ssmblocks._hparams import records_hparams
-from ssmblocks.blocks import ASSB, FFN_VARIANTS
+from ssmblocks.blocks import ASSB
 from ssmblocks.blocks.assm import check_routing
+from ssmblocks.blocks.attentive_layer import FFN_VARIANTS
 from ssmblocks.blocks.window_attention import relative_position_index, shifted_window_mask
 from ssmblocks.registry import Detection, PretrainedCfg, register_cfgs, register_detector, register_model
 from ssmblocks.zoo._common import count_indices, init_linear_and_norm, variant_named, width_ratio

@@ -1,8 +1,9 @@
 """ctypes bindings of the native CPU kernels: the selective scan and path gather (``selective_scan.cpp``) and the
 deformable-convolution im2col (``deform_conv.cpp``).
 
-``native_library()`` builds/loads the library once per process. If that fails (no compiler, a broken toolchain)
-it warns once and returns ``None``; the ops then run on the pure-PyTorch path.
+``native_library()`` builds/loads the library once per process (a cached library is loaded only when it matches
+the size/hash record of its build, see ``build``). If that fails (no compiler, a broken toolchain, a library that
+does not load) it warns once, saying which, and returns ``None``; the ops then run on the pure-PyTorch path.
 Set ``SSMBLOCKS_DISABLE_NATIVE=1`` to skip the native kernel entirely.
 """
 
@@ -40,26 +41,28 @@ class _DeformGeometry(ctypes.Structure):
                                                     "sw", "ph", "pw", "dh", "dw", "out_h", "out_w")]
 
 
+def _unavailable(reason: str) -> None:
+    warnings.warn(f"ssmblocks: the native CPU kernels are unavailable: {reason}. Falling back to the slower "
+                  "pure-PyTorch ops.", RuntimeWarning, stacklevel=3)
+
+
 @functools.cache
 def native_library() -> ctypes.CDLL | None:
     """The loaded kernel library, or None (with one warning) when it cannot be built here."""
     if os.environ.get("SSMBLOCKS_DISABLE_NATIVE", "") not in ("", "0"):
         return None
     try:
-        lib = ctypes.CDLL(str(_build.build()))
-    except (_build.BuildError, OSError) as err:
-        warnings.warn(
-            f"ssmblocks: the native CPU kernels are unavailable ({err}). Falling back to the slower "
-            "pure-PyTorch ops. Install a C++ compiler (e.g. `apt install g++`) to get the fast CPU path.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return None
+        path = _build.build()
+    except _build.BuildError as err:
+        return _unavailable(str(err))
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as err:
+        return _unavailable(f"the compiled library {path} does not load: {err}; delete it to have it rebuilt")
     lib.ssm_checkpoint_interval.restype = ctypes.c_int64
     if lib.ssm_abi_version() != _ABI_VERSION or lib.ssm_checkpoint_interval() != CHECKPOINT_INTERVAL:
-        warnings.warn("ssmblocks: the native kernel does not match this version; using the PyTorch scan",
-                      RuntimeWarning, stacklevel=2)
-        return None
+        return _unavailable(f"the library {path} was built from other sources than this version's "
+                            f"(ABI {lib.ssm_abi_version()}, expected {_ABI_VERSION}); delete it to have it rebuilt")
     problem = ctypes.POINTER(_ScanProblem)
     for suffix in ("f32", "f64"):
         getattr(lib, f"ssm_forward_{suffix}").argtypes = [problem] + [ctypes.c_void_p] * 3
