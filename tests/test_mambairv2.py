@@ -371,3 +371,13 @@ def test_options_are_keyword_only():
         ASSM(12, 4)
     with pytest.raises(ValueError, match="even hidden width"):
         ASSB(12, 1, num_heads=2, ffn="gate", mlp_ratio=1.25)
+
+
+def test_profiling_runs_both_routings():
+    """The profiler runs the model on meaningless values (shapes only): routing must not read them as sizes."""
+    from ssmblocks.profiling import profile
+
+    model = ssmblocks.create_model("test_mambairv2").eval()
+    for routing in ("argmax", "gumbel"):
+        model.set_routing(routing)
+        assert "GFLOP" in str(profile(model, (1, 3, 20, 24)))

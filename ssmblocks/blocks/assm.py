@@ -53,7 +53,9 @@ def route_policy(logits: Tensor, routing: str) -> Tensor:
     if routing == "gumbel":
         return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-1)
     check_routing(routing)
-    hard = F.one_hot(logits.argmax(dim=-1), logits.shape[-1]).to(logits.dtype)
+    # a scatter rather than F.one_hot: the same exact one-hot, and it never reads the class values as sizes (the
+    # profiler's shape-only runs hand it meaningless indices)
+    hard = torch.zeros_like(logits).scatter(-1, logits.argmax(dim=-1, keepdim=True), 1.0)
     if not torch.is_grad_enabled() or not logits.requires_grad:
         return hard
     soft = logits.softmax(dim=-1)
