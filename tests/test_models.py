@@ -154,7 +154,14 @@ def _dynamic_sizes(name: str) -> tuple[dict[int, object], tuple[int, int], tuple
 _SECOND_SIZES = {"test_mambacsr": (80, 144), "test_mambacsr_wo": (80, 144)}
 
 
-@pytest.mark.parametrize("name", TEST_MODELS)
+# Known gaps, strict (a fix turns them into failures to remove here). MambaIRv2 pads H and W to multiples of its
+# window inside the model, so the traced sizes are ceil-divisions, and torch.export (2.13) cannot prove the
+# divisibility facts its reshape rules ask about them (guards such as Mod(n, 64*n*m) != 0).
+_DYNAMIC_EXPORT_GAPS = {"test_mambairv2": "window padding inside the model: ceil-div sizes torch.export cannot prove"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=_DYNAMIC_EXPORT_GAPS[n]))
+                                  if n in _DYNAMIC_EXPORT_GAPS else n for n in TEST_MODELS])
 def test_export_with_dynamic_size_matches_eager_at_a_second_size(name):
     torch.manual_seed(0)
     model = ssmblocks.create_model(name).eval()

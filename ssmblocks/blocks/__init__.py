@@ -7,9 +7,12 @@ token blocks take channels-last tokens (B, H, W, C), clip blocks (B, T, H, W, C)
 docs/blocks.md lists every block with its layout.
 """
 
+from ssmblocks.blocks.assm import ASSM, PromptedSelectiveScan
+from ssmblocks.blocks.attentive_layer import ASSB, AttentiveLayer
 from ssmblocks.blocks.biattn import BiAttn
 from ssmblocks.blocks.cab import CAB, CAB_VARIANTS, ChannelAttention
 from ssmblocks.blocks.clip_blocks import DAMB, S2TMB, T2SMB
+from ssmblocks.blocks.conv_ffn import ConvFFN, SpatialGateFFN
 from ssmblocks.blocks.cross_mamba import CrossMamba2
 from ssmblocks.blocks.cssb import CSSB
 from ssmblocks.blocks.eamamba_block import EAMambaBlock, SimpleGateFFN
@@ -30,9 +33,12 @@ from ssmblocks.blocks.ssa import SSA
 from ssmblocks.blocks.tgfn import TGFN
 from ssmblocks.blocks.vimm import ViMM
 from ssmblocks.blocks.vss_block import VSSBlock
+from ssmblocks.blocks.window_attention import WindowAttention, relative_position_index, shifted_window_mask
 from ssmblocks.blocks.windowed_mamba2 import Mamba2Block, WindowedMamba2Layer
 
 __all__ = [
+    "ASSB",
+    "ASSM",
     "BLOCK_LAYOUTS",
     "CAB",
     "CAB_VARIANTS",
@@ -45,10 +51,12 @@ __all__ = [
     "SSA",
     "T2SMB",
     "TGFN",
+    "AttentiveLayer",
     "BiAttn",
     "BiAttnMerge",
     "BlockSequence",
     "ChannelAttention",
+    "ConvFFN",
     "ConvResidualBlocks",
     "CrossMamba2",
     "EAMambaBlock",
@@ -60,15 +68,20 @@ __all__ = [
     "Mamba2",
     "Mamba2Block",
     "PathMerge",
+    "PromptedSelectiveScan",
     "RMSNormGated",
     "ResidualBlockNoBN",
     "ResidualGroup",
     "S2TMamba",
     "SimpleGateFFN",
+    "SpatialGateFFN",
     "VSSBlock",
     "ViMM",
+    "WindowAttention",
     "WindowedMamba2Layer",
     "pixel_means",
     "pixel_weights",
+    "relative_position_index",
+    "shifted_window_mask",
     "t2s_mamba",
 ]

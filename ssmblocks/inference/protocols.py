@@ -4,6 +4,9 @@
   splits per axis; the image is reflect-padded at the bottom/right to a multiple of n; each split is extended by
   shave = split//10 pixels into its inner neighbours, run alone, and its own part pasted (no blending); the padding
   is cropped away.
+- ``"mambairv2"``: ``MambaIRv2Model.test`` (csguoh/MambaIR ``basicsr/models/mambairv2_model.py`` at 33d7b34, the
+  same ``test()`` in ``mambairv2light_model.py``): the same arithmetic as ``"mambair"``; each tile then pads itself
+  to multiples of the window inside the model.
 - ``"mambacsr"``: ``MambaCSRModel.test`` (renyulin-f/MambaCSR ``basicsr/models/mambacsr_model.py`` at f71199e): as
   above with h//192+1 splits and shave = split//4, and each tile is extended to the next multiple of 64 strictly
   above its size (a 128-pixel tile becomes 192) by appending its own mirror image (bottom, then right); the output
@@ -205,6 +208,7 @@ def _geometric(x: Tensor, vflip: bool, hflip: bool, transpose: bool, inverse: bo
 PROTOCOLS: dict[str, SplitProtocol | SelfEnsemble | PaddedProtocol | None] = {
     "mambair": SplitProtocol(base=200, shave_div=10),
     "mair_plus": SelfEnsemble(SplitProtocol(base=200, shave_div=10)),
+    "mambairv2": SplitProtocol(base=200, shave_div=10),
     "mambacsr": SplitProtocol(base=192, shave_div=4, mirror_multiple=64),
     "eamamba_sr": PaddedProtocol(8),
     "eamamba_realsr": PaddedProtocol(8, corner_tiles=True),

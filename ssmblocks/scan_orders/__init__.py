@@ -30,11 +30,13 @@ from ssmblocks.scan_orders.planar import (
 )
 from ssmblocks.scan_orders.render import render, save_png
 from ssmblocks.scan_orders.schedules import Schedule, dual_interleaved, hv_interleaved, local_global_interleaved
+from ssmblocks.scan_orders.semantic import TIE_ORDERS, RoutedOrder, SemanticOrder
 from ssmblocks.scan_orders.temporal import FrameMajor, TimeMajor, s2t_scan, t2s_scan
 from ssmblocks.scan_orders.windows import WindowPartition, medvsr_windows
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "TIE_ORDERS",
     "AntiDiagonal",
     "ColMajor",
     "Concat",
@@ -45,9 +47,11 @@ __all__ = [
     "MultiHead",
     "NestedS",
     "Reversed",
+    "RoutedOrder",
     "RowMajor",
     "ScanOrder",
     "Schedule",
+    "SemanticOrder",
     "TimeMajor",
     "WindowPartition",
     "Windowed",
