@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+import torch
+
 from ssmblocks.scan_orders import (
     AntiDiagonal,
     CrossScale,
     Diagonal,
+    SemanticOrder,
     Windowed,
     bidirectional,
     concat,
@@ -13,6 +16,7 @@ from ssmblocks.scan_orders import (
     dual_interleaved,
     eamamba_scan,
     medvsr_windows,
+    nested_s_scan,
     render,
     s2t_scan,
     save_png,
@@ -31,8 +35,13 @@ PICTURES = {
     "s2t": (s2t_scan(), (3, 4, 4), {"trace_steps": 20}),
     "t2s": (t2s_scan(), (3, 4, 4), {"trace_steps": 8}),
     "medvsr_windows": (medvsr_windows(), (20, 36), {"cell": 6, "trace_steps": 40}),
+    # MambaIRv2's order is data-dependent: drawn for one routing of an 8x12 map into 3 classes (diagonal bands)
+    "semantic_routing": (SemanticOrder(3).route((torch.arange(8)[:, None] // 3 + torch.arange(12)[None, :] // 4)
+                                                .remainder(3)[None]), (8, 12), {"trace_steps": 30}),
     "diagonals": (concat(Diagonal(), AntiDiagonal()), (6, 8), {"trace_steps": 20}),
     "eamamba_heads": (eamamba_scan(), (6, 8), {"trace_steps": 12}),
+    "mair_nss": (nested_s_scan(4), (8, 10), {"trace_steps": 40}),
+    "mair_nss_shifted": (nested_s_scan(4, shifted=True), (8, 10), {"trace_steps": 40}),
 }
 
 if __name__ == "__main__":

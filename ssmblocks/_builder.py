@@ -391,13 +391,15 @@ def _checkpoint_cfg(architecture: str, cfg: PretrainedCfg, path: Path,
     return dataclasses.replace(found, notes=f"weights from {path.name} ({found.name} release: {how})")
 
 
-def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path) -> PretrainedCfg:
+def _detected_cfg(found: Detection, full_args: dict[str, Any], path: Path,
+                  options: set[str] = frozenset()) -> PretrainedCfg:
     """The cfg of the release this file is (``_identify_release``) when it has the architecture's released
     hyperparameters; for another file of that size, the architecture's default cfg with a note saying the file is
     not a known release; otherwise (a custom size) a cfg that says it was detected, with the task facts but no
     weight source and no published numbers."""
     published = get_pretrained_cfg(found.architecture)
-    release_args = _build(found.architecture, published, {}, meta=True).model_args
+    release_args = {name: value for name, value in _build(found.architecture, published, {}, meta=True)
+                    .model_args.items() if name not in options}      # options the caller chose: not the weights'
     if _comparable(release_args) == _comparable(full_args):
         release = _identify_release(found.architecture, path)
         if release is not None:
@@ -427,34 +429,51 @@ def _described_release(described: DescribedCheckpoint, full_args: dict[str, Any]
     return None
 
 
-def model_from_state_dict(state: Mapping[str, Tensor], origin: str) -> nn.Module:
+def _check_options(options: Mapping[str, Any], model_args: Mapping[str, Any], origin: str) -> None:
+    """Refuses load options that contradict the arguments the weights determine."""
+    wrong = [f"{name}={value!r} (the weights say {model_args[name]!r})" for name, value in options.items()
+             if name in model_args and _comparable(value) != _comparable(model_args[name])]
+    if wrong:
+        raise CheckpointError(f"{origin}: the options contradict the weights: {', '.join(wrong)}")
+
+
+def model_from_state_dict(state: Mapping[str, Tensor], origin: str, **options: Any) -> nn.Module:
     """Builds the model a state dict belongs to (family, variant and hyperparameters detected) and loads it
     strictly; eval mode. The model is built on the meta device and takes the tensors, so no time is spent
     initialising weights that are then overwritten. ``origin`` names the source in messages and cfg notes; when it
-    is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg."""
+    is the path of the file, a release's file is recognised by its sha256 or name and gets that release's cfg.
+    ``options``: constructor arguments the weights do not determine (e.g. MambaIRv2's ``routing``); one that
+    contradicts what the weights say is refused."""
     found = detect_checkpoint(state, origin)
-    model = _build_loaded(found.architecture, PretrainedCfg(), found.model_args, state, origin)
-    model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
+    _check_options(options, found.model_args, origin)
+    model = _build_loaded(found.architecture, PretrainedCfg(), {**found.model_args, **options}, state, origin)
+    model_args = {name: value for name, value in model.model_args.items() if name not in options}
+    model.pretrained_cfg = _detected_cfg(found, model_args, Path(origin), set(options))
     return model.eval()
 
 
-def load_checkpoint(path: str | Path, weights: str | None = None) -> nn.Module:
+def load_checkpoint(path: str | Path, weights: str | None = None, **options: Any) -> nn.Module:
     """Builds the model an (official or library) checkpoint file belongs to, loads it strictly, returns it in
     eval mode. A file of a self-describing format (``register_checkpoint_format``: EAMamba's) is built from the
     architecture and arguments it records; any other file is recognised from its keys and shapes (see
     ``detect_checkpoint``). ``weights`` picks one of several sets of weights in the file: a format's named set
-    (EAMamba: 'sd_e' by default, or 'sd'), else the top-level entry of that name (BasicSR's 'params')."""
+    (EAMamba: 'sd_e' by default, or 'sd'), else the top-level entry of that name (BasicSR's 'params').
+    ``options`` are constructor arguments the weights do not determine (MambaIRv2's ``routing="gumbel"``, ...); one
+    that contradicts the file is refused."""
     origin = str(path)
     raw = read_checkpoint(path)
     described = describe_checkpoint(raw, origin, weights)
     if described is None:
-        return model_from_state_dict(state_dict_of(raw, origin, weights), origin)
+        return model_from_state_dict(state_dict_of(raw, origin, weights), origin, **options)
     if not is_model(described.architecture):
         raise CheckpointError(f"{origin} describes the architecture {described.architecture!r}, which is not "
                               f"registered")
+    _check_options(options, described.model_args, origin)
     _check_args_against_weights(described.architecture, described.model_args, described.state_dict, origin)
-    model = _build_loaded(described.architecture, PretrainedCfg(), described.model_args, described.state_dict, origin)
-    release = _described_release(described, model.model_args, Path(origin))
+    model = _build_loaded(described.architecture, PretrainedCfg(), {**described.model_args, **options},
+                          described.state_dict, origin)
+    model_args = {name: value for name, value in model.model_args.items() if name not in options}
+    release = _described_release(described, model_args, Path(origin))
     if release is not None:
         model.architecture = release.architecture
         model.pretrained_cfg = dataclasses.replace(release, notes=f"read from {Path(origin).name} ({release.name} "
@@ -462,5 +481,5 @@ def load_checkpoint(path: str | Path, weights: str | None = None) -> nn.Module:
     else:
         found = Detection(described.family or getattr(model, "family", ""), described.architecture,
                           described.model_args, described.variant)
-        model.pretrained_cfg = _detected_cfg(found, model.model_args, Path(origin))
+        model.pretrained_cfg = _detected_cfg(found, model_args, Path(origin), set(options))
     return model.eval()

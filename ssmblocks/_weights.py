@@ -154,12 +154,21 @@ def _verify(cfg: PretrainedCfg, path: Path, origin: str) -> None:
 
 
 def resolve_weights(cfg: PretrainedCfg, cache_dir: str | Path | None = None) -> Path:
-    """The local path of ``cfg``'s weights (file > Hub > URL); explains manual downloads."""
+    """The local path of ``cfg``'s weights (file > Hub > URL; a cfg with both a Hub file and a URL tries the URL when
+    the Hub fails); explains manual downloads."""
     source = cfg.source
     if source == "file":
         return Path(cfg.file)
     if source == "hf-hub":
-        return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir, advice=_hub_advice(cfg))
+        try:
+            return resolve_hub_file(cfg.hf_hub_id, cfg.hf_hub_filename, cache_dir, advice=_hub_advice(cfg))
+        except PretrainedUnavailableError as hub_error:
+            if not cfg.url:                 # a release on the Hub and at a URL: the URL is tried second
+                raise
+            try:
+                return _download_url(cfg, cache_dir)
+            except PretrainedUnavailableError as url_error:
+                raise PretrainedUnavailableError(f"{hub_error}\nThe release URL failed too: {url_error}") from None
     if source == "url":
         return _download_url(cfg, cache_dir)
     if source == "gdrive":

@@ -223,6 +223,9 @@ LAYOUT_CASES = {
     "MHSSM": (lambda: blocks.MHSSM(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
     "EAMambaBlock": (lambda: blocks.EAMambaBlock(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
     "SimpleGateFFN": (lambda: blocks.SimpleGateFFN(C), "(B, H, W, C)", (B, H, W, C)),
+    "SS2D": (lambda: blocks.SS2D(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "MaIRMixer": (lambda: blocks.MaIRMixer(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
+    "MaIRBlock": (lambda: blocks.MaIRBlock(C, d_state=4), "(B, H, W, C)", (B, H, W, C)),
     "ViMM": (lambda: blocks.ViMM(C, d_state=4), "(B, ..., C)", (B, H, W, C)),
     "Mamba": (lambda: blocks.Mamba(C, d_state=4), "(B, ..., C)", (B, H, W, C)),
     "Mamba2": (lambda: blocks.Mamba2(C, d_state=4, headdim=4), "(B, L, C)", (B, H * W, C)),
@@ -238,6 +241,12 @@ LAYOUT_CASES = {
     "TGFN": (lambda: blocks.TGFN(C), "(B, T, H, W, C)", (B, T, H, W, C)),
     "S2TMB": (lambda: blocks.S2TMB(C, d_state=4), "(B, T, H, W, C)", (B, T, H, W, C)),
     "T2SMB": (lambda: blocks.T2SMB(C, d_state=4), "(B, T, H, W, C)", (B, T, H, W, C)),
+    "AttentiveLayer": (lambda: blocks.AttentiveLayer(C, num_heads=2, window_size=2, d_state=4, inner_rank=2,
+                                                     num_tokens=3), "(B, H, W, C)", (B, H, W, C)),
+    "ASSB": (lambda: blocks.ASSB(C, 2, num_heads=2, window_size=2, d_state=4, inner_rank=2, num_tokens=3),
+             "(B, C, H, W)", (B, C, H, W)),
+    "ConvFFN": (lambda: blocks.ConvFFN(C, hidden_features=2 * C), "(B, H, W, C)", (B, H, W, C)),
+    "SpatialGateFFN": (lambda: blocks.SpatialGateFFN(C, hidden_features=2 * C), "(B, H, W, C)", (B, H, W, C)),
 }
 
 

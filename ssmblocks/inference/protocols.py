@@ -4,10 +4,17 @@
   splits per axis; the image is reflect-padded at the bottom/right to a multiple of n; each split is extended by
   shave = split//10 pixels into its inner neighbours, run alone, and its own part pasted (no blending); the padding
   is cropped away.
+- ``"mambairv2"``: ``MambaIRv2Model.test`` (csguoh/MambaIR ``basicsr/models/mambairv2_model.py`` at 33d7b34, the
+  same ``test()`` in ``mambairv2light_model.py``): the same arithmetic as ``"mambair"``; each tile then pads itself
+  to multiples of the window inside the model.
 - ``"mambacsr"``: ``MambaCSRModel.test`` (renyulin-f/MambaCSR ``basicsr/models/mambacsr_model.py`` at f71199e): as
   above with h//192+1 splits and shave = split//4, and each tile is extended to the next multiple of 64 strictly
   above its size (a 128-pixel tile becomes 192) by appending its own mirror image (bottom, then right); the output
   is cropped back before pasting.
+- ``"mair_plus"``: MaIR+ (XLearning-SCU/2025-CVPR-MaIR ``MaIRPlusModel`` at 2fb433e, as shared/reference/mair.md
+  states it): the x8 geometric self-ensemble — the input, its vertical flip, horizontal flip, both, and the H/W
+  transposes of those four — each run through the ``"mambair"`` tiling, every output mapped back and the eight
+  averaged.
 - ``"eamamba_sr"``: the EAMamba light-SR test (daidaijr/EAMamba ``datasets`` ``calc_padding(h, w, base=8)`` +
   ``test.py`` at ec13c77): the input reflect-padded bottom/right to a multiple of 8, one forward, the output cropped
   to (s h, s w).
@@ -32,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["PROTOCOLS", "PaddedProtocol", "SplitProtocol", "run_protocol"]
+__all__ = ["PROTOCOLS", "PaddedProtocol", "SelfEnsemble", "SplitProtocol", "run_protocol"]
 
 
 @dataclass(frozen=True)
@@ -165,8 +172,43 @@ class PaddedProtocol:
         return out
 
 
-PROTOCOLS: dict[str, SplitProtocol | PaddedProtocol | None] = {
+@dataclass(frozen=True)
+class SelfEnsemble:
+    """The x8 geometric self-ensemble around a split protocol: for every (transpose, horizontal flip, vertical flip)
+    the transformed input goes through ``inner``, the output is transformed back; the mean of the eight."""
+
+    inner: SplitProtocol
+
+    def __call__(self, fn: Callable[[Tensor], Tensor], x: Tensor, scale: int,
+                 step: Callable[[], None] | None = None) -> Tensor:
+        total = None
+        for transpose in (False, True):
+            for hflip in (False, True):
+                for vflip in (False, True):
+                    y = self.inner(fn, _geometric(x, vflip, hflip, transpose), scale, step)
+                    y = _geometric(y, vflip, hflip, transpose, inverse=True)
+                    total = y if total is None else total + y
+        return total / 8
+
+    def tile_count(self, height: int, width: int) -> int:
+        return 4 * (self.inner.tile_count(height, width) + self.inner.tile_count(width, height))
+
+
+def _geometric(x: Tensor, vflip: bool, hflip: bool, transpose: bool, inverse: bool = False) -> Tensor:
+    """Flips H (``vflip``) and W (``hflip``), then swaps H and W; ``inverse`` undoes it (swap first)."""
+    if inverse and transpose:
+        x = x.transpose(-2, -1)
+    dims = [d for d, on in ((-2, vflip), (-1, hflip)) if on]
+    x = x.flip(dims) if dims else x
+    if not inverse and transpose:
+        x = x.transpose(-2, -1)
+    return x
+
+
+PROTOCOLS: dict[str, SplitProtocol | SelfEnsemble | PaddedProtocol | None] = {
     "mambair": SplitProtocol(base=200, shave_div=10),
+    "mair_plus": SelfEnsemble(SplitProtocol(base=200, shave_div=10)),
+    "mambairv2": SplitProtocol(base=200, shave_div=10),
     "mambacsr": SplitProtocol(base=192, shave_div=4, mirror_multiple=64),
     "eamamba_sr": PaddedProtocol(8),
     "eamamba_realsr": PaddedProtocol(8, corner_tiles=True),

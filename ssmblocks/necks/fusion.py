@@ -62,6 +62,6 @@ class CrossScaleFusion(LocalSS2D):
         d = self.project(coarse, self.in_proj_down)[0]                                 # its z half is unused
         d = F.silu(self.conv2d2(d.permute(0, 3, 1, 2)))                               # (B, d_inner, H/2, W/2)
         y = self.scan_paths(self.scan_order.scan(u, d))
-        y = self.gated_output(y, tuple(x.shape[1:3]), z, self.token_weights(u, d))
+        y = self.output(self.merge_paths(y, tuple(x.shape[1:3])), z)
         out = x * self.skip_scale + y
         return out * self.skip_scale2 + self.mlp(self.ln_2(out))

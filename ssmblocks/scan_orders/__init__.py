@@ -18,6 +18,7 @@ from ssmblocks.scan_orders.cache import DEFAULT_MAX_BYTES, IndexCache, index_cac
 from ssmblocks.scan_orders.cross_scale import CrossScale, cross_scale_scan
 from ssmblocks.scan_orders.diagonal import AntiDiagonal, Diagonal
 from ssmblocks.scan_orders.multihead import MultiHead, eamamba_scan
+from ssmblocks.scan_orders.nested import NestedS, mair_schedule, nested_s_scan
 from ssmblocks.scan_orders.planar import (
     ColMajor,
     RowMajor,
@@ -29,11 +30,13 @@ from ssmblocks.scan_orders.planar import (
 )
 from ssmblocks.scan_orders.render import render, save_png
 from ssmblocks.scan_orders.schedules import Schedule, dual_interleaved, hv_interleaved, local_global_interleaved
+from ssmblocks.scan_orders.semantic import TIE_ORDERS, RoutedOrder, SemanticOrder
 from ssmblocks.scan_orders.temporal import FrameMajor, TimeMajor, s2t_scan, t2s_scan
 from ssmblocks.scan_orders.windows import WindowPartition, medvsr_windows
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "TIE_ORDERS",
     "AntiDiagonal",
     "ColMajor",
     "Concat",
@@ -42,10 +45,13 @@ __all__ = [
     "FrameMajor",
     "IndexCache",
     "MultiHead",
+    "NestedS",
     "Reversed",
+    "RoutedOrder",
     "RowMajor",
     "ScanOrder",
     "Schedule",
+    "SemanticOrder",
     "TimeMajor",
     "WindowPartition",
     "Windowed",
@@ -59,8 +65,10 @@ __all__ = [
     "hv_interleaved",
     "index_cache",
     "local_global_interleaved",
+    "mair_schedule",
     "mambacsr_order",
     "medvsr_windows",
+    "nested_s_scan",
     "render",
     "s2t_scan",
     "save_png",

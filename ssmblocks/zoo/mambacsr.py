@@ -101,6 +101,10 @@ class OfficialCrossScaleOrder:
     def scan(self, *maps: Tensor) -> Tensor:
         return self.order.scan(*maps)
 
+    def inverse(self, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
+        """Where each fine pixel sits in each path (what a path merge weighs; the quirk only moves merged pixels)."""
+        return self.order.inverse(shape, device)
+
     def merge(self, y: Tensor, shape: tuple[int, ...]) -> Tensor:
         maps = self.order.merge(y, shape)                                       # (B, 4, C, H, W)
         return torch.cat([maps[:, :2], official_column_reverse(maps[:, 2:], self.window)], dim=1)
