@@ -71,7 +71,7 @@ def test_a_clone_without_the_full_set_runs_a_parity_case_of_every_bundled_family
     bundled case is checked by a passing test, and the other cases skip naming themselves."""
     env = {**os.environ, _golden.GOLDEN_DIR_ENV: str(tmp_path / "no-full-set")}
     modules = ["tests/test_mambair_parity.py", "tests/test_mambacsr.py", "tests/test_dvmsr.py", "tests/test_medvsr.py",
-               "tests/test_eamamba.py"]
+               "tests/test_eamamba.py", "tests/test_mair.py", "tests/test_mambairv2.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs",
                           "-k", "golden or official_checkpoint", *modules],
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)

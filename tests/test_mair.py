@@ -18,8 +18,7 @@ from ssmblocks._builder import detect_checkpoint
 from ssmblocks._weights import resolve_weights
 from ssmblocks.blocks import SS2D, SSA, BiAttnMerge, LocalSS2D, MaIRBlock, MaIRMixer, PathMerge, pixel_means
 from ssmblocks.scan_orders import Windowed, bidirectional, cross_scan, nested_s_scan
-from tests._golden import GOLDEN, assert_matches_golden, golden, golden_meta, needs_golden
-from tests.test_mambacsr import FakeGdown
+from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, golden_meta, golden_params, needs_golden
 
 EXPECTED_ARCH = {"mair_sr_x2_tiny": "mair_x2", "mair_sr_x3_tiny": "mair_x3", "mair_light_s_x4_tiny": "mair_light_s_x4",
                  "mair_light_t_x2_tiny": "mair_light_t_x2", "mair_dn_tiny": "mair_dn",
@@ -38,11 +37,10 @@ def test_every_golden_and_listing_is_covered():
     assert {p.stem for p in (GOLDEN / "keys").glob("mair*.json")} == set(LISTINGS)
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", sorted(EXPECTED_ARCH))
+@pytest.mark.parametrize("stem", golden_params(sorted(EXPECTED_ARCH)))
 def test_official_checkpoint_reproduces_official_output(stem):
     meta = golden_meta(stem)
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth")        # BasicSR {'params': ...}, family detected
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"))        # BasicSR {'params': ...}, family detected
     assert model.architecture == EXPECTED_ARCH[stem]
     assert model.model_args["scan_len"] == meta["official_kwargs"]["scan_len"]     # the detection rule
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
@@ -77,21 +75,21 @@ def test_registered_parameter_counts():
         assert sum(p.numel() for p in model.parameters()) == count, name
 
 
-@needs_golden
+@needs_golden("mairunet_tiny")
 def test_unet_release_as_ckpt_loads(tmp_path):
     path = tmp_path / "MaIR_RealDN.ckpt"
-    path.write_bytes((GOLDEN / "mairunet_tiny.pth").read_bytes())    # the .ckpt releases hold {'params': sd}
+    path.write_bytes(golden_file("mairunet_tiny", "pth").read_bytes())    # the .ckpt releases hold {'params': sd}
     model = ssmblocks.load_checkpoint(path)
     assert model.family == "MaIRUNet"
     assert_matches_golden(model, "mairunet_tiny", fp64=False)
 
 
 # ---- the official quirk and the scan settings ---------------------------------------------------------------------
-@needs_golden
+@needs_golden("mair_sr_x2_tiny")
 def test_raster_fallback_quirk_both_ways():
     """Shifted blocks of a 3-row image (scan_len 8, shift 4): the transposed sequences are raster orders officially;
     the corrected option snakes them and changes the output; on the golden size (no side below 4) nothing moves."""
-    model = ssmblocks.load_checkpoint(GOLDEN / "mair_sr_x2_tiny.pth").double()
+    model = ssmblocks.load_checkpoint(golden_file("mair_sr_x2_tiny", "pth")).double()
     corrected = ssmblocks.create_model("mair_x2", **{**model.model_args, "official_raster_fallback": False})
     corrected.load_state_dict(model.state_dict())
     corrected.eval().double()
@@ -225,13 +223,13 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 @pytest.mark.parametrize(("name", "tiny", "filename"), RELEASES)
-def test_pretrained_weights_come_from_the_authors_drive_folder(name, tiny, filename, tmp_path, monkeypatch):
+def test_pretrained_weights_come_from_the_authors_drive_folder(fake_gdown, name, tiny, filename, tmp_path, monkeypatch):
     torch.manual_seed(0)
     source = ssmblocks.create_model(tiny)
     args = {k: v for k, v in source.model_args.items() if k not in ("upscale", "upsampler", "in_chans")}
     source = ssmblocks.create_model(name.split(".")[0], **args)       # the registered name at CI size
     other = {k: v + 1 for k, v in source.state_dict().items()}
-    gdown = FakeGdown(DRIVE_FOLDER_ID, {"README.md": ("ID-README", {}), filename: ("ID-RELEASE", {"params": dict(
+    gdown = fake_gdown(DRIVE_FOLDER_ID, {"README.md": ("ID-README", {}), filename: ("ID-RELEASE", {"params": dict(
         source.state_dict())}), "MaIR_SR_x4.pth": ("ID-OTHER", {"params": other})})
     monkeypatch.setitem(sys.modules, "gdown", gdown)
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)

@@ -10,14 +10,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from test_hub import _hand_built_cache, served  # noqa: F401  (the loopback HTTP server fixture)
 
 import ssmblocks
 from ssmblocks import CheckpointError
 from ssmblocks._builder import detect_checkpoint
 from ssmblocks.blocks import ASSB, ASSM, WindowAttention, relative_position_index, shifted_window_mask
 from ssmblocks.scan_orders import RoutedOrder, SemanticOrder, render
-from tests._golden import GOLDEN, golden, golden_meta, needs_golden
+from tests._golden import GOLDEN, golden, golden_file, golden_meta, golden_params, needs_golden
 
 ARGMAX = ["mambairv2_sr_x2_tiny", "mambairv2_sr_x3_tiny", "mambairv2_light_x4_tiny", "mambairv2_car_tiny",
           "mambairv2_dn_tiny"]
@@ -50,8 +49,7 @@ def _stable_by_enumeration(classes: torch.Tensor, num_classes: int) -> torch.Ten
     return torch.tensor(rows)
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", ["mambairv2_sr_x2_tiny", "mambairv2_light_x4_tiny_gumbel"])
+@pytest.mark.parametrize("stem", golden_params(["mambairv2_sr_x2_tiny", "mambairv2_light_x4_tiny_gumbel"]))
 def test_semantic_order_sorts_the_goldens_routings_like_an_enumeration(stem):
     meta, data = golden(stem)
     num_tokens = meta["official_kwargs"]["num_tokens"]
@@ -109,11 +107,10 @@ def _check(model, stem, seed, expected_key):
     assert (out32.double() - data[expected_key]).abs().max().item() <= tol["fp32_run_vs_output_atol"]
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", ARGMAX)
+@pytest.mark.parametrize("stem", golden_params(ARGMAX))
 def test_argmax_golden_through_load_checkpoint_both_tie_orders(stem):
     meta = golden_meta(stem)
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth")
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"))
     assert model.family == "MambaIRv2" and model.model_args["routing"] == "argmax"
     assert sum(p.numel() for p in model.parameters()) == meta["param_count"]
     assert len(model.state_dict()) == meta["state_dict_num_keys"]
@@ -123,11 +120,10 @@ def test_argmax_golden_through_load_checkpoint_both_tie_orders(stem):
     _check(model, stem, None, "output_unstable_sort")              # the official torch.sort(stable=False) on CPU
 
 
-@needs_golden
-@pytest.mark.parametrize("stem", GUMBEL)
+@pytest.mark.parametrize("stem", golden_params(GUMBEL))
 def test_gumbel_golden_with_its_seed_both_tie_orders(stem):
     meta = golden_meta(stem)
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth", routing="gumbel", tie_order="backend")
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"), routing="gumbel", tie_order="backend")
     assert model.model_args["routing"] == "gumbel" and model.pretrained_cfg.tag == "custom"
     _check(model, stem, meta["forward_seed"], "output")            # official: gumbel draws, stable=False
     _set_tie_order(model, "stable")
@@ -137,7 +133,7 @@ def test_gumbel_golden_with_its_seed_both_tie_orders(stem):
     assert (other - data["output_stable_sort"]).abs().max() > 1e-5
 
 
-@needs_golden
+@needs_golden("mambairv2_light_x4_tiny_gumbel")
 def test_gumbel_golden_from_its_stored_noise(monkeypatch):
     """Any RNG: the stored noise injected instead of drawing, one ASSM after another in the official order."""
     stem = "mambairv2_light_x4_tiny_gumbel"
@@ -150,21 +146,21 @@ def test_gumbel_golden_from_its_stored_noise(monkeypatch):
         one_hot = F.one_hot(soft.argmax(dim), soft.shape[dim]).to(soft.dtype)
         return one_hot - soft.detach() + soft
 
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth", routing="gumbel", tie_order="backend").double()
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth"), routing="gumbel", tie_order="backend").double()
     monkeypatch.setattr(F, "gumbel_softmax", injected)
     out = _run(model, data["input"], None)
     assert not noise
     assert (out - data["output"]).abs().max().item() <= 1e-8
 
 
-@needs_golden
+@needs_golden("mambairv2_sr_x2_tiny")
 def test_prompt_alignment_quirk_both_ways():
     """The official prompt sits in raster order over the sorted sequence; aligning it moves the output by exactly
     what the official code measured when it was aligned (quirk_effect.prompt_alignment)."""
     stem = "mambairv2_sr_x2_tiny"
     meta, data = golden(stem)
-    model = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth").double()
-    aligned = ssmblocks.load_checkpoint(GOLDEN / f"{stem}.pth", prompt_alignment="sorted").double()
+    model = ssmblocks.load_checkpoint(golden_file(stem, "pth")).double()
+    aligned = ssmblocks.load_checkpoint(golden_file(stem, "pth"), prompt_alignment="sorted").double()
     with torch.no_grad():
         diff = (aligned(data["input"]) - model(data["input"])).abs()
     effect = meta["quirk_effect"]["prompt_alignment"]
@@ -188,23 +184,23 @@ def test_every_released_config_builds_with_the_listed_keys(config):
     assert found.family == "MambaIRv2" and found.architecture == LISTING_ARCH[config]
 
 
-@needs_golden
+@needs_golden("mambair_dn_tiny", "mambairv2_dn_tiny")
 def test_v1_and_v2_checkpoints_are_never_confused(tmp_path):
-    v1 = ssmblocks.load_checkpoint(GOLDEN / "mambair_dn_tiny.pth")
+    v1 = ssmblocks.load_checkpoint(golden_file("mambair_dn_tiny", "pth"))
     assert v1.family == "MambaIR"
     with pytest.raises(CheckpointError, match=r"is a MambaIR checkpoint .* mambairv2_dn is not a model of that"):
-        ssmblocks.create_model("mambairv2_dn", checkpoint_path=GOLDEN / "mambair_dn_tiny.pth")
+        ssmblocks.create_model("mambairv2_dn", checkpoint_path=golden_file("mambair_dn_tiny", "pth"))
     with pytest.raises(CheckpointError, match=r"is a MambaIRv2 checkpoint .* mambair_dn_color is not a model of"):
-        ssmblocks.create_model("mambair_dn_color", checkpoint_path=GOLDEN / "mambairv2_dn_tiny.pth")
+        ssmblocks.create_model("mambair_dn_color", checkpoint_path=golden_file("mambairv2_dn_tiny", "pth"))
     with pytest.raises(CheckpointError, match="routing must be one of"):
-        ssmblocks.load_checkpoint(GOLDEN / "mambairv2_dn_tiny.pth", routing="foo")
-    state = torch.load(GOLDEN / "mambairv2_dn_tiny.pth", map_location="cpu", weights_only=True)["params"]
+        ssmblocks.load_checkpoint(golden_file("mambairv2_dn_tiny", "pth"), routing="foo")
+    state = torch.load(golden_file("mambairv2_dn_tiny", "pth"), map_location="cpu", weights_only=True)["params"]
     truncated = {k: v for i, (k, v) in enumerate(state.items()) if i < len(state) // 2}
     torch.save({"params": truncated}, tmp_path / "truncated.pth")
     with pytest.raises(CheckpointError, match="MambaIRv2"):
         ssmblocks.load_checkpoint(tmp_path / "truncated.pth")
     with pytest.raises(CheckpointError, match="contradict the weights"):
-        ssmblocks.load_checkpoint(GOLDEN / "mambairv2_dn_tiny.pth", embed_dim=48)
+        ssmblocks.load_checkpoint(golden_file("mambairv2_dn_tiny", "pth"), embed_dim=48)
 
 
 def test_bad_input_is_refused_clearly():
@@ -317,13 +313,13 @@ def test_restore_runs_the_official_tiled_test_by_default():
     assert (out - ssmblocks.restore(model, x, protocol="none")).abs().max().item() > 1e-4   # tiling is visible
 
 
-def test_pretrained_from_the_hub_cache_with_a_routing_option(tmp_path):
+def test_pretrained_from_the_hub_cache_with_a_routing_option(hand_built_cache, tmp_path):
     official = ssmblocks.create_model("mambairv2_light_x2")
     folder = tmp_path / "files"
     (folder / "MambaIRv2_ckpt").mkdir(parents=True)
     torch.save({"params": official.state_dict()}, folder / "MambaIRv2_ckpt" / "mambairv2_lightSR_x2.pth")
     cache = tmp_path / "hf"
-    _hand_built_cache(cache, "cguoh/MambaIR", folder, ["MambaIRv2_ckpt/mambairv2_lightSR_x2.pth"])
+    hand_built_cache(cache, "cguoh/MambaIR", folder, ["MambaIRv2_ckpt/mambairv2_lightSR_x2.pth"])
     model = ssmblocks.create_model("mambairv2_light_x2", pretrained=True, cache_dir=cache, routing="gumbel")
     assert model.model_args["routing"] == "gumbel" and model.layers[0].layers[0].assm.routing == "gumbel"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), official.state_dict().values(),
@@ -332,7 +328,7 @@ def test_pretrained_from_the_hub_cache_with_a_routing_option(tmp_path):
     assert loaded.pretrained_cfg.name == "mambairv2_light_x2.official" and loaded.model_args["routing"] == "gumbel"
 
 
-def test_release_url_is_the_fallback_when_the_hub_fails(served, tmp_path, monkeypatch):  # noqa: F811
+def test_release_url_is_the_fallback_when_the_hub_fails(served, tmp_path, monkeypatch):
     root, base = served
     official = ssmblocks.create_model("mambairv2_light_x3")
     torch.save({"params": official.state_dict()}, root / "mambairv2_lightSR_x3.pth")
