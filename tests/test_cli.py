@@ -45,7 +45,7 @@ def _run(capsys, *argv):
 def test_list_and_info(capsys):
     code, out, _ = _run(capsys, "list", "test_mambair*")
     assert code == 0 and out.split() == ["test_mambair_dn", "test_mambair_light", "test_mambair_sr",
-                                         "test_mambairunet"]
+                                         "test_mambairunet", "test_mambairv2"]
     code, out, _ = _run(capsys, "list", "mambair_car*", "--pretrained")
     assert code == 0 and "mambair_car.q10" in out and "gdrive" in out
     code, out, _ = _run(capsys, "info", "test_mambair_light", "--size", "8x8")
