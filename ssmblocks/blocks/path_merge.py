@@ -47,7 +47,6 @@ class PathMerge(nn.Module):
         return order.merge_sum(paths, shape)
 
 
-
 class BiAttnMerge(PathMerge):
     """MambaCSR's merge: one shared BiAttn gate per path (from the path's LayerNorm-ed pixel mean), then the sum.
 
