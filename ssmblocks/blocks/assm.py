@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssmblocks.blocks._init import dt_bias_init
+from ssmblocks.blocks._init import reset_path_scan_parameters
 from ssmblocks.blocks._layout import check_layout
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders.semantic import SemanticOrder
@@ -96,12 +96,8 @@ class PromptedSelectiveScan(nn.Module):
         """Mamba's init (x_proj U(+-D^-0.5), dt U(+-R^-0.5), dt bias inverse-softplus, A_logs log(1..N), Ds 1)."""
         dt_min, dt_max, dt_floor = self.dt_init
         self.x_proj_weight.uniform_(-self.d_inner**-0.5, self.d_inner**-0.5)
-        self.dt_projs_weight.uniform_(-self.dt_rank**-0.5, self.dt_rank**-0.5)
-        self.dt_projs_bias.copy_(dt_bias_init(self.dt_projs_bias.shape, dt_min=dt_min, dt_max=dt_max,
-                                              dt_init_floor=dt_floor, device=self.dt_projs_bias.device))
-        log_a = torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
-        self.A_logs.copy_(log_a.repeat(self.d_inner, 1))
-        self.Ds.fill_(1.0)
+        reset_path_scan_parameters(self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
+                                   dt_rank=self.dt_rank, dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_floor)
 
     def forward(self, x: Tensor, prompt: Tensor | None = None) -> Tensor:
         """x (B, d_inner, L), prompt (B, d_state, L) added to C -> (B, d_inner, L)."""

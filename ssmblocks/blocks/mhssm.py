@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssmblocks.blocks._init import dt_bias_init
+from ssmblocks.blocks._init import reset_path_scan_parameters
 from ssmblocks.blocks._layout import check_layout
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders import MultiHead, eamamba_scan
@@ -82,12 +82,8 @@ class MHSSM(nn.Module):
         Ds = 1; in_proj, out_proj and the conv keep PyTorch's defaults."""
         dt_min, dt_max, dt_floor = self.dt_init
         self.x_proj_weight.uniform_(-self.head_dim**-0.5, self.head_dim**-0.5)
-        self.dt_projs_weight.uniform_(-self.dt_rank**-0.5, self.dt_rank**-0.5)
-        self.dt_projs_bias.copy_(dt_bias_init(self.dt_projs_bias.shape, dt_min=dt_min, dt_max=dt_max,
-                                              dt_init_floor=dt_floor, device=self.dt_projs_bias.device))
-        log_a = torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
-        self.A_logs.copy_(log_a.repeat(self.d_inner, 1))
-        self.Ds.fill_(1.0)
+        reset_path_scan_parameters(self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
+                                   dt_rank=self.dt_rank, dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_floor)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, H, W, C) -> (B, H, W, C)."""

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ssmblocks.blocks._init import dt_bias_init
+from ssmblocks.blocks._init import reset_path_scan_parameters
 from ssmblocks.blocks._layout import check_layout
 from ssmblocks.ops import selective_scan_fn
 from ssmblocks.scan_orders import ScanOrder, cross_scan
@@ -97,14 +97,9 @@ class SS2D(nn.Module):
         """Mamba's init: dt weights U(+-R^-0.5); dt bias = softplus^-1(exp(U[log dt_min, log dt_max])) with
         dt >= dt_init_floor; A_logs = log(1..N); Ds = 1; linear layers trunc_normal(0.02)."""
         dt_min, dt_max, dt_floor = self.dt_init
-        bound = self.dt_rank**-0.5
         self.x_proj_weight.uniform_(-self.d_inner**-0.5, self.d_inner**-0.5)
-        self.dt_projs_weight.uniform_(-bound, bound)
-        self.dt_projs_bias.copy_(dt_bias_init(self.dt_projs_bias.shape, dt_min=dt_min, dt_max=dt_max,
-                                              dt_init_floor=dt_floor, device=self.dt_projs_bias.device))
-        log_a = torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
-        self.A_logs.copy_(log_a.repeat(self.A_logs.shape[0], 1))
-        self.Ds.fill_(1.0)
+        reset_path_scan_parameters(self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
+                                   dt_rank=self.dt_rank, dt_min=dt_min, dt_max=dt_max, dt_init_floor=dt_floor)
         for linear in (self.in_proj, self.out_proj):
             nn.init.trunc_normal_(linear.weight, std=0.02)
             if linear.bias is not None:
