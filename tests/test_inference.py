@@ -14,6 +14,7 @@ from torch import nn
 import ssmblocks
 from ssmblocks import ModelContract, PretrainedCfg
 from ssmblocks.inference import parse_bytes, restore, tile_starts
+from tests._official_tiling import official_split_test
 
 
 class GlobalModel(nn.Module):
@@ -42,46 +43,12 @@ class PointwiseModel(GlobalModel):
         return F.interpolate(x, scale_factor=self.scale, mode="nearest") * 0.9 * self.weight + 0.05
 
 
-def _official_split_test(model, lq, scale, base, shave_div, mirror=None):
-    """The official MambaIRModel.test / MambaCSRModel.test procedure, written out directly."""
-    _, c, h, w = lq.shape
-    n_h, n_w = h // base + 1, w // base + 1
-    pad_h = n_h - h % n_h if h % n_h else 0
-    pad_w = n_w - w % n_w if w % n_w else 0
-    img = F.pad(lq, (0, pad_w, 0, pad_h), "reflect")
-    H, W = img.shape[-2:]
-    sh, sw = H // n_h, W // n_w
-    shave_h, shave_w = sh // shave_div, sw // shave_div
-    out = torch.zeros(1, c, H * scale, W * scale, dtype=lq.dtype)
-    for i in range(n_h):
-        for j in range(n_w):
-            top0 = i * sh - (shave_h if i > 0 else 0)
-            top1 = (i + 1) * sh + (shave_h if i < n_h - 1 else 0)
-            left0 = j * sw - (shave_w if j > 0 else 0)
-            left1 = (j + 1) * sw + (shave_w if j < n_w - 1 else 0)
-            chop = img[..., top0:top1, left0:left1]
-            if mirror is None:
-                res = model(chop)
-            else:
-                ho, wo = chop.shape[-2:]
-                hp = (ho // mirror + 1) * mirror - ho
-                wp = (wo // mirror + 1) * mirror - wo
-                chop = torch.cat([chop, torch.flip(chop, [2])], 2)[:, :, :ho + hp, :]
-                chop = torch.cat([chop, torch.flip(chop, [3])], 3)[:, :, :, :wo + wp]
-                res = model(chop)[..., :ho * scale, :wo * scale]
-            r0 = 0 if i == 0 else shave_h * scale
-            c0 = 0 if j == 0 else shave_w * scale
-            out[..., i * sh * scale:(i + 1) * sh * scale, j * sw * scale:(j + 1) * sw * scale] = \
-                res[..., r0:r0 + sh * scale, c0:c0 + sw * scale]
-    return out[..., :h * scale, :w * scale]
-
-
 # ---- official protocols ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [(410, 230), (199, 401), (57, 33)])
 def test_mambair_protocol_matches_the_official_procedure(size):
     model = GlobalModel(scale=2)
     lq = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0)) * 0.5
-    expected = _official_split_test(model, lq, 2, base=200, shave_div=10)
+    expected = official_split_test(model, lq, 2, base=200, shave_div=10)
     assert torch.equal(restore(model, lq, protocol="mambair"), expected.clamp(0, 1))
 
 
@@ -89,7 +56,7 @@ def test_mambair_protocol_matches_the_official_procedure(size):
 def test_mambacsr_protocol_matches_the_official_procedure(size):
     model = GlobalModel(scale=4)
     lq = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(1)) * 0.5
-    expected = _official_split_test(model, lq, 4, base=192, shave_div=4, mirror=64)
+    expected = official_split_test(model, lq, 4, base=192, shave_div=4, mirror=64)
     out = restore(model, lq, protocol="mambacsr")
     assert torch.equal(out, expected.clamp(0, 1))
     # not the same as the MambaIR preset or the whole image: the protocol matters
@@ -100,7 +67,7 @@ def test_mambair_protocol_with_a_zoo_model():
     model = ssmblocks.create_model("test_mambair_light")
     lq = torch.rand(1, 3, 205, 12, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        expected = _official_split_test(model.eval(), lq, 4, base=200, shave_div=10)
+        expected = official_split_test(model.eval(), lq, 4, base=200, shave_div=10)
     model.train()
     assert torch.allclose(restore(model, lq, protocol="mambair"), expected.clamp(0, 1), atol=1e-6)
     assert model.training  # the caller's mode is restored
@@ -121,7 +88,7 @@ def test_whole_image_protocols_run_the_model_once():
 def test_the_protocol_named_by_the_cfg_is_the_default():
     model = GlobalModel(scale=4, protocol="mambacsr")
     lq = torch.rand(1, 3, 150, 385, generator=torch.Generator().manual_seed(5)) * 0.5
-    official = _official_split_test(model, lq, 4, base=192, shave_div=4, mirror=64).clamp(0, 1)
+    official = official_split_test(model, lq, 4, base=192, shave_div=4, mirror=64).clamp(0, 1)
     whole = model(lq).clamp(0, 1)
     assert not torch.allclose(official, whole)  # the mirror extension and the splits show in the output
     assert torch.equal(restore(model, lq), official)

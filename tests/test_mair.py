@@ -19,6 +19,7 @@ from ssmblocks._weights import resolve_weights
 from ssmblocks.blocks import SS2D, SSA, BiAttnMerge, LocalSS2D, MaIRBlock, MaIRMixer, PathMerge, pixel_means
 from ssmblocks.scan_orders import Windowed, bidirectional, cross_scan, nested_s_scan
 from tests._golden import GOLDEN, assert_matches_golden, golden, golden_file, golden_meta, golden_params, needs_golden
+from tests._official_tiling import official_split_test
 
 EXPECTED_ARCH = {"mair_sr_x2_tiny": "mair_x2", "mair_sr_x3_tiny": "mair_x3", "mair_light_s_x4_tiny": "mair_light_s_x4",
                  "mair_light_t_x2_tiny": "mair_light_t_x2", "mair_dn_tiny": "mair_dn",
@@ -275,15 +276,13 @@ def test_merge_hook_docs_example_runs():
 def _mair_plus_reference(model, lq, scale):
     """MaIRPlusModel's x8 ensemble written out EDSR-style: the list grows by W-flips, then H-flips, then
     transposes; each entry runs the official MambaIR tiling; outputs undone in reverse and averaged."""
-    from tests.test_inference import _official_split_test
-
     def transform(v, op):
         return {"v": lambda t: t.flip(-1), "h": lambda t: t.flip(-2), "t": lambda t: t.transpose(-2, -1)}[op](v)
 
     inputs = [lq]
     for op in ("v", "h", "t"):
         inputs.extend([transform(t, op) for t in inputs])
-    outputs = [_official_split_test(model, t, scale, base=200, shave_div=10) for t in inputs]
+    outputs = [official_split_test(model, t, scale, base=200, shave_div=10) for t in inputs]
     for i in range(len(outputs)):
         if i > 3:
             outputs[i] = transform(outputs[i], "t")

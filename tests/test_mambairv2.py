@@ -17,6 +17,7 @@ from ssmblocks._builder import detect_checkpoint
 from ssmblocks.blocks import ASSB, ASSM, WindowAttention, relative_position_index, shifted_window_mask
 from ssmblocks.scan_orders import RoutedOrder, SemanticOrder, render
 from tests._golden import GOLDEN, golden, golden_file, golden_meta, golden_params, needs_golden
+from tests._official_tiling import official_split_test
 
 ARGMAX = ["mambairv2_sr_x2_tiny", "mambairv2_sr_x3_tiny", "mambairv2_light_x4_tiny", "mambairv2_car_tiny",
           "mambairv2_dn_tiny"]
@@ -276,37 +277,13 @@ def test_window_attention_and_assb_run_standalone():
 
 
 # ---- the official test procedure and the weight sources -------------------------------------------------------------
-def _official_tiled_test(net, img, scale):
-    """MambaIRv2Model.test written from shared/reference/mambairv2.md: h//200+1 tiles per axis, bottom/right
-    reflect padding to a multiple of the tile count, overlap split//10, own parts pasted, padding cropped."""
-    _, c, h, w = img.shape
-    n_h, n_w = h // 200 + 1, w // 200 + 1
-    pad_h, pad_w = (n_h - h % n_h) % n_h, (n_w - w % n_w) % n_w
-    img = F.pad(img, (0, pad_w, 0, pad_h), mode="reflect")
-    H, W = img.shape[-2:]
-    split_h, split_w = H // n_h, W // n_w
-    shave_h, shave_w = split_h // 10, split_w // 10
-    out = torch.zeros(1, c, H * scale, W * scale)
-    for i in range(n_h):
-        for j in range(n_w):
-            top = i * split_h - (shave_h if i > 0 else 0)
-            bottom = (i + 1) * split_h + (shave_h if i < n_h - 1 else 0)
-            left = j * split_w - (shave_w if j > 0 else 0)
-            right = (j + 1) * split_w + (shave_w if j < n_w - 1 else 0)
-            with torch.no_grad():
-                tile = net(img[..., top:bottom, left:right])
-            oy, ox = (shave_h if i > 0 else 0) * scale, (shave_w if j > 0 else 0) * scale
-            out[..., i * split_h * scale:(i + 1) * split_h * scale, j * split_w * scale:(j + 1) * split_w * scale] = \
-                tile[..., oy:oy + split_h * scale, ox:ox + split_w * scale]
-    return out[..., :h * scale, :w * scale]
-
-
 def test_restore_runs_the_official_tiled_test_by_default():
     assert ssmblocks.get_pretrained_cfg("mambairv2_light_x4").protocol == "mambairv2"
     torch.manual_seed(0)
     model = ssmblocks.create_model("test_mambairv2", pretrained_cfg_overlay={"protocol": "mambairv2"}).eval()
     x = torch.rand(1, 3, 203, 90)                                  # two tile rows, one column; odd height
-    expected = _official_tiled_test(model, x, 2).clamp(0, 1)         # restore clamps its output
+    with torch.no_grad():                                            # MambaIRv2Model.test: MambaIR's tiling
+        expected = official_split_test(model, x, 2, base=200, shave_div=10).clamp(0, 1)   # restore clamps
     out = ssmblocks.restore(model, x)
     assert out.shape == expected.shape
     assert (out - expected).abs().max().item() < 1e-6
